@@ -1,0 +1,110 @@
+"""The `labkit` command: start, inspect, reset and stop a lab, and log in to its instances."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+
+from labkit.errors import LabError
+from labkit.home import lab_home
+from labkit.lab import Lab, connect, down, running_info, up
+
+EPILOG = """examples:
+  labkit up                          start the lab (or find the running one)
+  labkit status                      what the lab holds
+  eval "$(labkit env)"               make this terminal's aws act as the lab's administrator
+  labkit ssh demo-instance           log in to an instance (by id or Name tag)
+  labkit ssh i-0abc -- aws iam list-users
+  labkit reset                       back to a freshly bootstrapped lab
+  labkit down                        stop the lab
+
+The lab lives in $LABKIT_HOME (default ~/.local/state/labkit)."""
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    info, started = up()
+    verb = "Started" if started else "Already running:"
+    print(f"{verb} lab {info.pid} at {info.api_url} (state in {lab_home()})")
+    return 0
+
+
+def _cmd_down(args: argparse.Namespace) -> int:
+    print("Stopped the lab." if down() else f"No lab was running for {lab_home()}.")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    home = lab_home()
+    info = running_info(home)
+    if info is None:
+        print(f"No lab is running for {home}. Start it with `labkit up`.")
+        return 1
+    status = Lab(home, info).status()
+    print(f"Lab {status.pid} running at {status.api_url} (state in {status.home})")
+    print(f"  users:     {', '.join(status.users) or '-'}")
+    print(f"  roles:     {', '.join(status.roles) or '-'}")
+    print("  instances:" + ("" if status.instances else " -"))
+    for inst in status.instances:
+        profile = inst.instance_profile_arn.rsplit("/", 1)[-1] if inst.instance_profile_arn else "no role"
+        print(f"    {inst.instance_id}  {inst.name or '-':<16} {inst.state:<11} {inst.private_ip:<15} {profile}")
+    return 0
+
+
+def _cmd_env(args: argparse.Namespace) -> int:
+    lab = connect()
+    print("unset AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE")
+    for name, value in lab.env().items():
+        print(f"export {name}={shlex.quote(value)}")
+    print('export no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}"')
+    print("# Run: eval \"$(labkit env)\"")
+    return 0
+
+
+def _cmd_reset(args: argparse.Namespace) -> int:
+    seconds = connect().reset()
+    print(f"Reset the lab to a freshly bootstrapped one in {seconds:.2f} s.")
+    return 0
+
+
+def _cmd_ssh(args: argparse.Namespace) -> int:
+    instance = connect(start=False).instance(args.instance)
+    if args.command:
+        return instance.exec(" ".join(args.command))
+    return instance.shell()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="labkit",
+        description="Run the IAM-roles-for-EC2 lab: emulated AWS on loopback, simulated instances.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    sub.add_parser("up", help="start the lab in the background (reuse it if it runs)").set_defaults(run=_cmd_up)
+    sub.add_parser("down", help="stop the lab").set_defaults(run=_cmd_down)
+    sub.add_parser("status", help="whether the lab runs, where, and what it holds").set_defaults(run=_cmd_status)
+    sub.add_parser("env", help="print export lines for a terminal's own aws").set_defaults(run=_cmd_env)
+    sub.add_parser("reset", help="wipe the lab back to a fresh one").set_defaults(run=_cmd_reset)
+    ssh = sub.add_parser("ssh", help="a shell on an instance, or one command with -- COMMAND")
+    ssh.add_argument("instance", help="instance id or Name tag")
+    ssh.add_argument("command", nargs=argparse.REMAINDER, help="command to run instead of a shell (after --)")
+    ssh.set_defaults(run=_cmd_ssh)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "command", None) and args.command[0] == "--":
+        args.command = args.command[1:]
+    try:
+        return int(args.run(args))
+    except LabError as error:
+        print(f"labkit: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""The emulated cloud: moto's backends inside the lab process, and what labkit adds to them.
+
+moto plays IAM, STS and EC2 with authorization switched on: every request must be signed by a
+known identity and is checked against that identity's policies. This module owns the lab's
+bootstrap (the administrator who plays "the person in the console", a few ordinary users), the
+reset, and the two things the metadata service needs and moto lacks: the facts about one
+instance, and real STS sessions for the role attached to it.
+
+Only the lab process imports this module, after `configure_moto()`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from labkit.trust import ec2_may_assume
+
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+ADMIN_USER = "admin"
+ADMIN_POLICY_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
+STARTER_USERS = ("alice", "bob", "carol")
+
+ROLE_SESSION_SECONDS = 6 * 3600
+# AWS makes new credentials available at least five minutes before the old ones expire.
+REFRESH_BEFORE = timedelta(minutes=15)
+
+
+def configure_moto() -> None:
+    """Set moto's switches; must run before moto is first imported in this process."""
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
+    os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "false")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_admin_keys() -> tuple[str, str]:
+    """A fresh administrator access key pair; never derived from any seed."""
+    from moto.iam.utils import generate_access_key_id_from_account_id
+
+    prefix = generate_access_key_id_from_account_id(ACCOUNT_ID, prefix="AKIA")[:12]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    key_id = prefix + "".join(secrets.choice(alphabet) for _ in range(20 - len(prefix)))
+    return key_id, secrets.token_urlsafe(30)[:40]
+
+
+@dataclass(frozen=True)
+class InstanceFacts:
+    """What the metadata service may say about one instance."""
+
+    instance_id: str
+    state: str
+    ami_id: str
+    instance_type: str
+    local_ipv4: str
+    availability_zone: str
+    security_groups: tuple[str, ...]
+    http_tokens: str
+    http_endpoint: str
+    profile_arn: str | None
+    profile_id: str | None
+    role_name: str | None
+    role_arn: str | None
+    role_trust_policy: str | None
+
+    @property
+    def region(self) -> str:
+        return REGION
+
+    @property
+    def local_hostname(self) -> str:
+        return f"ip-{self.local_ipv4.replace('.', '-')}.ec2.internal"
+
+
+@dataclass(frozen=True)
+class RoleSession:
+    """Temporary credentials of the lab's STS for the role of one instance."""
+
+    role_arn: str
+    access_key_id: str
+    secret_access_key: str
+    token: str
+    last_updated: datetime
+    expiration: datetime
+
+
+class Cloud:
+    """moto's backends for the lab's one account and region, plus the lab's own state."""
+
+    def __init__(
+        self,
+        home: Path,
+        admin_keys: tuple[str, str],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.home = home
+        self.admin_keys = admin_keys
+        self.clock = clock
+        self.lock = threading.RLock()
+        self._sessions: dict[str, RoleSession] = {}
+
+    # -- moto's backends -------------------------------------------------------------------
+    @property
+    def iam(self) -> Any:
+        from moto.backends import get_backend
+
+        return get_backend("iam")[ACCOUNT_ID]["aws"]
+
+    @property
+    def ec2(self) -> Any:
+        from moto.backends import get_backend
+
+        return get_backend("ec2")[ACCOUNT_ID][REGION]
+
+    @property
+    def sts(self) -> Any:
+        from moto.backends import get_backend
+
+        return get_backend("sts")[ACCOUNT_ID]["aws"]
+
+    # -- a new lab ---------------------------------------------------------------------------
+    def bootstrap(self) -> None:
+        """A fresh lab: the administrator, a few ordinary users, the default VPC and AMIs."""
+        with self.lock:
+            iam = self.iam
+            iam.create_user(REGION, ADMIN_USER)
+            iam.attach_user_policy(ADMIN_POLICY_ARN, ADMIN_USER)
+            key = iam.create_access_key(ADMIN_USER)
+            del iam.access_keys[key.physical_resource_id]
+            key.access_key_id, key.secret_access_key = self.admin_keys
+            iam.access_keys[key.physical_resource_id] = key
+            for name in STARTER_USERS:
+                iam.create_user(REGION, name)
+            self.ec2  # creates the default VPC, subnets and moto's AMIs
+
+    def reset(self) -> None:
+        """Wipe every backend and the instances' home directories, then bootstrap again."""
+        from moto.moto_api._internal.models import moto_api_backend
+
+        with self.lock:
+            moto_api_backend.reset()
+            self._sessions.clear()
+            shutil.rmtree(self.home / "instances", ignore_errors=True)
+            self.bootstrap()
+
+    # -- what the metadata service reads ---------------------------------------------------
+    def instance_facts(self, instance_id: str) -> InstanceFacts | None:
+        """The facts about one instance, or None when the lab has no such instance."""
+        from moto.ec2.exceptions import InvalidInstanceIdError
+        from moto.iam.exceptions import NotFoundException
+
+        with self.lock:
+            try:
+                inst = self.ec2.get_instance(instance_id)
+            except InvalidInstanceIdError:
+                return None
+            profile = role = None
+            association = self.ec2.iam_instance_profile_associations.get(instance_id)
+            if association is not None:
+                try:  # read the profile afresh: it may have lost its role or been deleted
+                    profile = self.iam.get_instance_profile(association.iam_instance_profile.name)
+                except NotFoundException:
+                    profile = None
+            if profile is not None and profile.roles:
+                role = profile.roles[0]
+            options = inst.metadata_options
+            return InstanceFacts(
+                instance_id=inst.id,
+                state=inst._state.name,
+                ami_id=inst.image_id,
+                instance_type=inst.instance_type,
+                local_ipv4=inst.private_ip,
+                availability_zone=inst.placement,
+                security_groups=tuple(g.name for g in inst.security_groups),
+                http_tokens=options.http_tokens,
+                http_endpoint=options.http_endpoint,
+                profile_arn=profile.arn if profile else None,
+                profile_id=profile.id if profile else None,
+                role_name=role.name if role else None,
+                role_arn=role.arn if role else None,
+                role_trust_policy=role.assume_role_policy_document if role else None,
+            )
+
+    def role_session(self, facts: InstanceFacts) -> RoleSession | None:
+        """Credentials for the instance's role, or None when EC2 may not assume that role.
+
+        The session is minted inside the lab (moto's STS cannot assume a role for a service
+        principal with authorization on), named after the instance id, cached per instance
+        and replaced well before it expires.
+        """
+        if facts.role_arn is None or facts.role_trust_policy is None:
+            return None
+        if not ec2_may_assume(facts.role_trust_policy):
+            return None
+        now = self.clock()
+        with self.lock:
+            cached = self._sessions.get(facts.instance_id)
+            if (
+                cached is not None
+                and cached.role_arn == facts.role_arn
+                and now < cached.expiration - REFRESH_BEFORE
+            ):
+                return cached
+            assumed = self.sts.assume_role(
+                region_name=REGION,
+                role_session_name=facts.instance_id,
+                role_arn=facts.role_arn,
+                policy=None,
+                duration=ROLE_SESSION_SECONDS,
+                external_id=None,
+            )
+            session = RoleSession(
+                role_arn=facts.role_arn,
+                access_key_id=assumed.access_key_id,
+                secret_access_key=assumed.secret_access_key,
+                token=assumed.session_token,
+                last_updated=now,
+                expiration=now + timedelta(seconds=ROLE_SESSION_SECONDS),
+            )
+            self._sessions[facts.instance_id] = session
+            return session

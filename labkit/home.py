@@ -1,0 +1,81 @@
+"""The lab's state directory: where a lab records where it listens, its pid and its keys.
+
+One directory is one lab: `$LABKIT_HOME` if set, else a per-user directory
+(`$XDG_STATE_HOME/labkit`, by default `~/.local/state/labkit`). It holds
+
+    lab.json         ports, pid and administrator keys of the running lab (owner-only)
+    lab.log          what the lab process printed
+    instances/<id>/  the home directory of each simulated instance
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+INFO_FILE = "lab.json"
+LOG_FILE = "lab.log"
+
+
+def lab_home(home: str | os.PathLike[str] | None = None) -> Path:
+    """The state directory of the lab: `home`, else `$LABKIT_HOME`, else a per-user one."""
+    if home is not None:
+        path = Path(home)
+    elif os.environ.get("LABKIT_HOME"):
+        path = Path(os.environ["LABKIT_HOME"])
+    else:
+        state = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+        path = Path(state) / "labkit"
+    return path.expanduser().resolve()
+
+
+def ensure_home(home: Path) -> Path:
+    """Create the state directory, readable by its owner only."""
+    home.mkdir(parents=True, exist_ok=True)
+    os.chmod(home, 0o700)
+    return home
+
+
+@dataclass(frozen=True)
+class LabInfo:
+    """Where a running lab listens and how to act as its administrator."""
+
+    pid: int
+    api_port: int
+    imds_port: int
+    admin_access_key_id: str
+    admin_secret_access_key: str
+    secret: str
+    started_at: float
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+
+def read_info(home: Path) -> LabInfo | None:
+    """The lab's record, or None when there is none (or it is unreadable)."""
+    try:
+        data = json.loads((home / INFO_FILE).read_text())
+        return LabInfo(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def write_info(home: Path, info: LabInfo) -> None:
+    """Write the lab's record atomically, readable by its owner only."""
+    fd, tmp = tempfile.mkstemp(dir=home, prefix=".lab-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(asdict(info), f, indent=2)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, home / INFO_FILE)
+
+
+def remove_info(home: Path) -> None:
+    try:
+        (home / INFO_FILE).unlink()
+    except FileNotFoundError:
+        pass

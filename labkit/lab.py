@@ -1,0 +1,270 @@
+"""A connection to the lab: start it when needed, act as its administrator, reach its instances.
+
+Every client made here talks to the lab on loopback with the lab's administrator keys, through a
+botocore session that reads no `AWS_*` variable and no file under `~/.aws`: a student's own AWS
+credentials are never read, used or copied.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labkit.cloud import REGION
+from labkit.errors import InstanceNotFound, InstanceNotRunning, LabNotRunning, LabStartFailed
+from labkit.home import LOG_FILE, LabInfo, ensure_home, lab_home, read_info, remove_info
+from labkit.instances import Instance
+
+START_TIMEOUT = 60.0
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _control(info: LabInfo, action: str, *, method: str = "GET", timeout: float = 30.0) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"{info.api_url}/_labkit/{action}",
+        method=method,
+        data=b"" if method == "POST" else None,
+        headers={"Authorization": f"Bearer {info.secret}"},
+    )
+    with _NO_PROXY.open(request, timeout=timeout) as response:
+        return dict(json.load(response))
+
+
+def _answers(info: LabInfo) -> bool:
+    try:
+        return _control(info, "health", timeout=2.0).get("pid") == info.pid
+    except (OSError, ValueError):
+        return False
+
+
+def running_info(home: Path) -> LabInfo | None:
+    """The record of the lab running for `home`, or None when none answers."""
+    info = read_info(home)
+    return info if info is not None and _answers(info) else None
+
+
+def _lab_process_env() -> dict[str, str]:
+    drop = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+    return {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k.lower() not in drop}
+
+
+def _start(home: Path) -> LabInfo:
+    log = open(home / LOG_FILE, "ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "labkit.server", "--home", str(home)],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=_lab_process_env(),
+        cwd=home,
+    )
+    log.close()
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = (home / LOG_FILE).read_text(errors="replace").strip().splitlines()[-3:]
+            raise LabStartFailed(
+                f"The lab process exited with status {process.returncode} while starting: "
+                f"{' | '.join(tail)}. Full log: {home / LOG_FILE}"
+            )
+        info = read_info(home)
+        if info is not None and info.pid == process.pid and _answers(info):
+            return info
+        time.sleep(0.05)
+    process.kill()
+    raise LabStartFailed(f"The lab did not answer within {START_TIMEOUT:.0f} s; see {home / LOG_FILE}.")
+
+
+def up(home: str | os.PathLike[str] | None = None) -> tuple[LabInfo, bool]:
+    """Start the lab of `home` unless it runs already; returns its record and whether it started."""
+    path = ensure_home(lab_home(home))
+    with open(path / ".start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        info = running_info(path)
+        if info is not None:
+            return info, False
+        return _start(path), True
+
+
+def down(home: str | os.PathLike[str] | None = None, *, timeout: float = 10.0) -> bool:
+    """Stop the lab of `home`; returns False when none was running."""
+    path = lab_home(home)
+    info = running_info(path)
+    if info is None:
+        remove_info(path)
+        return False
+    _control(info, "shutdown", method="POST")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _pid_alive(info.pid):
+        time.sleep(0.05)
+    if _pid_alive(info.pid):
+        os.kill(info.pid, 9)
+    remove_info(path)
+    return True
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def connect(home: str | os.PathLike[str] | None = None, *, start: bool = True) -> Lab:
+    """Connect to the lab of `home` (default `$LABKIT_HOME`), starting it if it is not running."""
+    path = lab_home(home)
+    info = running_info(path)
+    if info is None:
+        if not start:
+            raise LabNotRunning(f"No lab is running for {path}. Start it with `labkit up` (or labkit.connect()).")
+        info, _ = up(path)
+    return Lab(path, info)
+
+
+def sealed_botocore_session() -> Any:
+    """A botocore session that reads no AWS_* variable and no file under ~/.aws."""
+    import botocore.session
+    from botocore.configprovider import BOTOCORE_DEFAUT_SESSION_VARIABLES
+
+    sealed = {name: (cfg, None, default, conv) for name, (cfg, _env, default, conv) in BOTOCORE_DEFAUT_SESSION_VARIABLES.items()}
+    sealed["config_file"] = (None, None, os.devnull, None)
+    sealed["credentials_file"] = (None, None, os.devnull, None)
+    return botocore.session.Session(session_vars=sealed)
+
+
+@dataclass(frozen=True)
+class InstanceSummary:
+    instance_id: str
+    name: str
+    state: str
+    private_ip: str
+    instance_profile_arn: str | None
+
+    def label(self) -> str:
+        return f"{self.instance_id} ({self.name or 'no Name tag'}, {self.state})"
+
+
+@dataclass(frozen=True)
+class LabStatus:
+    """What a lab holds, read through the AWS API as its administrator."""
+
+    home: Path
+    pid: int
+    api_url: str
+    users: list[str] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)
+    instances: list[InstanceSummary] = field(default_factory=list)
+
+
+class Lab:
+    """A running lab: its administrator's clients, its instances, its reset."""
+
+    def __init__(self, home: Path, info: LabInfo) -> None:
+        self.home = home
+        self.info = info
+        self._clients: dict[tuple[str, str], Any] = {}
+
+    def __repr__(self) -> str:
+        return f"<Lab {self.home} at {self.info.api_url} (pid {self.info.pid})>"
+
+    @property
+    def api_url(self) -> str:
+        return self.info.api_url
+
+    def client(self, service_name: str, *, region_name: str = REGION) -> Any:
+        """A boto3 client that acts as the lab's administrator ("the person in the console")."""
+        key = (service_name, region_name)
+        if key not in self._clients:
+            import boto3
+            from botocore.config import Config
+
+            session = boto3.session.Session(botocore_session=sealed_botocore_session(), region_name=region_name)
+            self._clients[key] = session.client(
+                service_name,
+                endpoint_url=self.info.api_url,
+                aws_access_key_id=self.info.admin_access_key_id,
+                aws_secret_access_key=self.info.admin_secret_access_key,
+                config=Config(proxies={}, connect_timeout=5, retries={"mode": "standard", "max_attempts": 2}),
+            )
+        return self._clients[key]
+
+    def instances(self) -> list[InstanceSummary]:
+        """Every instance the lab has launched, terminated ones included."""
+        found = []
+        for page in self.client("ec2").get_paginator("describe_instances").paginate():
+            for reservation in page["Reservations"]:
+                for inst in reservation["Instances"]:
+                    tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
+                    found.append(InstanceSummary(
+                        instance_id=inst["InstanceId"],
+                        name=tags.get("Name", ""),
+                        state=inst["State"]["Name"],
+                        private_ip=inst.get("PrivateIpAddress", ""),
+                        instance_profile_arn=inst.get("IamInstanceProfile", {}).get("Arn"),
+                    ))  # fmt: skip
+        return found
+
+    def instance(self, ref: str) -> Instance:
+        """The running instance with id or Name tag `ref`, ready to run commands on."""
+        everything = self.instances()
+        matches = [i for i in everything if ref in (i.instance_id, i.name)]
+        running = [i for i in matches if i.state == "running"]
+        listing = ", ".join(i.label() for i in everything) or "none"
+        if not matches:
+            raise InstanceNotFound(
+                f"No instance {ref} in this lab; instances: {listing}. "
+                "Launch one with lab.client('ec2').run_instances(...) (notebook 03 shows how)."
+            )
+        if not running:
+            raise InstanceNotRunning(
+                f"Instance {matches[0].label()} is not running, so nothing can be run on it; "
+                f"instances: {listing}. Launch a new one with lab.client('ec2').run_instances(...)."
+            )
+        if len(running) > 1:
+            raise InstanceNotFound(
+                f"{len(running)} running instances are named {ref}: "
+                f"{', '.join(i.instance_id for i in running)}. Name the one you mean by its id."
+            )
+        target = running[0]
+        return Instance(self.home, self.info, target.instance_id, name=target.name, private_ip=target.private_ip)
+
+    def reset(self) -> float:
+        """Wipe the lab back to a freshly bootstrapped one; returns the seconds it took."""
+        return float(_control(self.info, "reset", method="POST")["seconds"])
+
+    def status(self) -> LabStatus:
+        iam = self.client("iam")
+        return LabStatus(
+            home=self.home,
+            pid=self.info.pid,
+            api_url=self.info.api_url,
+            users=[u["UserName"] for u in iam.list_users()["Users"]],
+            roles=[r["RoleName"] for r in iam.list_roles()["Roles"]],
+            instances=self.instances(),
+        )
+
+    def env(self) -> dict[str, str]:
+        """Variables that make a terminal's own `aws` act as the lab's administrator."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.info.admin_access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.info.admin_secret_access_key,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ENDPOINT_URL": self.info.api_url,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        }

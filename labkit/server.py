@@ -1,0 +1,134 @@
+"""The lab process: the emulated AWS endpoint and the metadata service, on loopback.
+
+    python -m labkit.server --home DIR
+
+Started in the background by `labkit up` or `labkit.connect()`; one per state directory. It
+serves two ports on 127.0.0.1, both chosen free at start:
+
+    api port   moto in server mode (IAM authorization on), and the lab's control endpoints
+               under /_labkit/ (health, reset, shutdown), which need the lab's secret
+    imds port  the metadata service, reached by instances through `http_proxy`
+
+When both answer, it writes `lab.json` (ports, pid, administrator keys, secret) into the state
+directory; clients read that file to find it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import json
+import logging
+import os
+import secrets
+import signal
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Callable
+
+from labkit.home import LabInfo, ensure_home, lab_home, read_info, remove_info, write_info
+
+CONTROL_PREFIX = "/_labkit/"
+
+StartResponse = Callable[..., Any]
+
+
+class LabApp:
+    """WSGI: the lab's control endpoints, then moto, one request at a time."""
+
+    def __init__(self, moto_app: Any, cloud: Any, secret: str, stop: threading.Event) -> None:
+        self.moto_app = moto_app
+        self.cloud = cloud
+        self.secret = secret
+        self.stop = stop
+        self.started_at = time.time()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(CONTROL_PREFIX):
+            return self._control(path[len(CONTROL_PREFIX) :], environ, start_response)
+        if path.startswith("/moto-api"):
+            return _json(start_response, 403, {"error": "moto's own control API is switched off in the lab; "
+                                                        "use `labkit reset` instead."})  # fmt: skip
+        with self.cloud.lock:
+            return list(self.moto_app(environ, start_response))
+
+    def _control(self, action: str, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        given = environ.get("HTTP_AUTHORIZATION", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given, self.secret):
+            return _json(start_response, 401, {"error": "this lab's control endpoint needs the lab's secret"})
+        method = environ.get("REQUEST_METHOD")
+        if action == "health" and method == "GET":
+            return _json(start_response, 200, {"pid": os.getpid(), "started_at": self.started_at})
+        if action == "reset" and method == "POST":
+            began = time.perf_counter()
+            self.cloud.reset()
+            return _json(start_response, 200, {"seconds": time.perf_counter() - began})
+        if action == "shutdown" and method == "POST":
+            self.stop.set()
+            return _json(start_response, 200, {"stopping": os.getpid()})
+        return _json(start_response, 404, {"error": f"no control action {method} {action}"})
+
+
+def _json(start_response: StartResponse, status: int, data: dict[str, Any]) -> list[bytes]:
+    body = json.dumps(data).encode()
+    reason = {200: "OK", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}[status]
+    start_response(f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def serve(home: Path) -> None:
+    """Run the lab until it is told to stop (shutdown endpoint, SIGTERM or SIGINT)."""
+    from labkit.cloud import Cloud, configure_moto, new_admin_keys
+
+    configure_moto()
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
+
+    from labkit import fidelity
+    from labkit.imds import ImdsProxy, MetadataService, Tokens
+
+    fidelity.apply()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    secret = secrets.token_hex(32)
+    cloud = Cloud(home, new_admin_keys())
+    cloud.bootstrap()
+    stop = threading.Event()
+    app = LabApp(DomainDispatcherApplication(create_backend_app), cloud, secret, stop)
+    api = make_server("127.0.0.1", 0, app, threaded=True)
+    imds = ImdsProxy(MetadataService(cloud.instance_facts, cloud.role_session, Tokens(secret)), secret)
+    for server in (api, imds):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    info = LabInfo(
+        pid=os.getpid(),
+        api_port=api.server_port,
+        imds_port=imds.port,
+        admin_access_key_id=cloud.admin_keys[0],
+        admin_secret_access_key=cloud.admin_keys[1],
+        secret=secret,
+        started_at=app.started_at,
+    )
+    write_info(home, info)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"labkit lab {os.getpid()} serving AWS on {info.api_url}, metadata on port {info.imds_port}", flush=True)
+    stop.wait()
+    api.shutdown()
+    imds.shutdown()
+    current = read_info(home)
+    if current is not None and current.pid == os.getpid():
+        remove_info(home)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m labkit.server", description=__doc__.splitlines()[0])
+    parser.add_argument("--home", help="the lab's state directory (default: $LABKIT_HOME)")
+    args = parser.parse_args(argv)
+    serve(ensure_home(lab_home(args.home)))
+
+
+if __name__ == "__main__":
+    main()
