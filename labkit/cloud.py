@@ -181,7 +181,7 @@ class Cloud:
                 ami_id=inst.image_id,
                 instance_type=inst.instance_type,
                 local_ipv4=inst.private_ip,
-                availability_zone=inst.placement,
+                availability_zone=inst.availability_zone,
                 security_groups=tuple(g.name for g in inst.security_groups),
                 http_tokens=options.http_tokens,
                 http_endpoint=options.http_endpoint,

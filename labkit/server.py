@@ -87,10 +87,10 @@ def serve(home: Path) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
-    from labkit import fidelity
+    from labkit import patches
     from labkit.imds import ImdsProxy, MetadataService, Tokens
 
-    fidelity.apply()
+    patches.apply()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     secret = secrets.token_hex(32)
     cloud = Cloud(home, new_admin_keys())

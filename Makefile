@@ -1,0 +1,31 @@
+# The lab's two entry points: `make lab` (open the lab) and `make test` (the whole test suite).
+# Both create .venv when it is missing and install the exact versions in constraints.txt.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+FIRST   = $(firstword $(wildcard notebooks/00-*.ipynb) .)
+ROOT    = $(if $(filter 0,$(shell id -u)),--allow-root)
+
+.PHONY: setup lab test notebooks bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e .
+	touch $(STAMP)
+
+lab: setup
+	$(BIN)/labkit up
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(ROOT) $(FIRST)
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python benchmarks/run
+
+clean:
+	rm -rf $(VENV) build *.egg-info

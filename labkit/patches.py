@@ -1,0 +1,100 @@
+"""The lab's changes to moto: where it differs from AWS in what the lesson shows, and where a
+one-account, one-region lab can skip work moto does for every partition.
+
+Each change is small, applied once in the lab process after moto is imported, and says why.
+Everything else is moto as it is.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+LAB_PARTITION = "aws"
+_applied = False
+
+
+def _default_subnet_address() -> None:
+    """Fidelity: an instance launched without a subnet gets an address in its AZ's default subnet.
+
+    On AWS it is 172.31.x.x (the default VPC); moto keeps an EC2-Classic random 10.x address
+    while it places the network interface in the default subnet.
+    """
+    from moto.ec2.models.instances import Instance
+
+    original = Instance.prep_nics
+
+    def prep_nics(self: Any, nic_spec: Any, private_ip: str | None = None, **kwargs: Any) -> None:
+        if not self._subnet_id and not nic_spec and private_ip is None:
+            subnet = self.ec2_backend.get_default_subnets().get(self._placement.zone)
+            if subnet is not None:
+                private_ip = subnet.get_available_subnet_ip(instance=self)
+        original(self, nic_spec, private_ip, **kwargs)
+
+    Instance.prep_nics = prep_nics
+
+
+def _metadata_options_keep_what_is_not_named() -> None:
+    """Fidelity: ModifyInstanceMetadataOptions changes only the options it names.
+
+    moto replaces them all, so `HttpTokens=required` alone would also blank `HttpEndpoint`.
+    """
+    from moto.ec2.models.instances import InstanceBackend
+
+    original = InstanceBackend.modify_instance_metadata_options
+
+    def modify_instance_metadata_options(self: Any, instance_id: str, **changes: Any) -> Any:
+        current = self.get_instance(instance_id).metadata_options
+        kept = {
+            "http_tokens": current.http_tokens,
+            "hop_limit": current.http_put_response_hop_limit,
+            "http_endpoint": current.http_endpoint,
+            "http_protocol": current.http_protocol_ipv6,
+            "metadata_tags": current.instance_metadata_tags,
+        }
+        given = {name: value for name, value in changes.items() if value is not None}
+        return original(self, instance_id, **{**kept, **given})
+
+    InstanceBackend.modify_instance_metadata_options = modify_instance_metadata_options
+
+
+def _managed_policies_once() -> None:
+    """Speed: parse AWS's ~1,600 managed policies once, and load them into the lab's partition only.
+
+    moto parses them again for every IAM backend it creates, and it creates one per partition
+    (aws-cn, aws-us-gov, ...) whenever it looks up which account an access key belongs to:
+    about 0.2 s each, after every reset.
+    """
+    from moto.iam import models
+
+    prepared: list[tuple[str, dict[str, Any]]] = []
+
+    def init_aws_policies(self: Any) -> list[Any]:
+        if self.region_name != LAB_PARTITION:
+            return []
+        if not prepared:
+            for name, data in json.loads(models.aws_managed_policies_data).items():
+                prepared.append((name, {
+                    "default_version_id": data.get("DefaultVersionId"),
+                    "path": data.get("Path"),
+                    "document": json.dumps(data.get("Document")),
+                    "create_date": datetime.fromisoformat(data["CreateDate"]),
+                    "update_date": datetime.fromisoformat(data["UpdateDate"]),
+                }))  # fmt: skip
+        return [
+            models.AWSManagedPolicy(name, account_id=self.account_id, region=self.region_name, **fields)
+            for name, fields in prepared
+        ]
+
+    models.IAMBackend._init_aws_policies = init_aws_policies
+
+
+def apply() -> None:
+    """Apply every change (idempotent)."""
+    global _applied
+    if not _applied:
+        _default_subnet_address()
+        _metadata_options_keep_what_is_not_named()
+        _managed_policies_once()
+        _applied = True

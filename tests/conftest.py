@@ -1,0 +1,93 @@
+"""Fixtures: one lab per test session (its own LABKIT_HOME), reset where a test needs a fresh one."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+import labkit
+
+ROLE = "DemoRoleForEC2"
+READ_ONLY = "arn:aws:iam::aws:policy/IAMReadOnlyAccess"
+EC2_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+NO_CREDENTIALS = 'Unable to locate credentials. You can configure credentials by running "aws configure".'
+
+
+@pytest.fixture(scope="session")
+def lab_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("lab")
+
+
+@pytest.fixture(scope="session")
+def lab(lab_home: Path) -> Iterator[labkit.Lab]:
+    lab = labkit.connect(lab_home)
+    yield lab
+    labkit.down(lab_home)
+
+
+@pytest.fixture
+def fresh_lab(lab: labkit.Lab) -> labkit.Lab:
+    lab.reset()
+    return lab
+
+
+def create_role(iam: Any, name: str = ROLE, trust: dict[str, Any] = EC2_TRUST, policy: str | None = READ_ONLY) -> None:
+    """A role, its policy and its instance profile of the same name, as the console makes them."""
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+    if policy:
+        iam.attach_role_policy(RoleName=name, PolicyArn=policy)
+    iam.create_instance_profile(InstanceProfileName=name)
+    iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
+
+
+AL2023 = [{"Name": "name", "Values": ["al2023-ami-2023.*-kernel-6.1-x86_64"]}]
+
+
+def launch(ec2: Any, name: str) -> str:
+    image = ec2.describe_images(Owners=["amazon"], Filters=AL2023)["Images"][0]["ImageId"]
+    reservation = ec2.run_instances(
+        ImageId=image,
+        InstanceType="t3.micro",
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}],
+    )
+    return str(reservation["Instances"][0]["InstanceId"])
+
+
+@dataclass
+class Demo:
+    """The classic demo's starting point: the role exists, an instance runs, nothing attached."""
+
+    lab: labkit.Lab
+    iam: Any
+    ec2: Any
+    instance_id: str
+    box: labkit.Instance
+
+    def attach(self, profile: str = ROLE) -> str:
+        response = self.ec2.associate_iam_instance_profile(
+            IamInstanceProfile={"Name": profile}, InstanceId=self.instance_id
+        )
+        return str(response["IamInstanceProfileAssociation"]["AssociationId"])
+
+
+@pytest.fixture
+def demo(fresh_lab: labkit.Lab) -> Demo:
+    iam, ec2 = fresh_lab.client("iam"), fresh_lab.client("ec2")
+    create_role(iam)
+    instance_id = launch(ec2, "demo-instance")
+    return Demo(fresh_lab, iam, ec2, instance_id, fresh_lab.instance("demo-instance"))
+
+
+@pytest.fixture
+def attached(demo: Demo) -> Demo:
+    demo.attach()
+    return demo

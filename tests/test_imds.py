@@ -1,0 +1,226 @@
+"""The metadata service: its rules in-process, then every rule over real HTTP from an instance."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+
+import pytest
+
+from conftest import EC2_TRUST, NO_CREDENTIALS, ROLE, Demo, create_role, launch
+from labkit.cloud import InstanceFacts
+from labkit.imds import MetadataService, Tokens, error_reply
+
+BASE = "http://169.254.169.254/latest"
+FACTS = InstanceFacts(
+    instance_id="i-0123456789abcdef0",
+    state="running",
+    ami_id="ami-03c3da4cfa8e8943a",
+    instance_type="t3.micro",
+    local_ipv4="172.31.0.4",
+    availability_zone="us-east-1a",
+    security_groups=("default",),
+    http_tokens="optional",
+    http_endpoint="enabled",
+    profile_arn=None,
+    profile_id=None,
+    role_name=None,
+    role_arn=None,
+    role_trust_policy=None,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def service(clock: Clock | None = None) -> MetadataService:
+    return MetadataService(lambda _: FACTS, lambda _: None, Tokens("secret", clock=clock or Clock()))
+
+
+# -- the rules, in-process ------------------------------------------------------------------
+
+
+def test_a_token_is_valid_for_its_ttl_and_then_expires() -> None:
+    clock = Clock()
+    tokens = Tokens("secret", clock=clock)
+    token = tokens.mint(FACTS.instance_id, 60)
+    assert tokens.remaining(FACTS.instance_id, token) == 60
+    clock.now += 59
+    assert tokens.remaining(FACTS.instance_id, token) == 1
+    clock.now += 1
+    assert tokens.remaining(FACTS.instance_id, token) is None
+
+
+def test_a_token_belongs_to_one_instance_and_one_lab() -> None:
+    token = Tokens("secret").mint(FACTS.instance_id, 60)
+    assert Tokens("secret").remaining("i-0fffffffffffffff0", token) is None
+    assert Tokens("another lab's secret").remaining(FACTS.instance_id, token) is None
+    assert Tokens("secret").remaining(FACTS.instance_id, "not-base64!") is None
+
+
+def test_the_listing_shows_only_what_is_emulated_and_iam_only_with_a_profile() -> None:
+    listing = service().respond(FACTS, "GET", "/latest/meta-data/", {}).body.split("\n")
+    assert listing == ["ami-id", "hostname", "instance-id", "instance-type", "local-hostname",
+                       "local-ipv4", "placement/", "security-groups"]  # fmt: skip
+    with_profile = replace(FACTS, profile_arn="arn:aws:iam::123456789012:instance-profile/P", profile_id="AIPA1")
+    assert "iam/" in service().respond(with_profile, "GET", "/latest/meta-data/", {}).body.split("\n")
+
+
+def test_other_methods_are_405() -> None:
+    assert service().respond(FACTS, "POST", "/latest/meta-data/", {}).status == 405
+    assert service().respond(FACTS, "GET", "/latest/api/token", {}).status == 405
+
+
+# -- over real HTTP, from the instance --------------------------------------------------------
+
+
+def status(demo: Demo, curl_args: str) -> int:
+    result = demo.box.run(f"curl -s -o /dev/null -w '%{{http_code}}' {curl_args}")
+    return int(result.stdout)
+
+
+def test_imdsv2_token_round_trip(demo: Demo) -> None:
+    result = demo.box.run(
+        f'TOKEN=$(curl -s -X PUT "{BASE}/api/token" -H "X-aws-ec2-metadata-token-ttl-seconds: 21600") '
+        f'&& curl -s -H "X-aws-ec2-metadata-token: $TOKEN" {BASE}/meta-data/instance-id'
+    )
+    assert result.exit_code == 0
+    assert result.stdout == demo.instance_id
+
+
+@pytest.mark.parametrize("ttl_header", ["", "-H 'X-aws-ec2-metadata-token-ttl-seconds: 0'",
+                                        "-H 'X-aws-ec2-metadata-token-ttl-seconds: 21601'",
+                                        "-H 'X-aws-ec2-metadata-token-ttl-seconds: soon'"])  # fmt: skip
+def test_a_token_request_without_a_valid_ttl_is_400(demo: Demo, ttl_header: str) -> None:
+    assert status(demo, f"-X PUT {BASE}/api/token {ttl_header}") == 400
+
+
+def test_a_token_request_through_a_forwarding_proxy_is_403(demo: Demo) -> None:
+    headers = "-H 'X-aws-ec2-metadata-token-ttl-seconds: 60' -H 'X-Forwarded-For: 203.0.113.7'"
+    assert status(demo, f"-X PUT {BASE}/api/token {headers}") == 403
+
+
+def test_an_invalid_or_expired_token_is_401(demo: Demo) -> None:
+    assert status(demo, f"-H 'X-aws-ec2-metadata-token: AAAAbogus' {BASE}/meta-data/") == 401
+    token = demo.box.run(f"curl -s -X PUT {BASE}/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 1'").stdout
+    assert status(demo, f"-H 'X-aws-ec2-metadata-token: {token}' {BASE}/meta-data/") == 200
+    time.sleep(2.05)
+    assert status(demo, f"-H 'X-aws-ec2-metadata-token: {token}' {BASE}/meta-data/") == 401
+
+
+def test_a_token_from_another_instance_is_401(demo: Demo) -> None:
+    launch(demo.ec2, "other-instance")
+    other = demo.lab.instance("other-instance")
+    token = other.run(f"curl -s -X PUT {BASE}/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60'").stdout
+    assert status(demo, f"-H 'X-aws-ec2-metadata-token: {token}' {BASE}/meta-data/") == 401
+
+
+def test_required_tokens_refuse_imdsv1_with_401_but_the_cli_keeps_working(attached: Demo) -> None:
+    attached.ec2.modify_instance_metadata_options(InstanceId=attached.instance_id, HttpTokens="required")
+    result = attached.box.run(f"curl -s -w '\\n%{{http_code}}' {BASE}/meta-data/instance-id")
+    assert result.stdout.endswith("<h1>401 - Unauthorized</h1>\n   </body>\n</html>\n\n401")
+    assert attached.box.run("aws iam list-users").exit_code == 0
+
+
+def test_a_disabled_endpoint_is_403_for_everything(demo: Demo) -> None:
+    demo.ec2.modify_instance_metadata_options(InstanceId=demo.instance_id, HttpEndpoint="disabled")
+    assert status(demo, f"{BASE}/meta-data/instance-id") == 403
+    assert status(demo, f"-X PUT {BASE}/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60'") == 403
+
+
+def test_the_instance_paths_tell_the_truth_about_the_instance(demo: Demo) -> None:
+    paths = ["instance-id", "ami-id", "instance-type", "local-ipv4", "placement/region", "placement/availability-zone"]
+    result = demo.box.run(" ; ".join(f"curl -s {BASE}/meta-data/{p}; echo" for p in paths))
+    described = demo.ec2.describe_instances(InstanceIds=[demo.instance_id])["Reservations"][0]["Instances"][0]
+    assert result.stdout.split("\n")[:6] == [
+        described["InstanceId"], described["ImageId"], described["InstanceType"],
+        described["PrivateIpAddress"], "us-east-1", described["Placement"]["AvailabilityZone"],
+    ]  # fmt: skip
+    assert described["PrivateIpAddress"].startswith("172.31.")
+
+
+def test_a_path_that_does_not_exist_is_the_aws_404_page(demo: Demo) -> None:
+    result = demo.box.run(f"curl -s -w '%{{http_code}}' {BASE}/meta-data/no-such-thing")
+    assert result.stdout.endswith("404")
+    assert "<title>404 - Not Found</title>" in result.stdout and "labkit" not in result.stdout
+
+
+def test_a_path_not_emulated_is_404_and_says_so(demo: Demo) -> None:
+    result = demo.box.run(f"curl -s -w '%{{http_code}}' {BASE}/meta-data/public-keys/")
+    assert result.stdout.endswith("404")
+    assert "labkit: the lab's metadata service does not emulate /latest/meta-data/public-keys/" in result.stdout
+
+
+def test_iam_paths_are_404_without_a_role(demo: Demo) -> None:
+    assert status(demo, f"{BASE}/meta-data/iam/") == 404
+    assert status(demo, f"{BASE}/meta-data/iam/security-credentials/{ROLE}") == 404
+
+
+def test_the_iam_paths_with_a_role(attached: Demo) -> None:
+    run = attached.box.run
+    assert run(f"curl -s {BASE}/meta-data/iam/").stdout == "info\nsecurity-credentials/"
+    assert run(f"curl -s {BASE}/meta-data/iam/security-credentials/").stdout == ROLE
+    info = json.loads(run(f"curl -s {BASE}/meta-data/iam/info").stdout)
+    profile = attached.iam.get_instance_profile(InstanceProfileName=ROLE)["InstanceProfile"]
+    assert info["Code"] == "Success"
+    assert (info["InstanceProfileArn"], info["InstanceProfileId"]) == (profile["Arn"], profile["InstanceProfileId"])
+    raw = run(f"curl -s {BASE}/meta-data/iam/security-credentials/{ROLE}").stdout
+    document = json.loads(raw)
+    assert list(document) == ["Code", "LastUpdated", "Type", "AccessKeyId", "SecretAccessKey", "Token", "Expiration"]
+    assert document["Code"] == "Success" and document["Type"] == "AWS-HMAC"
+    assert document["AccessKeyId"].startswith("ASIA")
+    assert '"Code" : "Success"' in raw
+    assert status(attached, f"{BASE}/meta-data/iam/security-credentials/SomeOtherRole") == 404
+
+
+def test_the_credentials_are_the_role_session_the_cli_uses(attached: Demo) -> None:
+    document = json.loads(attached.box.run(f"curl -s {BASE}/meta-data/iam/security-credentials/{ROLE}").stdout)
+    used = attached.box.run(
+        f"AWS_ACCESS_KEY_ID={document['AccessKeyId']} AWS_SECRET_ACCESS_KEY={document['SecretAccessKey']} "
+        f"AWS_SESSION_TOKEN={document['Token']} aws sts get-caller-identity --query Arn --output text"
+    )
+    assert used.stdout.strip() == f"arn:aws:sts::123456789012:assumed-role/{ROLE}/{attached.instance_id}"
+
+
+def test_a_role_ec2_may_not_assume_gives_assume_role_unauthorized_access(fresh_lab) -> None:  # type: ignore[no-untyped-def]
+    lambda_only = {**EC2_TRUST, "Statement": [{**EC2_TRUST["Statement"][0], "Principal": {"Service": "lambda.amazonaws.com"}}]}
+    iam, ec2 = fresh_lab.client("iam"), fresh_lab.client("ec2")
+    create_role(iam, "LambdaRole", trust=lambda_only)
+    instance_id = launch(ec2, "wrong-role")
+    ec2.associate_iam_instance_profile(IamInstanceProfile={"Name": "LambdaRole"}, InstanceId=instance_id)
+    box = fresh_lab.instance(instance_id)
+    document = json.loads(box.run(f"curl -s {BASE}/meta-data/iam/security-credentials/LambdaRole").stdout)
+    assert document["Code"] == "AssumeRoleUnauthorizedAccess"
+    assert document["Message"].startswith("EC2 cannot assume the role LambdaRole.")
+    assert not {"AccessKeyId", "SecretAccessKey", "Token"} & document.keys()
+    cli = box.run("aws iam list-users")
+    assert (cli.exit_code, cli.stderr.strip()) == (255, NO_CREDENTIALS)
+
+
+def test_disassociating_makes_the_role_paths_404_at_once(attached: Demo) -> None:
+    association = attached.ec2.describe_iam_instance_profile_associations()["IamInstanceProfileAssociations"][0]
+    attached.ec2.disassociate_iam_instance_profile(AssociationId=association["AssociationId"])
+    assert status(attached, f"{BASE}/meta-data/iam/security-credentials/{ROLE}") == 404
+    assert attached.box.run("aws iam list-users").stderr.strip() == NO_CREDENTIALS
+
+
+def test_replacing_the_association_switches_the_role(attached: Demo) -> None:
+    create_role(attached.iam, "OtherRole")
+    association = attached.ec2.describe_iam_instance_profile_associations()["IamInstanceProfileAssociations"][0]
+    attached.ec2.replace_iam_instance_profile_association(
+        IamInstanceProfile={"Name": "OtherRole"}, AssociationId=association["AssociationId"]
+    )
+    assert attached.box.run(f"curl -s {BASE}/meta-data/iam/security-credentials/").stdout == "OtherRole"
+    arn = attached.box.run("aws sts get-caller-identity --query Arn --output text").stdout.strip()
+    assert arn == f"arn:aws:sts::123456789012:assumed-role/OtherRole/{attached.instance_id}"
+
+
+def test_error_pages_are_the_ones_aws_sends() -> None:
+    assert error_reply(401).body.splitlines()[0] == '<?xml version="1.0" encoding="UTF-8"?>'
+    assert error_reply(404).body.splitlines()[0] == '<?xml version="1.0" encoding="iso-8859-1"?>'
