@@ -114,10 +114,17 @@ def down(home: str | os.PathLike[str] | None = None, *, timeout: float = 10.0) -
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether `pid` still runs; a zombie (exited, not yet reaped by its parent) does not."""
     try:
         os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
     except ChildProcessError:
         pass
+    proc = Path(f"/proc/{pid}/stat")
+    if Path("/proc").is_dir():
+        try:
+            return proc.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (FileNotFoundError, IndexError):
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -22,6 +22,7 @@ import logging
 import os
 import secrets
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -67,7 +68,7 @@ class LabApp:
             self.cloud.reset()
             return _json(start_response, 200, {"seconds": time.perf_counter() - began})
         if action == "shutdown" and method == "POST":
-            self.stop.set()
+            threading.Timer(0.05, self.stop.set).start()  # after this response has left
             return _json(start_response, 200, {"stopping": os.getpid()})
         return _json(start_response, 404, {"error": f"no control action {method} {action}"})
 
@@ -100,7 +101,7 @@ def serve(home: Path) -> None:
     api = make_server("127.0.0.1", 0, app, threaded=True)
     imds = ImdsProxy(MetadataService(cloud.instance_facts, cloud.role_session, Tokens(secret)), secret)
     for server in (api, imds):
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     info = LabInfo(
         pid=os.getpid(),
@@ -121,6 +122,8 @@ def serve(home: Path) -> None:
     current = read_info(home)
     if current is not None and current.pid == os.getpid():
         remove_info(home)
+    sys.stdout.flush()
+    os._exit(0)  # the lab's state is discarded anyway: skip tearing down moto's objects one by one
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,112 @@
+"""The `labkit` command, run as a student or instructor would, against a lab of its own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+LABKIT = str(Path(sys.executable).parent / "labkit")
+
+
+def labkit(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LABKIT_HOME": str(home)}
+    return subprocess.run([LABKIT, *args], env=env, input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def as_admin(home: Path, command: str) -> subprocess.CompletedProcess[str]:
+    """A host terminal after `eval "$(labkit env)"`."""
+    env = {**os.environ, "LABKIT_HOME": str(home), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    return subprocess.run(["bash", "-c", f'eval "$(labkit env)" && {command}'], env=env, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = tmp_path_factory.mktemp("cli-lab")
+    yield path
+    labkit(path, "down")
+
+
+def test_without_a_lab_status_and_ssh_say_how_to_start_one(tmp_path: Path) -> None:
+    status = labkit(tmp_path, "status")
+    assert (status.returncode, status.stdout.strip()) == (1, f"No lab is running for {tmp_path}. Start it with `labkit up`.")
+    ssh = labkit(tmp_path, "ssh", "demo-instance")
+    assert ssh.returncode == 1
+    assert ssh.stderr.strip() == f"labkit: No lab is running for {tmp_path}. Start it with `labkit up` (or labkit.connect())."
+
+
+def test_up_starts_the_lab_and_a_second_up_reuses_it(home: Path) -> None:
+    first = labkit(home, "up")
+    assert first.returncode == 0 and first.stdout.startswith("Started lab ")
+    second = labkit(home, "up")
+    assert second.stdout.startswith("Already running: lab ")
+    assert first.stdout.split()[2] == second.stdout.split()[3]  # the same pid
+
+
+def test_env_makes_the_terminal_aws_the_administrator(home: Path) -> None:
+    result = as_admin(home, "aws sts get-caller-identity --query Arn --output text")
+    assert result.stdout.strip() == "arn:aws:iam::123456789012:user/admin"
+
+
+@pytest.fixture(scope="module")
+def instance(home: Path) -> str:
+    labkit(home, "up")
+    launched = as_admin(home, "aws ec2 run-instances --image-id ami-03c3da4cfa8e8943a --instance-type t3.micro "
+                              "--tag-specifications 'ResourceType=instance,Tags=[{Key=Name,Value=cli-box}]' "
+                              "--query 'Instances[0].InstanceId' --output text")  # fmt: skip
+    return launched.stdout.strip()
+
+
+def test_ssh_runs_one_command_and_exits_with_its_status(home: Path, instance: str) -> None:
+    result = labkit(home, "ssh", "cli-box", "--", "aws", "iam", "list-users")
+    assert result.returncode == 255
+    assert result.stderr.strip() == 'Unable to locate credentials. You can configure credentials by running "aws configure".'
+    assert labkit(home, "ssh", instance, "--", "exit", "3").returncode == 3
+
+
+def test_ssh_a_command_that_does_not_exist_is_127(home: Path, instance: str) -> None:
+    result = labkit(home, "ssh", "cli-box", "--", "nosuchcommand")
+    assert result.returncode == 127 and "nosuchcommand: command not found" in result.stderr
+
+
+def test_ssh_opens_a_shell_that_looks_like_amazon_linux(home: Path, instance: str) -> None:
+    result = labkit(home, "ssh", "cli-box", stdin="curl -s http://169.254.169.254/latest/meta-data/instance-id\nexit 4\n")
+    assert result.returncode == 4
+    assert "Amazon Linux 2023 (simulated by labkit)" in result.stdout
+    assert instance in result.stdout
+    assert "[ec2-user@ip-172-31-" in result.stderr  # bash writes its prompt to stderr
+
+
+def test_ssh_to_an_unknown_instance_lists_those_there_are(home: Path, instance: str) -> None:
+    result = labkit(home, "ssh", "i-0nope")
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"labkit: No instance i-0nope in this lab; instances: {instance} (cli-box, running).")
+    assert "Traceback" not in result.stderr
+
+
+def test_status_lists_users_roles_and_instances(home: Path, instance: str) -> None:
+    lines = labkit(home, "status").stdout.splitlines()
+    assert lines[0].startswith("Lab ") and f"(state in {home})" in lines[0]
+    assert lines[1].split() == ["users:", "admin,", "alice,", "bob,", "carol"]
+    assert lines[-1].split()[:3] == [instance, "cli-box", "running"]
+    assert lines[-1].split()[-2:] == ["no", "role"]
+
+
+def test_reset_says_what_it_did(home: Path, instance: str) -> None:
+    result = labkit(home, "reset")
+    assert result.returncode == 0 and result.stdout.startswith("Reset the lab to a freshly bootstrapped one in ")
+    assert "instances: -" in labkit(home, "status").stdout
+
+
+def test_down_stops_it(home: Path) -> None:
+    assert labkit(home, "down").stdout.strip() == "Stopped the lab."
+    assert labkit(home, "down").stdout.strip() == f"No lab was running for {home}."
+
+
+def test_help_shows_examples() -> None:
+    result = subprocess.run([LABKIT, "--help"], capture_output=True, text=True)
+    assert "labkit ssh i-0abc -- aws iam list-users" in result.stdout

@@ -1,0 +1,117 @@
+"""The lab's cloud in-process: instance facts and the role sessions handed to instances."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labkit import patches
+from labkit.cloud import REFRESH_BEFORE, ROLE_SESSION_SECONDS, Cloud, configure_moto, new_admin_keys
+
+EC2_TRUST = json.dumps({"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                                       "Action": "sts:AssumeRole"}]})  # fmt: skip
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory, clock: Clock) -> Cloud:
+    configure_moto()
+    patches.apply()
+    cloud = Cloud(Path(tmp_path_factory.mktemp("cloud")), new_admin_keys(), clock=clock)
+    cloud.bootstrap()
+    return cloud
+
+
+def add_role(cloud: Cloud, name: str, trust: str = EC2_TRUST) -> None:
+    cloud.iam.create_role(name, trust, "/", None, "", [], None)
+    cloud.iam.create_instance_profile(name, "/", role_names=[name])
+
+
+def run_instance(cloud: Cloud, profile: str | None = None) -> str:
+    image = "ami-03c3da4cfa8e8943a"
+    instance = cloud.ec2.run_instances(
+        image, 1, None, [], instance_type="t3.micro", is_instance_type_default=False, tags={}, nics=[]
+    ).instances[0]
+    if profile:
+        cloud.ec2.associate_iam_instance_profile(instance.id, iam_instance_profile_name=profile)
+    return str(instance.id)
+
+
+def test_bootstrap_makes_the_administrator_and_ordinary_users(cloud: Cloud) -> None:
+    users = {u.name: u for u in cloud.iam.list_users("/", None, None)}
+    assert sorted(users) == ["admin", "alice", "bob", "carol"]
+    assert [k.access_key_id for k in users["admin"].access_keys] == [cloud.admin_keys[0]]
+    assert cloud.ec2.get_default_vpc() is not None
+
+
+def test_facts_of_an_instance_without_a_role(cloud: Cloud) -> None:
+    facts = cloud.instance_facts(run_instance(cloud))
+    assert facts is not None
+    assert facts.state == "running" and facts.local_ipv4.startswith("172.31.")
+    assert (facts.profile_arn, facts.role_name, facts.http_tokens, facts.http_endpoint) == (None, None, "optional", "enabled")
+    assert cloud.instance_facts("i-00000000000000000") is None
+
+
+def test_a_role_session_is_cached_then_replaced_before_it_expires(cloud: Cloud, clock: Clock) -> None:
+    add_role(cloud, "Cached")
+    facts = cloud.instance_facts(run_instance(cloud, "Cached"))
+    assert facts is not None and facts.role_name == "Cached"
+    first = cloud.role_session(facts)
+    assert first is not None and first.access_key_id.startswith("ASIA")
+    assert first.expiration - first.last_updated == timedelta(seconds=ROLE_SESSION_SECONDS)
+    clock.now += timedelta(hours=1)
+    assert cloud.role_session(facts) == first
+    clock.now = first.expiration - REFRESH_BEFORE
+    second = cloud.role_session(facts)
+    assert second is not None and second.access_key_id != first.access_key_id
+    assert first.expiration - clock.now >= timedelta(minutes=5)  # new ones at least 5 minutes before expiry
+    assert second.last_updated == clock.now
+
+
+def test_the_session_is_named_after_the_instance(cloud: Cloud) -> None:
+    add_role(cloud, "Named")
+    instance_id = run_instance(cloud, "Named")
+    facts = cloud.instance_facts(instance_id)
+    assert facts is not None
+    session = cloud.role_session(facts)
+    assert session is not None
+    assumed: Any = cloud.sts.get_assumed_role_from_access_key(session.access_key_id)
+    assert assumed.arn == f"arn:aws:sts::123456789012:assumed-role/Named/{instance_id}"
+
+
+def test_no_session_when_ec2_may_not_assume_the_role(cloud: Cloud) -> None:
+    add_role(cloud, "NotForEc2", trust=EC2_TRUST.replace("ec2.amazonaws.com", "lambda.amazonaws.com"))
+    facts = cloud.instance_facts(run_instance(cloud, "NotForEc2"))
+    assert facts is not None and facts.role_name == "NotForEc2"
+    assert cloud.role_session(facts) is None
+
+
+def test_a_profile_that_lost_its_role_gives_no_role(cloud: Cloud) -> None:
+    add_role(cloud, "Emptied")
+    instance_id = run_instance(cloud, "Emptied")
+    cloud.iam.remove_role_from_instance_profile("Emptied", "Emptied")
+    facts = cloud.instance_facts(instance_id)
+    assert facts is not None and facts.profile_arn is not None and facts.role_name is None
+
+
+def test_metadata_options_change_only_what_is_named(cloud: Cloud) -> None:
+    instance_id = run_instance(cloud)
+    cloud.ec2.modify_instance_metadata_options(instance_id, http_tokens="required")
+    facts = cloud.instance_facts(instance_id)
+    assert facts is not None and (facts.http_tokens, facts.http_endpoint) == ("required", "enabled")

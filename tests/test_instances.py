@@ -1,0 +1,88 @@
+"""Sealed instances: their own home and environment, the real tools, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+import labkit
+from conftest import Demo, launch
+
+
+def test_the_environment_is_built_from_nothing(demo: Demo) -> None:
+    names = {line.split("=", 1)[0] for line in demo.box.run("env").stdout.splitlines()}
+    proxies = {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY"}
+    shell = {"PWD", "SHLVL", "_"}  # set by bash itself
+    expected = {"HOME", "USER", "LOGNAME", "SHELL", "HOSTNAME", "PATH", "LANG", "TERM",
+                "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"} | proxies | shell  # fmt: skip
+    assert names == expected
+
+
+def test_the_shell_starts_in_the_instance_home(demo: Demo) -> None:
+    result = demo.box.run('pwd; echo "$HOME"; echo "$USER"')
+    assert result.stdout.splitlines() == [str(demo.box.home), str(demo.box.home), "ec2-user"]
+
+
+def test_each_instance_has_its_own_home(demo: Demo) -> None:
+    launch(demo.ec2, "second-instance")
+    second = demo.lab.instance("second-instance")
+    configured = demo.box.run("aws configure set aws_access_key_id AKIAEXAMPLEEXAMPLE1 && cat ~/.aws/credentials")
+    assert configured.stdout.splitlines() == ["[default]", "aws_access_key_id = AKIAEXAMPLEEXAMPLE1"]
+    assert (demo.box.home / ".aws" / "credentials").is_file()
+    assert second.run("cat ~/.aws/credentials").exit_code == 1
+
+
+def test_the_real_tools_are_on_the_path(demo: Demo) -> None:
+    result = demo.box.run("aws --version && curl --version | head -1 && python3 -c 'import botocore; print(1)'")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("aws-cli/1.")
+
+
+def test_other_outside_addresses_are_unreachable_with_a_message(demo: Demo) -> None:
+    http = demo.box.run("curl -s http://example.com/")
+    assert http.stdout.startswith("labkit: this simulated instance has no route to example.com")
+    https = demo.box.run("curl -sS https://example.com/")
+    assert https.exit_code == 56 and "CONNECT tunnel failed, response 403" in https.stderr
+    python = demo.box.run("python3 -c \"import urllib.request; urllib.request.urlopen('http://example.com')\"")
+    assert "HTTP Error 403" in python.stderr
+
+
+def test_python_and_botocore_on_the_instance_use_its_metadata_service(attached: Demo) -> None:
+    script = "import boto3; print(boto3.client('sts').get_caller_identity()['Arn'])"
+    result = attached.box.run(f'python3 -c "{script}"')
+    assert result.stdout.strip() == f"arn:aws:sts::123456789012:assumed-role/DemoRoleForEC2/{attached.instance_id}"
+
+
+def test_an_instance_is_found_by_id_or_name(demo: Demo) -> None:
+    assert demo.lab.instance(demo.instance_id).id == demo.lab.instance("demo-instance").id == demo.instance_id
+
+
+def test_an_unknown_instance_lists_the_instances_there_are(demo: Demo) -> None:
+    with pytest.raises(labkit.InstanceNotFound) as caught:
+        demo.lab.instance("i-0nope")
+    assert str(caught.value).startswith(f"No instance i-0nope in this lab; instances: {demo.instance_id} (demo-instance, running).")
+
+
+def test_a_terminated_instance_runs_nothing(demo: Demo) -> None:
+    demo.ec2.terminate_instances(InstanceIds=[demo.instance_id])
+    with pytest.raises(labkit.InstanceNotRunning, match=f"Instance {demo.instance_id} \\(demo-instance, terminated\\) is not running"):
+        demo.lab.instance("demo-instance")
+
+
+def test_a_stale_shell_of_a_terminated_instance_gets_no_metadata(demo: Demo) -> None:
+    demo.ec2.terminate_instances(InstanceIds=[demo.instance_id])
+    result = demo.box.run("curl -s http://169.254.169.254/latest/meta-data/instance-id")
+    assert result.stdout.strip() == f"labkit: instance {demo.instance_id} is terminated; its metadata service does not answer."
+
+
+def test_a_command_that_does_not_exist_is_127(demo: Demo) -> None:
+    result = demo.box.run("nosuchcommand --help")
+    assert result.exit_code == 127
+    assert "nosuchcommand: command not found" in result.stderr
+
+
+def test_a_result_reads_like_a_terminal(demo: Demo) -> None:
+    result = demo.box.run("echo '<out>'; echo err >&2; exit 3")
+    assert str(result) == f"{demo.box.prompt} echo '<out>'; echo err >&2; exit 3\n<out>\nerr\n[exit status 3]"
+    assert demo.box.prompt.startswith("[ec2-user@ip-172-31-") and demo.box.prompt.endswith(" ~]$")
+    page = result._repr_html_()
+    assert "&lt;out&gt;" in page and "[exit status 3]" in page and "<out>" not in page

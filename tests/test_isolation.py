@@ -1,0 +1,73 @@
+"""A student's own AWS credentials are never read, used or copied into the lab (canary values)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import NO_CREDENTIALS, Demo
+
+CANARY_KEY = "AKIACANARYCANARY0001"
+CANARY_SECRET = "canary/secret/canary/secret/canary/0001"
+
+
+@pytest.fixture
+def canary_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A host HOME whose ~/.aws and AWS_* variables hold recognisable fake keys."""
+    home = tmp_path / "student"
+    (home / ".aws").mkdir(parents=True)
+    (home / ".aws" / "credentials").write_text(
+        f"[default]\naws_access_key_id = {CANARY_KEY}\naws_secret_access_key = {CANARY_SECRET}\n"
+        f"[canary]\naws_access_key_id = {CANARY_KEY}\naws_secret_access_key = {CANARY_SECRET}\n"
+    )
+    (home / ".aws" / "config").write_text("[default]\nregion = eu-west-3\n[profile canary]\nregion = eu-west-3\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", CANARY_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CANARY_SECRET)
+    monkeypatch.setenv("AWS_PROFILE", "canary")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-3")
+    return home
+
+
+def test_nothing_on_an_instance_sees_or_uses_the_host_credentials(demo: Demo, canary_home: Path) -> None:
+    seen = demo.box.run("env; cat ~/.aws/credentials; ls -a ~")
+    assert CANARY_KEY not in seen.stdout + seen.stderr
+    assert str(canary_home) not in seen.stdout
+    result = demo.box.run("aws iam list-users")
+    assert (result.exit_code, result.stderr.strip()) == (255, NO_CREDENTIALS)
+
+
+def test_lab_clients_read_no_aws_variable_and_no_file_under_the_home_aws(lab_home: Path, canary_home: Path) -> None:
+    probe = textwrap.dedent(f"""
+        import json, sys
+        opened = []
+        sys.addaudithook(lambda event, args: opened.append(str(args[0])) if event == "open" else None)
+        import labkit
+        lab = labkit.connect({str(lab_home)!r})
+        arn = lab.client("sts").get_caller_identity()["Arn"]
+        region = lab.client("iam").meta.region_name
+        print(json.dumps({{"arn": arn, "region": region, "opened": [p for p in opened if ".aws" in p]}}))
+    """)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    report = json.loads(done.stdout)
+    assert report == {"arn": "arn:aws:iam::123456789012:user/admin", "region": "us-east-1", "opened": []}
+
+
+def test_the_lab_process_gets_no_aws_variables(tmp_path: Path, canary_home: Path) -> None:
+    home = tmp_path / "lab"
+    started = subprocess.run(
+        [sys.executable, "-c", f"import labkit; print(labkit.up({str(home)!r})[0].pid)"],
+        capture_output=True, text=True, check=True, env=os.environ.copy(),
+    )  # fmt: skip
+    pid = int(started.stdout)
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert not [v for v in environ if v.startswith(b"AWS_")]
+    finally:
+        subprocess.run([sys.executable, "-c", f"import labkit; labkit.down({str(home)!r})"], check=True)

@@ -1,0 +1,157 @@
+"""The lab process: start, reuse, loopback only, authorization on, reset, outliving its clients, stop."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import botocore.exceptions
+import pytest
+
+import labkit
+from conftest import Demo, create_role, launch
+from labkit.home import lab_home, read_info, write_info
+
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http_status(url: str, method: str = "GET") -> int:
+    try:
+        with NO_PROXY.open(urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def test_a_second_up_reuses_the_running_lab(lab: labkit.Lab, lab_home: Path) -> None:
+    info, started = labkit.up(lab_home)
+    assert (info.pid, started) == (lab.info.pid, False)
+    assert labkit.connect(lab_home).info == lab.info
+
+
+def test_the_state_directory_and_its_keys_are_owner_only(lab: labkit.Lab, lab_home: Path) -> None:
+    assert stat.S_IMODE(lab_home.stat().st_mode) == 0o700
+    assert stat.S_IMODE((lab_home / "lab.json").stat().st_mode) == 0o600
+
+
+def test_the_lab_listens_on_loopback_only(lab: labkit.Lab) -> None:
+    listening = {}
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{lab.info.pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            address, port = fields[1].split(":")
+            if fields[3] == "0A":  # LISTEN
+                listening.setdefault(int(port, 16), set()).add(address)
+    assert listening[lab.info.api_port] == {"0100007F"}
+    assert listening[lab.info.imds_port] == {"0100007F"}
+
+
+def test_a_request_from_an_unknown_identity_is_refused(lab: labkit.Lab) -> None:
+    stranger = labkit.lab.sealed_botocore_session().create_client(
+        "iam", region_name="us-east-1", endpoint_url=lab.api_url,
+        aws_access_key_id="AKIAIOSFODNN7EXAMPLE", aws_secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    )  # fmt: skip
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        stranger.list_users()
+    assert caught.value.response["Error"]["Code"] == "InvalidClientTokenId"
+
+
+def test_an_ordinary_user_is_checked_against_its_policies(fresh_lab: labkit.Lab) -> None:
+    key = fresh_lab.client("iam").create_access_key(UserName="alice")["AccessKey"]
+    alice = labkit.lab.sealed_botocore_session().create_client(
+        "iam", region_name="us-east-1", endpoint_url=fresh_lab.api_url,
+        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
+    )  # fmt: skip
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        alice.list_users()
+    error = caught.value.response["Error"]
+    assert error["Code"] == "AccessDenied"
+    assert "User: arn:aws:iam::123456789012:user/alice is not authorized to perform: iam:ListUsers" in error["Message"]
+
+
+def test_moto_control_api_is_closed_and_the_lab_control_needs_the_secret(lab: labkit.Lab) -> None:
+    assert http_status(f"{lab.api_url}/moto-api/reset", "POST") == 403
+    assert http_status(f"{lab.api_url}/_labkit/reset", "POST") == 401
+    assert lab.client("iam").list_users()["Users"]
+
+
+def test_reset_wipes_back_to_a_freshly_bootstrapped_lab(demo: Demo) -> None:
+    demo.box.run("mkdir -p ~/.aws && echo secret > ~/.aws/credentials")
+    assert demo.lab.reset() > 0
+    assert [u["UserName"] for u in demo.iam.list_users()["Users"]] == ["admin", "alice", "bob", "carol"]
+    assert demo.iam.list_roles()["Roles"] == []
+    assert demo.lab.instances() == []
+    assert not (demo.lab.home / "instances" / demo.instance_id).exists()
+
+
+def test_the_lab_outlives_the_clients_that_use_it(fresh_lab: labkit.Lab, lab_home: Path) -> None:
+    kernel = textwrap.dedent(f"""
+        import labkit
+        lab = labkit.connect({str(lab_home)!r})
+        lab.client("iam").create_user(UserName="made-by-a-kernel")
+        print(lab.info.pid)
+    """)
+    pid = subprocess.run([sys.executable, "-c", kernel], capture_output=True, text=True, check=True).stdout
+    again = labkit.connect(lab_home)
+    assert int(pid) == again.info.pid == fresh_lab.info.pid
+    assert "made-by-a-kernel" in [u["UserName"] for u in again.client("iam").list_users()["Users"]]
+
+
+def test_status_tells_what_the_lab_holds(demo: Demo) -> None:
+    demo.attach()
+    status = demo.lab.status()
+    assert status.users == ["admin", "alice", "bob", "carol"]
+    assert status.roles == ["DemoRoleForEC2"]
+    [instance] = status.instances
+    assert (instance.instance_id, instance.name, instance.state) == (demo.instance_id, "demo-instance", "running")
+    assert instance.instance_profile_arn == "arn:aws:iam::123456789012:instance-profile/DemoRoleForEC2"
+
+
+def test_env_makes_a_terminal_aws_act_as_the_administrator(lab: labkit.Lab) -> None:
+    env = {"PATH": os.environ["PATH"], "HOME": "/nonexistent", **lab.env()}
+    aws = Path(sys.executable).parent / "aws"
+    result = subprocess.run([str(aws), "sts", "get-caller-identity", "--query", "Arn", "--output", "text"],
+                            env=env, capture_output=True, text=True)  # fmt: skip
+    assert result.stdout.strip() == "arn:aws:iam::123456789012:user/admin"
+
+
+def test_down_stops_the_lab_and_a_stale_record_does_not_fool_up(tmp_path: Path) -> None:
+    info, started = labkit.up(tmp_path)
+    assert started
+    assert labkit.down(tmp_path) is True
+    assert read_info(tmp_path) is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(info.pid, 0)
+    with pytest.raises(labkit.LabNotRunning, match="labkit up"):
+        labkit.connect(tmp_path, start=False)
+    write_info(tmp_path, info)  # the record a killed lab leaves behind
+    second, started = labkit.up(tmp_path)
+    assert started and second.pid != info.pid
+    assert labkit.down(tmp_path)
+    assert labkit.down(tmp_path) is False
+
+
+def test_lab_home_is_labkit_home_else_a_per_user_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LABKIT_HOME", str(tmp_path / "mine"))
+    assert lab_home() == tmp_path / "mine"
+    monkeypatch.delenv("LABKIT_HOME")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert lab_home() == tmp_path / "state" / "labkit"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert lab_home() == tmp_path / ".local" / "state" / "labkit"
+
+
+def test_creating_what_the_demo_needs_twice_is_an_aws_error_not_a_crash(fresh_lab: labkit.Lab) -> None:
+    create_role(fresh_lab.client("iam"))
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        create_role(fresh_lab.client("iam"))
+    assert caught.value.response["Error"]["Code"] == "EntityAlreadyExists"
+    launch(fresh_lab.client("ec2"), "still-works")
+    assert fresh_lab.instance("still-works").run("true").ok
