@@ -47,8 +47,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
     print(f"  roles:     {', '.join(status.roles) or '-'}")
     print("  instances:" + ("" if status.instances else " -"))
     for inst in status.instances:
-        profile = inst.instance_profile_arn.rsplit("/", 1)[-1] if inst.instance_profile_arn else "no role"
-        print(f"    {inst.instance_id}  {inst.name or '-':<16} {inst.state:<11} {inst.private_ip:<15} {profile}")
+        role = status.role_of(inst)
+        profile = inst.instance_profile_arn.rsplit("/", 1)[-1] if inst.instance_profile_arn else None
+        held = f"role {role} (profile {profile})" if role else f"profile {profile}, no role" if profile else "no role"
+        print(f"    {inst.instance_id}  {inst.name or '-':<16} {inst.state:<11} {inst.private_ip:<15} {held}")
     return 0
 
 

@@ -168,6 +168,6 @@ class Instance:
         name = f" ({self.name})" if self.name else ""
         rcfile.write_text(
             f"cat <<'EOF'\n{WELCOME.format(instance_id=self.id, name=name)}EOF\n"
-            f"PS1='[ec2-user@{self.hostname} \\W]\\$ '\n"
+            f"PS1='[ec2-user@{self.hostname} \\W]$ '\n"
         )
         return subprocess.call(["bash", "--noprofile", "--rcfile", str(rcfile), "-i"], env=self.environ(), cwd=self.home)

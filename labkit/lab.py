@@ -176,6 +176,12 @@ class LabStatus:
     users: list[str] = field(default_factory=list)
     roles: list[str] = field(default_factory=list)
     instances: list[InstanceSummary] = field(default_factory=list)
+    profile_roles: dict[str, list[str]] = field(default_factory=dict)
+
+    def role_of(self, instance: InstanceSummary) -> str | None:
+        """The role an instance holds through its instance profile, if any."""
+        roles = self.profile_roles.get(instance.instance_profile_arn or "", [])
+        return roles[0] if roles else None
 
 
 class Lab:
@@ -263,6 +269,9 @@ class Lab:
             users=[u["UserName"] for u in iam.list_users()["Users"]],
             roles=[r["RoleName"] for r in iam.list_roles()["Roles"]],
             instances=self.instances(),
+            profile_roles={
+                p["Arn"]: [r["RoleName"] for r in p["Roles"]] for p in iam.list_instance_profiles()["InstanceProfiles"]
+            },
         )
 
     def env(self) -> dict[str, str]:

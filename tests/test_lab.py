@@ -111,6 +111,7 @@ def test_status_tells_what_the_lab_holds(demo: Demo) -> None:
     [instance] = status.instances
     assert (instance.instance_id, instance.name, instance.state) == (demo.instance_id, "demo-instance", "running")
     assert instance.instance_profile_arn == "arn:aws:iam::123456789012:instance-profile/DemoRoleForEC2"
+    assert status.role_of(instance) == "DemoRoleForEC2"
 
 
 def test_env_makes_a_terminal_aws_act_as_the_administrator(lab: labkit.Lab) -> None:
