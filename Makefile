@@ -8,7 +8,7 @@ STAMP   = $(VENV)/.installed
 FIRST   = $(firstword $(wildcard notebooks/00-*.ipynb) .)
 ROOT    = $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: setup lab test notebooks bench clean
+.PHONY: setup lab test lint notebooks bench clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,12 @@ lab: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/ruff check labkit tests benchmarks/run
+	$(BIN)/ruff format --check labkit tests benchmarks/run
+	$(BIN)/mypy --ignore-missing-imports labkit
 
 bench: setup
 	$(BIN)/python benchmarks/run

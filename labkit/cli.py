@@ -60,7 +60,7 @@ def _cmd_env(args: argparse.Namespace) -> int:
     for name, value in lab.env().items():
         print(f"export {name}={shlex.quote(value)}")
     print('export no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}"')
-    print("# Run: eval \"$(labkit env)\"")
+    print('# Run: eval "$(labkit env)"')
     return 0
 
 

@@ -15,10 +15,11 @@ import os
 import secrets
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from labkit.trust import ec2_may_assume
 
@@ -142,7 +143,7 @@ class Cloud:
             iam.access_keys[key.physical_resource_id] = key
             for name in STARTER_USERS:
                 iam.create_user(REGION, name)
-            self.ec2  # creates the default VPC, subnets and moto's AMIs
+            _ = self.ec2  # creating the EC2 backend makes the default VPC, subnets and moto's AMIs
 
     def reset(self) -> None:
         """Wipe every backend and the instances' home directories, then bootstrap again."""
@@ -206,11 +207,7 @@ class Cloud:
         now = self.clock()
         with self.lock:
             cached = self._sessions.get(facts.instance_id)
-            if (
-                cached is not None
-                and cached.role_arn == facts.role_arn
-                and now < cached.expiration - REFRESH_BEFORE
-            ):
+            if cached is not None and cached.role_arn == facts.role_arn and now < cached.expiration - REFRESH_BEFORE:
                 return cached
             assumed = self.sts.assume_role(
                 region_name=REGION,

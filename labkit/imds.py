@@ -20,12 +20,13 @@ import struct
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 from urllib.parse import urlsplit
 
-from labkit.cloud import InstanceFacts, RoleSession
+from labkit.cloud import InstanceFacts, RoleSession, utcnow
 
 IMDS_HOSTS = {"169.254.169.254", "fd00:ec2::254"}
 TOKEN_PATH = "/latest/api/token"
@@ -89,7 +90,7 @@ def instance_key(secret: str, instance_id: str) -> str:
     return hmac.new(secret.encode(), b"instance:" + instance_id.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def _timestamp(moment) -> str:  # type: ignore[no-untyped-def]
+def _timestamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -131,13 +132,14 @@ class MetadataService:
 
     def __init__(
         self,
-        facts: Callable[[str], InstanceFacts | None],
         credentials: Callable[[InstanceFacts], RoleSession | None],
         tokens: Tokens,
+        *,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._facts = facts
         self._credentials = credentials
         self._tokens = tokens
+        self._clock = clock
 
     def respond(self, facts: InstanceFacts, method: str, path: str, headers: dict[str, str]) -> Reply:
         """Answer one request; `headers` have lower-case names."""
@@ -217,7 +219,7 @@ class MetadataService:
         if facts.profile_arn is None:
             return error_reply(404)
         session = self._credentials(facts) if facts.role_name else None
-        updated = _timestamp(session.last_updated if session else _now())
+        updated = _timestamp(session.last_updated if session else self._clock())
         if item == "iam":
             return Reply(200, "info\nsecurity-credentials/")
         if item == "iam/info":
@@ -254,21 +256,12 @@ class MetadataService:
     def _not_emulated(path: str) -> Reply:
         return error_reply(404, f"labkit: the lab's metadata service does not emulate {path} (real EC2 serves it).")
 
-    def facts(self, instance_id: str) -> InstanceFacts | None:
-        return self._facts(instance_id)
-
-
-def _now():  # type: ignore[no-untyped-def]
-    from labkit.cloud import utcnow
-
-    return utcnow()
-
 
 class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "EC2ws"
     sys_version = ""
-    server: "ImdsProxy"
+    server: ImdsProxy
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet by design
         pass
@@ -303,21 +296,24 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
-        if self.command == "CONNECT":
-            host = self.path.rsplit(":", 1)[0]
-            return self._refuse(403, f"this simulated instance has no route to {host}; "
-                                "only the metadata service (169.254.169.254) and the lab's AWS endpoint answer.")  # fmt: skip
-        target = urlsplit(self.path)
+        target = urlsplit(f"//{self.path}" if self.command == "CONNECT" else self.path)
         host = target.hostname or ""
-        if host not in IMDS_HOSTS or (target.port or 80) != 80:
-            return self._refuse(403, f"this simulated instance has no route to {host or self.path}; "
-                                "only the metadata service (169.254.169.254) and the lab's AWS endpoint answer.")  # fmt: skip
+        if self.command == "CONNECT" or host not in IMDS_HOSTS or (target.port or 80) != 80:
+            return self._refuse(
+                403,
+                f"this simulated instance has no route to {host or self.path}; "
+                "only the metadata service (169.254.169.254) and the lab's AWS endpoint answer.",
+            )
         instance_id = self._instance()
         if instance_id is None:
-            return self._refuse(407, "this is the lab's metadata service; it answers requests from lab "
-                                "instances only (labkit ssh INSTANCE).", **{"Proxy-Authenticate": 'Basic realm="labkit"'})  # fmt: skip
+            return self._refuse(
+                407,
+                "this is the lab's metadata service; it answers requests from lab instances only "
+                "(labkit ssh INSTANCE).",
+                **{"Proxy-Authenticate": 'Basic realm="labkit"'},
+            )
         service = self.server.service
-        facts = service.facts(instance_id)
+        facts = self.server.facts(instance_id)
         if facts is None or facts.state != "running":
             state = "gone from this lab" if facts is None else facts.state
             return self._refuse(502, f"instance {instance_id} is {state}; its metadata service does not answer.")
@@ -339,8 +335,15 @@ class ImdsProxy(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, service: MetadataService, secret: str, port: int = 0) -> None:
+    def __init__(
+        self,
+        service: MetadataService,
+        facts: Callable[[str], InstanceFacts | None],
+        secret: str,
+        port: int = 0,
+    ) -> None:
         self.service = service
+        self.facts = facts
         self.secret = secret
         super().__init__(("127.0.0.1", port), _ProxyHandler)
 

@@ -22,9 +22,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from labkit.cloud import REGION
 from labkit.errors import LabError
 from labkit.home import LabInfo
-from labkit.cloud import REGION
 from labkit.imds import instance_key
 
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -102,7 +102,9 @@ def _bin_dir(lab_home: Path) -> Path:
 class Instance:
     """A running instance of the lab, ready to run commands as `ec2-user`."""
 
-    def __init__(self, lab_home: Path, info: LabInfo, instance_id: str, *, name: str = "", private_ip: str = "") -> None:
+    def __init__(
+        self, lab_home: Path, info: LabInfo, instance_id: str, *, name: str = "", private_ip: str = ""
+    ) -> None:
         self.lab_home = lab_home
         self.info = info
         self.id = instance_id
@@ -170,4 +172,6 @@ class Instance:
             f"cat <<'EOF'\n{WELCOME.format(instance_id=self.id, name=name)}EOF\n"
             f"PS1='[ec2-user@{self.hostname} \\W]$ '\n"
         )
-        return subprocess.call(["bash", "--noprofile", "--rcfile", str(rcfile), "-i"], env=self.environ(), cwd=self.home)
+        return subprocess.call(
+            ["bash", "--noprofile", "--rcfile", str(rcfile), "-i"], env=self.environ(), cwd=self.home
+        )

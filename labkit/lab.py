@@ -148,7 +148,10 @@ def sealed_botocore_session() -> Any:
     import botocore.session
     from botocore.configprovider import BOTOCORE_DEFAUT_SESSION_VARIABLES
 
-    sealed = {name: (cfg, None, default, conv) for name, (cfg, _env, default, conv) in BOTOCORE_DEFAUT_SESSION_VARIABLES.items()}
+    sealed = {
+        name: (cfg, None, default, conv)
+        for name, (cfg, _env, default, conv) in BOTOCORE_DEFAUT_SESSION_VARIABLES.items()
+    }
     sealed["config_file"] = (None, None, os.devnull, None)
     sealed["credentials_file"] = (None, None, os.devnull, None)
     return botocore.session.Session(session_vars=sealed)

@@ -32,7 +32,7 @@ def _default_subnet_address() -> None:
                 private_ip = subnet.get_available_subnet_ip(instance=self)
         original(self, nic_spec, private_ip, **kwargs)
 
-    Instance.prep_nics = prep_nics
+    setattr(Instance, "prep_nics", prep_nics)  # noqa: B010 - a patch, said plainly
 
 
 def _metadata_options_keep_what_is_not_named() -> None:
@@ -56,7 +56,7 @@ def _metadata_options_keep_what_is_not_named() -> None:
         given = {name: value for name, value in changes.items() if value is not None}
         return original(self, instance_id, **{**kept, **given})
 
-    InstanceBackend.modify_instance_metadata_options = modify_instance_metadata_options
+    setattr(InstanceBackend, "modify_instance_metadata_options", modify_instance_metadata_options)  # noqa: B010
 
 
 def _managed_policies_once() -> None:
@@ -69,6 +69,7 @@ def _managed_policies_once() -> None:
     from moto.iam import models
 
     prepared: list[tuple[str, dict[str, Any]]] = []
+    policy_class: Any = models.AWSManagedPolicy
 
     def init_aws_policies(self: Any) -> list[Any]:
         if self.region_name != LAB_PARTITION:
@@ -83,11 +84,11 @@ def _managed_policies_once() -> None:
                     "update_date": datetime.fromisoformat(data["UpdateDate"]),
                 }))  # fmt: skip
         return [
-            models.AWSManagedPolicy(name, account_id=self.account_id, region=self.region_name, **fields)
+            policy_class(name, account_id=self.account_id, region=self.region_name, **fields)
             for name, fields in prepared
         ]
 
-    models.IAMBackend._init_aws_policies = init_aws_policies
+    setattr(models.IAMBackend, "_init_aws_policies", init_aws_policies)  # noqa: B010
 
 
 def apply() -> None:

@@ -25,9 +25,9 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from labkit.home import LabInfo, ensure_home, lab_home, read_info, remove_info, write_info
 
@@ -99,7 +99,7 @@ def serve(home: Path) -> None:
     stop = threading.Event()
     app = LabApp(DomainDispatcherApplication(create_backend_app), cloud, secret, stop)
     api = make_server("127.0.0.1", 0, app, threaded=True)
-    imds = ImdsProxy(MetadataService(cloud.instance_facts, cloud.role_session, Tokens(secret)), secret)
+    imds = ImdsProxy(MetadataService(cloud.role_session, Tokens(secret)), cloud.instance_facts, secret)
     for server in (api, imds):
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 

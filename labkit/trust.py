@@ -32,9 +32,7 @@ def _names_ec2(principal: Any) -> bool:
 
 
 def _names_assume_role(action: Any) -> bool:
-    return any(
-        isinstance(a, str) and fnmatchcase(ASSUME_ROLE.lower(), a.lower()) for a in _as_list(action)
-    )
+    return any(isinstance(a, str) and fnmatchcase(ASSUME_ROLE.lower(), a.lower()) for a in _as_list(action))
 
 
 def _applies(statement: dict[str, Any]) -> bool:

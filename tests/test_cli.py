@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -33,10 +33,16 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def test_without_a_lab_status_and_ssh_say_how_to_start_one(tmp_path: Path) -> None:
     status = labkit(tmp_path, "status")
-    assert (status.returncode, status.stdout.strip()) == (1, f"No lab is running for {tmp_path}. Start it with `labkit up`.")
+    assert (status.returncode, status.stdout.strip()) == (
+        1,
+        f"No lab is running for {tmp_path}. Start it with `labkit up`.",
+    )
     ssh = labkit(tmp_path, "ssh", "demo-instance")
     assert ssh.returncode == 1
-    assert ssh.stderr.strip() == f"labkit: No lab is running for {tmp_path}. Start it with `labkit up` (or labkit.connect())."
+    assert (
+        ssh.stderr.strip()
+        == f"labkit: No lab is running for {tmp_path}. Start it with `labkit up` (or labkit.connect())."
+    )
 
 
 def test_up_starts_the_lab_and_a_second_up_reuses_it(home: Path) -> None:
@@ -64,7 +70,10 @@ def instance(home: Path) -> str:
 def test_ssh_runs_one_command_and_exits_with_its_status(home: Path, instance: str) -> None:
     result = labkit(home, "ssh", "cli-box", "--", "aws", "iam", "list-users")
     assert result.returncode == 255
-    assert result.stderr.strip() == 'Unable to locate credentials. You can configure credentials by running "aws configure".'
+    assert (
+        result.stderr.strip()
+        == 'Unable to locate credentials. You can configure credentials by running "aws configure".'
+    )
     assert labkit(home, "ssh", instance, "--", "exit", "3").returncode == 3
 
 
@@ -74,7 +83,9 @@ def test_ssh_a_command_that_does_not_exist_is_127(home: Path, instance: str) -> 
 
 
 def test_ssh_opens_a_shell_that_looks_like_amazon_linux(home: Path, instance: str) -> None:
-    result = labkit(home, "ssh", "cli-box", stdin="curl -s http://169.254.169.254/latest/meta-data/instance-id\nexit 4\n")
+    result = labkit(
+        home, "ssh", "cli-box", stdin="curl -s http://169.254.169.254/latest/meta-data/instance-id\nexit 4\n"
+    )
     assert result.returncode == 4
     assert "Amazon Linux 2023 (simulated by labkit)" in result.stdout
     assert instance in result.stdout
@@ -84,7 +95,9 @@ def test_ssh_opens_a_shell_that_looks_like_amazon_linux(home: Path, instance: st
 def test_ssh_to_an_unknown_instance_lists_those_there_are(home: Path, instance: str) -> None:
     result = labkit(home, "ssh", "i-0nope")
     assert result.returncode == 1
-    assert result.stderr.startswith(f"labkit: No instance i-0nope in this lab; instances: {instance} (cli-box, running).")
+    assert result.stderr.startswith(
+        f"labkit: No instance i-0nope in this lab; instances: {instance} (cli-box, running)."
+    )
     assert "Traceback" not in result.stderr
 
 

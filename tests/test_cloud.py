@@ -64,7 +64,12 @@ def test_facts_of_an_instance_without_a_role(cloud: Cloud) -> None:
     facts = cloud.instance_facts(run_instance(cloud))
     assert facts is not None
     assert facts.state == "running" and facts.local_ipv4.startswith("172.31.")
-    assert (facts.profile_arn, facts.role_name, facts.http_tokens, facts.http_endpoint) == (None, None, "optional", "enabled")
+    assert (facts.profile_arn, facts.role_name, facts.http_tokens, facts.http_endpoint) == (
+        None,
+        None,
+        "optional",
+        "enabled",
+    )
     assert cloud.instance_facts("i-00000000000000000") is None
 
 

@@ -40,7 +40,7 @@ class Clock:
 
 
 def service(clock: Clock | None = None) -> MetadataService:
-    return MetadataService(lambda _: FACTS, lambda _: None, Tokens("secret", clock=clock or Clock()))
+    return MetadataService(lambda _: None, Tokens("secret", clock=clock or Clock()))
 
 
 # -- the rules, in-process ------------------------------------------------------------------
@@ -189,7 +189,10 @@ def test_the_credentials_are_the_role_session_the_cli_uses(attached: Demo) -> No
 
 
 def test_a_role_ec2_may_not_assume_gives_assume_role_unauthorized_access(fresh_lab) -> None:  # type: ignore[no-untyped-def]
-    lambda_only = {**EC2_TRUST, "Statement": [{**EC2_TRUST["Statement"][0], "Principal": {"Service": "lambda.amazonaws.com"}}]}
+    lambda_only = {
+        **EC2_TRUST,
+        "Statement": [{**EC2_TRUST["Statement"][0], "Principal": {"Service": "lambda.amazonaws.com"}}],
+    }
     iam, ec2 = fresh_lab.client("iam"), fresh_lab.client("ec2")
     create_role(iam, "LambdaRole", trust=lambda_only)
     instance_id = launch(ec2, "wrong-role")

@@ -59,19 +59,26 @@ def test_an_instance_is_found_by_id_or_name(demo: Demo) -> None:
 def test_an_unknown_instance_lists_the_instances_there_are(demo: Demo) -> None:
     with pytest.raises(labkit.InstanceNotFound) as caught:
         demo.lab.instance("i-0nope")
-    assert str(caught.value).startswith(f"No instance i-0nope in this lab; instances: {demo.instance_id} (demo-instance, running).")
+    assert str(caught.value).startswith(
+        f"No instance i-0nope in this lab; instances: {demo.instance_id} (demo-instance, running)."
+    )
 
 
 def test_a_terminated_instance_runs_nothing(demo: Demo) -> None:
     demo.ec2.terminate_instances(InstanceIds=[demo.instance_id])
-    with pytest.raises(labkit.InstanceNotRunning, match=f"Instance {demo.instance_id} \\(demo-instance, terminated\\) is not running"):
+    with pytest.raises(
+        labkit.InstanceNotRunning, match=f"Instance {demo.instance_id} \\(demo-instance, terminated\\) is not running"
+    ):
         demo.lab.instance("demo-instance")
 
 
 def test_a_stale_shell_of_a_terminated_instance_gets_no_metadata(demo: Demo) -> None:
     demo.ec2.terminate_instances(InstanceIds=[demo.instance_id])
     result = demo.box.run("curl -s http://169.254.169.254/latest/meta-data/instance-id")
-    assert result.stdout.strip() == f"labkit: instance {demo.instance_id} is terminated; its metadata service does not answer."
+    assert (
+        result.stdout.strip()
+        == f"labkit: instance {demo.instance_id} is terminated; its metadata service does not answer."
+    )
 
 
 def test_a_command_that_does_not_exist_is_127(demo: Demo) -> None:
