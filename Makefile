@@ -22,7 +22,10 @@ lab: setup
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(ROOT) $(FIRST)
 
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest tests notebooks --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg
+
+notebooks: setup
+	$(BIN)/python tools/run-notebooks
 
 lint: setup
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'

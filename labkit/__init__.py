@@ -6,24 +6,45 @@
     lab.instance("demo-instance").run("aws iam list-users")   # the real aws CLI, on the instance
 
 moto plays AWS on loopback with IAM authorization on; labkit adds what moto lacks: each
-instance's Instance Metadata Service, and a sealed shell per instance.
+instance's Instance Metadata Service, and a sealed shell per instance. In a notebook,
+`connect()` also registers the `%%instance NAME` cell magic.
 """
 
-from labkit.errors import InstanceNotFound, InstanceNotRunning, LabError, LabNotRunning, LabStartFailed
-from labkit.instances import CommandResult, Instance
+from labkit import quiz
+from labkit.checks import Check, CheckReport
+from labkit.display import Diagram, diagram, policy_table
+from labkit.errors import (
+    CheckpointNotFound,
+    InstanceNotFound,
+    InstanceNotRunning,
+    LabError,
+    LabNotReady,
+    LabNotRunning,
+    LabStartFailed,
+)
+from labkit.instances import CommandResult, Instance, Transcript
 from labkit.lab import Lab, LabStatus, connect, down, up
 
 __all__ = [
+    "Check",
+    "CheckReport",
+    "CheckpointNotFound",
     "CommandResult",
+    "Diagram",
     "Instance",
     "InstanceNotFound",
     "InstanceNotRunning",
     "Lab",
     "LabError",
+    "LabNotReady",
     "LabNotRunning",
     "LabStartFailed",
     "LabStatus",
+    "Transcript",
     "connect",
+    "diagram",
     "down",
+    "policy_table",
+    "quiz",
     "up",
 ]

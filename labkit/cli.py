@@ -7,9 +7,11 @@ import shlex
 import sys
 from collections.abc import Sequence
 
+from labkit.checks import checkpoint
 from labkit.errors import LabError
 from labkit.home import lab_home
 from labkit.lab import Lab, connect, down, running_info, up
+from labkit.steps import NOTEBOOKS, before
 
 EPILOG = """examples:
   labkit up                          start the lab (or find the running one)
@@ -18,6 +20,8 @@ EPILOG = """examples:
   labkit ssh demo-instance           log in to an instance (by id or Name tag)
   labkit ssh i-0abc -- aws iam list-users
   labkit reset                       back to a freshly bootstrapped lab
+  labkit reset --to 03               as a student who finished notebooks 00-02 has it
+  labkit check 03                    does the lab hold what notebook 03 builds?
   labkit down                        stop the lab
 
 The lab lives in $LABKIT_HOME (default ~/.local/state/labkit)."""
@@ -65,9 +69,21 @@ def _cmd_env(args: argparse.Namespace) -> int:
 
 
 def _cmd_reset(args: argparse.Namespace) -> int:
-    seconds = connect().reset()
-    print(f"Reset the lab to a freshly bootstrapped one in {seconds:.2f} s.")
+    if args.to is None:
+        seconds = connect().reset()
+        print(f"Reset the lab to a freshly bootstrapped one in {seconds:.2f} s.")
+        return 0
+    name = checkpoint(args.to)
+    seconds = connect().reset(to=name)
+    done = f"replayed notebooks {', '.join(before(name))}" if before(name) else "nothing to replay"
+    print(f"Reset the lab to checkpoint {name} (ready for {NOTEBOOKS[name]}; {done}) in {seconds:.2f} s.")
     return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    report = connect(start=False).check(args.notebook)
+    print(report)
+    return 0 if report.ok else 1
 
 
 def _cmd_ssh(args: argparse.Namespace) -> int:
@@ -89,7 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("down", help="stop the lab").set_defaults(run=_cmd_down)
     sub.add_parser("status", help="whether the lab runs, where, and what it holds").set_defaults(run=_cmd_status)
     sub.add_parser("env", help="print export lines for a terminal's own aws").set_defaults(run=_cmd_env)
-    sub.add_parser("reset", help="wipe the lab back to a fresh one").set_defaults(run=_cmd_reset)
+    reset = sub.add_parser("reset", help="wipe the lab back to a fresh one, or to a notebook's checkpoint")
+    reset.add_argument("--to", metavar="NN", help="the notebook to be ready for: replay the notebooks before it")
+    reset.set_defaults(run=_cmd_reset)
+    check = sub.add_parser("check", help="whether the lab holds what notebook NN builds")
+    check.add_argument("notebook", metavar="NN", help="notebook number, 00 to 06")
+    check.set_defaults(run=_cmd_check)
     ssh = sub.add_parser("ssh", help="a shell on an instance, or one command with -- COMMAND")
     ssh.add_argument("instance", help="instance id or Name tag")
     ssh.add_argument("command", nargs=argparse.REMAINDER, help="command to run instead of a shell (after --)")

@@ -145,14 +145,21 @@ class Cloud:
                 iam.create_user(REGION, name)
             _ = self.ec2  # creating the EC2 backend makes the default VPC, subnets and moto's AMIs
 
-    def reset(self) -> None:
-        """Wipe every backend and the instances' home directories, then bootstrap again."""
+    def reset(self, *, seed: int | None = None) -> None:
+        """Wipe every backend and the instances' home directories, then bootstrap again.
+
+        With a seed, moto's ids (instances, keys, roles) follow from it, so that replaying the
+        same steps always yields the same ids. The administrator's keys never do.
+        """
+        from moto.moto_api._internal import mock_random
         from moto.moto_api._internal.models import moto_api_backend
 
         with self.lock:
             moto_api_backend.reset()
             self._sessions.clear()
             shutil.rmtree(self.home / "instances", ignore_errors=True)
+            if seed is not None:
+                mock_random.seed(seed)
             self.bootstrap()
 
     # -- what the metadata service reads ---------------------------------------------------

@@ -4,10 +4,13 @@
     ├── LabNotRunning(LabError, RuntimeError)      no lab process answers for this LABKIT_HOME
     ├── LabStartFailed(LabError, RuntimeError)     the lab process could not start
     ├── InstanceNotFound(LabError, LookupError)    no such instance (id or Name tag) in this lab
-    └── InstanceNotRunning(LabError, RuntimeError) the instance exists but is not running
+    ├── InstanceNotRunning(LabError, RuntimeError) the instance exists but is not running
+    ├── CheckpointNotFound(LabError, LookupError)  no notebook by that number
+    └── LabNotReady(LabError, RuntimeError)        the lab lacks what earlier notebooks build
 
-Each message says what happened, why, and what to type next. Errors that AWS itself
-returns (AccessDenied, IncorrectState, ...) are never wrapped: they are the lesson.
+Each message says what happened, why, and what to type next. In a notebook, IPython shows that
+message alone, not a traceback from inside labkit. Errors that AWS itself returns (AccessDenied,
+IncorrectState, ...) are never wrapped: they are the lesson.
 """
 
 from __future__ import annotations
@@ -15,6 +18,10 @@ from __future__ import annotations
 
 class LabError(Exception):
     """Base class of every error labkit raises on purpose."""
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of a traceback: the message, which says what to do."""
+        return [f"\033[1;31m{type(self).__name__}\033[0m: {self}"]
 
 
 class LabNotRunning(LabError, RuntimeError):
@@ -31,3 +38,11 @@ class InstanceNotFound(LabError, LookupError):
 
 class InstanceNotRunning(LabError, RuntimeError):
     """The instance exists but is stopped or terminated."""
+
+
+class CheckpointNotFound(LabError, LookupError):
+    """No notebook (checkpoint) by that number."""
+
+
+class LabNotReady(LabError, RuntimeError):
+    """The lab lacks what the notebooks before this one build."""

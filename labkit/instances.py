@@ -14,11 +14,19 @@ Commands run in bash on this machine, in an environment built from nothing:
 
 from __future__ import annotations
 
+import fcntl
 import html
 import os
+import pty
+import re
+import selectors
 import shutil
+import signal
+import struct
 import subprocess
 import sys
+import termios
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +36,7 @@ from labkit.home import LabInfo
 from labkit.imds import instance_key
 
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+TERMINAL_STYLE = "background:#1e1e1e;color:#e6e6e6;padding:8px 10px;border-radius:4px;font-family:monospace"
 
 WELCOME = r"""   ,     #_
    ~\_  ####_        Amazon Linux 2023 (simulated by labkit)
@@ -56,8 +65,13 @@ class CommandResult:
     def ok(self) -> bool:
         return self.exit_code == 0
 
+    @property
+    def typed(self) -> str:
+        """The command as a terminal shows it: continuation lines after bash's `> ` prompt."""
+        return "\n> ".join(self.command.split("\n"))
+
     def __str__(self) -> str:
-        lines = [f"{self.prompt} {self.command}", self.stdout.rstrip("\n"), self.stderr.rstrip("\n")]
+        lines = [f"{self.prompt} {self.typed}", self.stdout.rstrip("\n"), self.stderr.rstrip("\n")]
         if self.exit_code:
             lines.append(f"[exit status {self.exit_code}]")
         return "\n".join(line for line in lines if line)
@@ -65,15 +79,119 @@ class CommandResult:
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        style = "background:#1e1e1e;color:#e6e6e6;padding:8px 10px;border-radius:4px;font-family:monospace"
-        parts = [f'<span style="color:#8ae234">{html.escape(self.prompt)}</span> {html.escape(self.command)}']
+        parts = [f'<span style="color:#8ae234">{html.escape(self.prompt)}</span> {html.escape(self.typed)}']
         if self.stdout:
             parts.append(html.escape(self.stdout.rstrip("\n")))
         if self.stderr:
             parts.append(f'<span style="color:#ff8c8c">{html.escape(self.stderr.rstrip(chr(10)))}</span>')
         if self.exit_code:
             parts.append(f'<span style="color:#fce94f">[exit status {self.exit_code}]</span>')
-        return f'<pre style="{style}">' + "\n".join(parts) + "</pre>"
+        return f'<pre style="{TERMINAL_STYLE}">' + "\n".join(parts) + "</pre>"
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """Several commands run in one shell on an instance, shown as one terminal session."""
+
+    results: tuple[CommandResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    def __str__(self) -> str:
+        return "\n".join(str(r) for r in self.results)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        inner = [r._repr_html_().split(">", 1)[1].rsplit("</pre>", 1)[0] for r in self.results]
+        return f'<pre style="{TERMINAL_STYLE}">' + "\n".join(inner) + "</pre>"
+
+
+def split_commands(text: str) -> list[str]:
+    """Split shell text into whole commands: one per line, or more lines where bash says the
+    command goes on (an open quote, loop or here-document, a trailing backslash)."""
+    commands: list[str] = []
+    chunk: list[str] = []
+    for line in text.splitlines():
+        if not chunk and not line.strip():
+            continue
+        chunk.append(line)
+        candidate = "\n".join(chunk)
+        if not candidate.rstrip().endswith("\\") and _complete(candidate):
+            commands.append(candidate)
+            chunk = []
+    if chunk:
+        commands.append("\n".join(chunk))  # let bash report what is wrong with it
+    return commands
+
+
+def _complete(command: str) -> bool:
+    return subprocess.run(["bash", "-n"], input=command, text=True, capture_output=True).returncode == 0
+
+
+_START, _END = "\x1e", "\x1f"
+
+
+def _script(commands: list[str]) -> str:
+    parts = []
+    for number, command in enumerate(commands):
+        parts.append(f"printf '{_START}{number}\\n'; printf '{_START}{number}\\n' >&2")
+        parts.append(command)
+        parts.append(f"printf '{_END}%s\\n' \"$?\"; printf '{_END}\\n' >&2")
+    return "\n".join(parts) + "\n"
+
+
+def _sections(text: str) -> dict[int, tuple[str, str | None]]:
+    """Output of each command by number, with its exit status when the shell reached its end."""
+    found: dict[int, tuple[str, str | None]] = {}
+    for match in re.finditer(f"{_START}(\\d+)\n(.*?)(?:{_END}(\\d*)\n|\\Z)", text, re.S):
+        found[int(match[1])] = (match[2], match[3] or None)
+    return found
+
+
+def _execute(command: str, env: dict[str, str], cwd: Path, timeout: float) -> tuple[int, str, str]:
+    """Run a shell command line as over SSH: stdout on a pseudo-terminal, so that programs behave as
+    at a prompt (curl shows no progress meter, for one), stderr kept apart, no input."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+    process = subprocess.Popen(
+        ["bash", "--noprofile", "--norc", "-c", command],
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+    )
+    os.close(slave)
+    assert process.stderr is not None
+    errors = process.stderr.fileno()
+    chunks: dict[int, list[bytes]] = {master: [], errors: []}
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        for fd in chunks:
+            selector.register(fd, selectors.EVENT_READ)
+        while selector.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                os.killpg(process.pid, signal.SIGKILL)
+                break
+            for key, _ in selector.select(timeout=min(left, 1.0)):
+                try:
+                    data = os.read(key.fd, 65536)
+                except OSError:  # EIO: the terminal's last writer has gone
+                    data = b""
+                if data:
+                    chunks[key.fd].append(data)
+                else:
+                    selector.unregister(key.fd)
+    code = process.wait()
+    os.close(master)
+    process.stderr.close()
+    out = b"".join(chunks[master]).decode(errors="replace").replace("\r\n", "\n")
+    return code, out, b"".join(chunks[errors]).decode(errors="replace")
 
 
 def _bin_dir(lab_home: Path) -> Path:
@@ -148,17 +266,27 @@ class Instance:
         }
 
     def run(self, command: str, *, timeout: float = 300.0) -> CommandResult:
-        """Run one shell command line on the instance and capture what it prints."""
-        done = subprocess.run(
-            ["bash", "--noprofile", "--norc", "-c", command],
-            env=self.environ(),
-            cwd=self.home,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        return CommandResult(self.prompt, command, done.returncode, done.stdout, done.stderr)
+        """Run one shell command line on the instance, as typed at its prompt, and keep what it prints."""
+        code, stdout, stderr = _execute(command, self.environ(), self.home, timeout)
+        return CommandResult(self.prompt, command, code, stdout, stderr)
+
+    def run_lines(self, text: str, *, timeout: float = 300.0) -> Transcript:
+        """Run each command of `text` in turn in one shell, as if typed at the prompt.
+
+        Shell state carries over (`TOKEN=$(curl ...)` then `curl -H "...: $TOKEN" ...`); each
+        command's output and exit status are kept apart.
+        """
+        commands = split_commands(text)
+        returncode, stdout, stderr = _execute(_script(commands), self.environ(), self.home, timeout)
+        out, err = _sections(stdout), _sections(stderr)
+        results = []
+        for number, command in enumerate(commands):
+            if number not in out:
+                break  # the shell exited before this command (`exit`, say)
+            stdout, status = out[number]
+            code = int(status) if status is not None else returncode
+            results.append(CommandResult(self.prompt, command, code, stdout, err.get(number, ("", None))[0]))
+        return Transcript(tuple(results))
 
     def exec(self, command: str) -> int:
         """Run one command line with this terminal's input and output; returns its exit status."""

@@ -17,18 +17,23 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labkit.cloud import REGION
-from labkit.errors import InstanceNotFound, InstanceNotRunning, LabNotRunning, LabStartFailed
+from labkit.errors import InstanceNotFound, InstanceNotRunning, LabError, LabNotRunning, LabStartFailed
 from labkit.home import LOG_FILE, LabInfo, ensure_home, lab_home, read_info, remove_info
 from labkit.instances import Instance
+
+if TYPE_CHECKING:
+    import pandas
+
+    from labkit.checks import CheckReport
 
 START_TIMEOUT = 60.0
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def _control(info: LabInfo, action: str, *, method: str = "GET", timeout: float = 30.0) -> dict[str, Any]:
+def _call(info: LabInfo, action: str, *, method: str = "GET", timeout: float = 30.0) -> dict[str, Any]:
     request = urllib.request.Request(
         f"{info.api_url}/_labkit/{action}",
         method=method,
@@ -39,9 +44,20 @@ def _control(info: LabInfo, action: str, *, method: str = "GET", timeout: float 
         return dict(json.load(response))
 
 
+def _control(info: LabInfo, action: str, *, method: str = "GET", timeout: float = 30.0) -> dict[str, Any]:
+    """Ask the lab process to do `action`; a failure is a LabError that says where to look."""
+    try:
+        return _call(info, action, method=method, timeout=timeout)
+    except (OSError, ValueError) as error:
+        raise LabError(
+            f"The lab (pid {info.pid}) failed to {action.split('?')[0]}: {error}. "
+            "Its log is lab.log in the lab's state directory; `labkit down` then `labkit up` restarts it."
+        ) from None
+
+
 def _answers(info: LabInfo) -> bool:
     try:
-        return _control(info, "health", timeout=2.0).get("pid") == info.pid
+        return _call(info, "health", timeout=2.0).get("pid") == info.pid
     except (OSError, ValueError):
         return False
 
@@ -54,7 +70,8 @@ def running_info(home: Path) -> LabInfo | None:
 
 def _lab_process_env() -> dict[str, str]:
     drop = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
-    return {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k.lower() not in drop}
+    kept = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k.lower() not in drop}
+    return {**kept, "PYTHONHASHSEED": "0"}  # the same ids and orders from the same steps, every time
 
 
 def _start(home: Path) -> LabInfo:
@@ -134,13 +151,17 @@ def _pid_alive(pid: int) -> bool:
 
 def connect(home: str | os.PathLike[str] | None = None, *, start: bool = True) -> Lab:
     """Connect to the lab of `home` (default `$LABKIT_HOME`), starting it if it is not running."""
+    from labkit import magic
+
     path = lab_home(home)
     info = running_info(path)
     if info is None:
         if not start:
             raise LabNotRunning(f"No lab is running for {path}. Start it with `labkit up` (or labkit.connect()).")
         info, _ = up(path)
-    return Lab(path, info)
+    lab = Lab(path, info)
+    magic.register(lab)
+    return lab
 
 
 def sealed_botocore_session() -> Any:
@@ -181,6 +202,24 @@ class LabStatus:
     instances: list[InstanceSummary] = field(default_factory=list)
     profile_roles: dict[str, list[str]] = field(default_factory=dict)
 
+    def to_frame(self) -> pandas.DataFrame:
+        """What the lab holds, one row per user, role and instance."""
+        import pandas
+
+        rows = [{"kind": "IAM user", "name": name, "detail": ""} for name in self.users]
+        rows += [{"kind": "IAM role", "name": name, "detail": ""} for name in self.roles]
+        for inst in self.instances:
+            role = self.role_of(inst)
+            detail = f"{inst.state}, {inst.private_ip}, " + (f"role {role}" if role else "no role")
+            rows.append({"kind": "EC2 instance", "name": f"{inst.name or '-'} ({inst.instance_id})", "detail": detail})
+        return pandas.DataFrame(rows, columns=["kind", "name", "detail"])
+
+    def __repr__(self) -> str:
+        return str(self.to_frame().to_string(index=False))
+
+    def _repr_html_(self) -> str:
+        return str(self.to_frame().to_html(index=False))
+
     def role_of(self, instance: InstanceSummary) -> str | None:
         """The role an instance holds through its instance profile, if any."""
         roles = self.profile_roles.get(instance.instance_profile_arn or "", [])
@@ -193,7 +232,7 @@ class Lab:
     def __init__(self, home: Path, info: LabInfo) -> None:
         self.home = home
         self.info = info
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients: dict[tuple[str | None, ...], Any] = {}
 
     def __repr__(self) -> str:
         return f"<Lab {self.home} at {self.info.api_url} (pid {self.info.pid})>"
@@ -202,19 +241,30 @@ class Lab:
     def api_url(self) -> str:
         return self.info.api_url
 
-    def client(self, service_name: str, *, region_name: str = REGION) -> Any:
-        """A boto3 client that acts as the lab's administrator ("the person in the console")."""
-        key = (service_name, region_name)
-        if key not in self._clients:
-            import boto3
-            from botocore.config import Config
+    def client(
+        self,
+        service_name: str,
+        *,
+        region_name: str = REGION,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
+        aws_session_token: str | None = None,
+    ) -> Any:
+        """A boto3 client against the lab: as its administrator ("the person in the console"), or
+        with the keys you give it. It reads no AWS_* variable and nothing under ~/.aws."""
+        import boto3
+        from botocore.config import Config
 
+        given = (aws_access_key_id, aws_secret_access_key, aws_session_token)
+        key = (service_name, region_name, *given)
+        if key not in self._clients:
             session = boto3.session.Session(botocore_session=sealed_botocore_session(), region_name=region_name)
             self._clients[key] = session.client(
                 service_name,
                 endpoint_url=self.info.api_url,
-                aws_access_key_id=self.info.admin_access_key_id,
-                aws_secret_access_key=self.info.admin_secret_access_key,
+                aws_access_key_id=aws_access_key_id or self.info.admin_access_key_id,
+                aws_secret_access_key=aws_secret_access_key or self.info.admin_secret_access_key,
+                aws_session_token=aws_session_token,
                 config=Config(proxies={}, connect_timeout=5, retries={"mode": "standard", "max_attempts": 2}),
             )
         return self._clients[key]
@@ -259,9 +309,32 @@ class Lab:
         target = running[0]
         return Instance(self.home, self.info, target.instance_id, name=target.name, private_ip=target.private_ip)
 
-    def reset(self) -> float:
-        """Wipe the lab back to a freshly bootstrapped one; returns the seconds it took."""
-        return float(_control(self.info, "reset", method="POST")["seconds"])
+    def reset(self, *, to: str | int | None = None) -> float:
+        """Wipe the lab back to a fresh one, or (`to="03"`) to where a student who finished the
+        notebooks before 03 would have it, with the same ids every time. Returns the seconds taken."""
+        from labkit import checks, steps
+
+        began = time.perf_counter()
+        if to is None:
+            _control(self.info, "reset", method="POST")
+            return time.perf_counter() - began
+        name = checks.checkpoint(to)
+        _control(self.info, f"reset?seed={steps.seed_of(name)}", method="POST")
+        for notebook in steps.before(name):
+            steps.STEPS[notebook](self)
+        return time.perf_counter() - began
+
+    def check(self, notebook: str | int) -> CheckReport:
+        """Whether the lab holds what notebook `notebook` builds, item by item."""
+        from labkit import checks
+
+        return checks.check(self, notebook)
+
+    def ready_for(self, notebook: str | int) -> CheckReport:
+        """Whether the lab holds what the notebooks before `notebook` built (raises LabNotReady if not)."""
+        from labkit import checks
+
+        return checks.ready_for(self, notebook)
 
     def status(self) -> LabStatus:
         iam = self.client("iam")

@@ -59,6 +59,43 @@ def _metadata_options_keep_what_is_not_named() -> None:
     setattr(InstanceBackend, "modify_instance_metadata_options", modify_instance_metadata_options)  # noqa: B010
 
 
+def _inactive_keys_are_refused() -> None:
+    """Fidelity: a request signed with an Inactive access key is refused, as AWS refuses it.
+
+    moto looks the key up and ignores its status, so a deactivated (leaked) key would keep working.
+    """
+    from moto.iam import access_control
+
+    original = access_control.IAMUserAccessKey.__init__
+
+    def __init__(self: Any, account_id: str, partition: str, access_key_id: str, headers: dict[str, str]) -> None:
+        original(self, account_id, partition, access_key_id, headers)
+        for user in self.backend.list_users("/", None, None):
+            for key in user.access_keys:
+                if key.access_key_id == access_key_id and key.status != "Active":
+                    raise access_control.CreateAccessKeyFailure(reason="InvalidId")
+
+    setattr(access_control.IAMUserAccessKey, "__init__", __init__)  # noqa: B010
+
+
+def _instance_profile_ids_look_like_aws() -> None:
+    """Fidelity: instance profile ids are AIPA… ids, as role ids are AROA… ids.
+
+    moto gives them 20 random lower-case characters, which `iam/info` would then show.
+    """
+    from moto.iam import models
+    from moto.iam.utils import generate_access_key_id_from_account_id
+
+    original = models.IAMBackend.create_instance_profile
+
+    def create_instance_profile(self: Any, *args: Any, **kwargs: Any) -> Any:
+        profile = original(self, *args, **kwargs)
+        profile.id = generate_access_key_id_from_account_id(self.account_id, prefix="AIPA", total_length=21)
+        return profile
+
+    setattr(models.IAMBackend, "create_instance_profile", create_instance_profile)  # noqa: B010
+
+
 def _managed_policies_once() -> None:
     """Speed: parse AWS's ~1,600 managed policies once, and load them into the lab's partition only.
 
@@ -97,5 +134,7 @@ def apply() -> None:
     if not _applied:
         _default_subnet_address()
         _metadata_options_keep_what_is_not_named()
+        _inactive_keys_are_refused()
+        _instance_profile_ids_look_like_aws()
         _managed_policies_once()
         _applied = True

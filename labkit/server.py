@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from labkit.home import LabInfo, ensure_home, lab_home, read_info, remove_info, write_info
 
@@ -65,7 +66,8 @@ class LabApp:
             return _json(start_response, 200, {"pid": os.getpid(), "started_at": self.started_at})
         if action == "reset" and method == "POST":
             began = time.perf_counter()
-            self.cloud.reset()
+            seed = parse_qs(environ.get("QUERY_STRING", "")).get("seed", [None])[0]
+            self.cloud.reset(seed=int(seed) if seed is not None else None)
             return _json(start_response, 200, {"seconds": time.perf_counter() - began})
         if action == "shutdown" and method == "POST":
             threading.Timer(0.05, self.stop.set).start()  # after this response has left

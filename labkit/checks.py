@@ -1,0 +1,262 @@
+"""Checks: does the lab hold what a notebook builds? Item by item, with the fix for what is missing.
+
+    lab.check("03")        # after notebook 03: ✓ per item, or what is missing and how to fix it
+    lab.ready_for("04")    # before notebook 04: the lab holds what notebooks 01-03 built
+
+Everything is read through the AWS API as the administrator, except whether a file exists in an
+instance's home directory.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from labkit import steps
+from labkit.errors import CheckpointNotFound, LabNotReady
+from labkit.trust import ec2_may_assume
+
+if TYPE_CHECKING:
+    import pandas
+
+    from labkit.lab import Lab
+
+
+@dataclass(frozen=True)
+class Check:
+    """One thing a notebook builds, whether the lab holds it, and how to get it when it does not."""
+
+    item: str
+    ok: bool
+    fix: str
+
+    def line(self) -> str:
+        return f"✓ {self.item}" if self.ok else f"✗ {self.item}: {self.fix}"
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """A verdict and the items it stands on."""
+
+    verdict: str
+    checks: tuple[Check, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def missing(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    def __str__(self) -> str:
+        return "\n".join([self.verdict, *(c.line() for c in self.checks)])
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{'✓' if c.ok else '✗'}</td><td style='text-align:left'>{html.escape(c.item)}</td>"
+            f"<td style='text-align:left'>{'' if c.ok else html.escape(c.fix)}</td></tr>"
+            for c in self.checks
+        )
+        return f"<p>{html.escape(self.verdict)}</p><table><tr><th></th><th>item</th><th>to fix</th></tr>{rows}</table>"
+
+    def to_frame(self) -> pandas.DataFrame:
+        import pandas
+
+        return pandas.DataFrame(
+            [{"": "✓" if c.ok else "✗", "item": c.item, "to fix": "" if c.ok else c.fix} for c in self.checks]
+        )
+
+
+def _fix(notebook: str, what: str) -> str:
+    following = f"{int(notebook) + 1:02d}"
+    return f"{what} (notebook {notebook}), or run `labkit reset --to {following}`"
+
+
+def _attached(iam: Any, role: str) -> set[str]:
+    return {p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]}
+
+
+def _role(iam: Any, name: str) -> dict[str, Any] | None:
+    try:
+        return dict(iam.get_role(RoleName=name)["Role"])
+    except iam.exceptions.NoSuchEntityException:
+        return None
+
+
+def _profile_roles(iam: Any, name: str) -> list[str] | None:
+    try:
+        return [r["RoleName"] for r in iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]["Roles"]]
+    except iam.exceptions.NoSuchEntityException:
+        return None
+
+
+def _held_role(lab: Lab, instance_id: str | None) -> str | None:
+    association = steps.association_of(lab, instance_id) if instance_id else None
+    return str(association["IamInstanceProfile"]["Arn"]).rsplit("/", 1)[-1] if association else None
+
+
+def _after_00(lab: Lab) -> list[Check]:
+    arn = lab.client("sts").get_caller_identity()["Arn"]
+    return [Check("the lab answers, and you act as its administrator", arn.endswith(":user/admin"), "run `labkit up`")]
+
+
+def _after_01(lab: Lab) -> list[Check]:
+    iam = lab.client("iam")
+    users = {u["UserName"] for u in iam.list_users()["Users"]}
+    has_user = steps.APP_USER in users
+    policies = (
+        {p["PolicyArn"] for p in iam.list_attached_user_policies(UserName=steps.APP_USER)["AttachedPolicies"]}
+        if has_user
+        else set()
+    )
+    keys = iam.list_access_keys(UserName=steps.APP_USER)["AccessKeyMetadata"] if has_user else []
+    server = steps.running_instance_id(lab, steps.APP_SERVER)
+    leaked_file = server is not None and (lab.home / "instances" / server / "home" / ".aws" / "credentials").exists()
+    return [
+        Check("app-user exists, with IAMReadOnlyAccess", steps.READ_ONLY in policies, _fix("01", "create app-user")),
+        Check("app-server is running", server is not None, _fix("01", "launch app-server")),
+        Check("app-user has no access key left", has_user and not keys, _fix("01", "delete app-user's access key")),
+        Check(
+            "no ~/.aws/credentials on app-server", not leaked_file, _fix("01", "rm ~/.aws/credentials on app-server")
+        ),
+    ]
+
+
+def _after_02(lab: Lab) -> list[Check]:
+    iam = lab.client("iam")
+    role = _role(iam, steps.ROLE)
+    trusted = role is not None and ec2_may_assume(json.dumps(role["AssumeRolePolicyDocument"]))
+    return [
+        Check(f"role {steps.ROLE} exists", role is not None, _fix("02", "create_role")),
+        Check("EC2 may assume it (trust policy)", trusted, _fix("02", "create it with the EC2 trust policy")),
+        Check(
+            "IAMReadOnlyAccess is attached to it",
+            role is not None and steps.READ_ONLY in _attached(iam, steps.ROLE),
+            _fix("02", "attach_role_policy"),
+        ),
+        Check(
+            f"instance profile {steps.ROLE} holds the role",
+            _profile_roles(iam, steps.ROLE) == [steps.ROLE],
+            _fix("02", "create_instance_profile and add_role_to_instance_profile"),
+        ),
+    ]
+
+
+def _after_03(lab: Lab) -> list[Check]:
+    instance_id = steps.running_instance_id(lab, steps.INSTANCE)
+    return [
+        Check("demo-instance is running", instance_id is not None, _fix("03", "launch demo-instance")),
+        Check(
+            f"demo-instance holds {steps.ROLE}",
+            _held_role(lab, instance_id) == steps.ROLE,
+            _fix("03", "associate_iam_instance_profile"),
+        ),
+    ]
+
+
+def _after_04(lab: Lab) -> list[Check]:
+    iam = lab.client("iam")
+    instance_id = steps.running_instance_id(lab, steps.INSTANCE)
+    role = _role(iam, steps.ROLE)
+    return [
+        Check(
+            f"IAMReadOnlyAccess is attached to {steps.ROLE} again",
+            role is not None and steps.READ_ONLY in _attached(iam, steps.ROLE),
+            _fix("04", "attach_role_policy again"),
+        ),
+        Check(
+            f"instance profile {steps.SECOND_ROLE} holds its role",
+            _profile_roles(iam, steps.SECOND_ROLE) == [steps.SECOND_ROLE],
+            _fix("04", "create the second role"),
+        ),
+        Check(
+            f"demo-instance holds {steps.ROLE} again",
+            _held_role(lab, instance_id) == steps.ROLE,
+            _fix("04", "replace_iam_instance_profile_association back"),
+        ),
+    ]
+
+
+def _after_05(lab: Lab) -> list[Check]:
+    instance_id = steps.running_instance_id(lab, steps.INSTANCE)
+    tokens = None
+    if instance_id is not None:
+        described = lab.client("ec2").describe_instances(InstanceIds=[instance_id])
+        tokens = described["Reservations"][0]["Instances"][0]["MetadataOptions"]["HttpTokens"]
+    return [
+        Check("demo-instance requires IMDSv2", tokens == "required", _fix("05", "modify_instance_metadata_options")),
+    ]
+
+
+def _after_06(lab: Lab) -> list[Check]:
+    iam = lab.client("iam")
+    left = [i.name for i in lab.instances() if i.name in (steps.INSTANCE, steps.APP_SERVER) and i.state == "running"]
+    roles = [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"] in (steps.ROLE, steps.SECOND_ROLE)]
+    profiles = [p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]]
+    users = [u["UserName"] for u in iam.list_users()["Users"] if u["UserName"] == steps.APP_USER]
+    return [
+        Check("the series' instances are terminated", not left, _fix("06", f"terminate {', '.join(left)}")),
+        Check("its instance profiles are deleted", not profiles, _fix("06", f"delete {', '.join(profiles)}")),
+        Check("its roles are deleted", not roles, _fix("06", f"delete {', '.join(roles)}")),
+        Check("app-user is deleted", not users, _fix("06", "delete app-user")),
+    ]
+
+
+CHECKS: dict[str, Callable[[Lab], list[Check]]] = {
+    "00": _after_00,
+    "01": _after_01,
+    "02": _after_02,
+    "03": _after_03,
+    "04": _after_04,
+    "05": _after_05,
+    "06": _after_06,
+}
+
+
+def checkpoint(number: str | int) -> str:
+    """'3', 3 and '03' all name checkpoint '03'; anything else is a clear error."""
+    name = f"{int(number):02d}" if str(number).isdigit() else str(number)
+    if name not in CHECKS:
+        raise CheckpointNotFound(
+            f"There is no notebook {number}; the checkpoints are {', '.join(CHECKS)} "
+            f"({', '.join(steps.NOTEBOOKS.values())})."
+        )
+    return name
+
+
+def check(lab: Lab, notebook: str | int) -> CheckReport:
+    """Whether the lab holds what notebook `notebook` builds."""
+    name = checkpoint(notebook)
+    items = tuple(CHECKS[name](lab))
+    missing = sum(not c.ok for c in items)
+    verdict = (
+        f"✓ The lab holds everything notebook {name} builds."
+        if not missing
+        else f"Notebook {name}: {missing} of {len(items)} items missing."
+    )
+    return CheckReport(verdict, items)
+
+
+def ready_for(lab: Lab, notebook: str | int) -> CheckReport:
+    """Whether the lab holds what the notebooks before `notebook` built; raises LabNotReady if not."""
+    name = checkpoint(notebook)
+    items = tuple(item for earlier in CHECKS if earlier < name or earlier == "00" for item in CHECKS[earlier](lab))
+    missing = [c.item for c in items if not c.ok]
+    if missing:
+        raise LabNotReady(
+            f"The lab is not ready for notebook {name}; missing: {'; '.join(missing)}. "
+            f'Run `labkit reset --to {name}` in a terminal (or lab.reset(to="{name}") here) to catch up.'
+        )
+    before = f"notebooks 00-{int(name) - 1:02d}" if name > "01" else "notebook 00"
+    verdict = (
+        f"✓ Ready for notebook {name}: the lab holds what {before} built."
+        if name > "00"
+        else ("✓ Ready for notebook 00: the lab answers.")
+    )
+    return CheckReport(verdict, items)

@@ -1,0 +1,191 @@
+"""Tables and diagrams drawn from the lab's live state.
+
+    labkit.diagram(lab, "demo-instance")    # role → instance profile → instance → IMDS → AWS APIs
+    labkit.policy_table(lab, ["arn:aws:iam::aws:policy/IAMReadOnlyAccess", ...])
+
+Every figure is read from the lab as it is now; nothing is drawn from what it ought to be.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from labkit.trust import ec2_may_assume
+
+if TYPE_CHECKING:
+    import pandas
+
+    from labkit.lab import Lab
+
+
+@dataclass(frozen=True)
+class Link:
+    """One arrow of the diagram: whether it holds now, and what it carries."""
+
+    holds: bool
+    label: str
+
+
+@dataclass(frozen=True)
+class Diagram:
+    """How an instance gets its permissions, as the lab holds it now."""
+
+    boxes: tuple[tuple[str, tuple[str, ...]], ...]  # (title, lines), left to right
+    links: tuple[Link, ...]  # between consecutive boxes
+
+    def __str__(self) -> str:
+        def box(title: str, lines: tuple[str, ...]) -> str:
+            return f"[{title}: {' '.join(lines)}]"
+
+        parts = [box(*self.boxes[0])]
+        for link, following in zip(self.links, self.boxes[1:], strict=True):
+            arrow = f"--{link.label}-->" if link.holds else f"-x {link.label} x-"
+            parts.append(f"\n  {arrow} {box(*following)}")
+        return "".join(parts)
+
+    __repr__ = __str__
+
+    def _repr_svg_(self) -> str:
+        width, gap, height = 170, 46, 86
+        total = len(self.boxes) * width + (len(self.boxes) - 1) * gap + 20
+        out = [
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{total}" height="{height + 40}" '
+            'font-family="sans-serif" font-size="12">',
+            '<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="7" refY="4" orient="auto">'
+            '<path d="M0,0 L8,4 L0,8 z" fill="#2e7d32"/></marker></defs>',
+        ]
+        for index, (title, lines) in enumerate(self.boxes):
+            x = 10 + index * (width + gap)
+            out.append(
+                f'<rect x="{x}" y="20" width="{width}" height="{height}" rx="8" fill="#f5f7fa" stroke="#455a64"/>'
+            )
+            out.append(
+                f'<text x="{x + width / 2}" y="42" text-anchor="middle" font-weight="bold">{html.escape(title)}</text>'
+            )
+            for row, text in enumerate(_fit(line, 25) for line in lines[:3]):
+                out.append(
+                    f'<text x="{x + width / 2}" y="{62 + 15 * row}" text-anchor="middle">{html.escape(text)}</text>'
+                )
+        for index, link in enumerate(self.links):
+            x1 = 10 + index * (width + gap) + width
+            x2 = x1 + gap
+            style = (
+                'stroke="#2e7d32" marker-end="url(#arrow)"' if link.holds else 'stroke="#c62828" stroke-dasharray="4 3"'
+            )
+            out.append(f'<line x1="{x1}" y1="63" x2="{x2 - 2}" y2="63" stroke-width="2" {style}/>')
+            color = "#2e7d32" if link.holds else "#c62828"
+            label = link.label if link.holds else f"✗ {link.label}"
+            out.append(
+                f'<text x="{(x1 + x2) / 2}" y="{height + 36}" text-anchor="middle" fill="{color}" '
+                f'font-size="11">{html.escape(label)}</text>'
+            )
+        out.append("</svg>")
+        return "\n".join(out)
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _summary(actions: list[str]) -> tuple[str, ...]:
+    """Allowed actions, wildcards first: ('iam:Get*, iam:List*', '+4 more')."""
+    if not actions:
+        return ("nothing allowed",)
+    ordered = sorted(actions, key=lambda a: ("*" not in a, a))
+    shown = ", ".join(ordered[:2])
+    return (shown,) if len(ordered) <= 2 else (shown, f"+{len(ordered) - 2} more")
+
+
+def _actions(iam: Any, policy_arn: str) -> list[str]:
+    policy = iam.get_policy(PolicyArn=policy_arn)["Policy"]
+    document = iam.get_policy_version(PolicyArn=policy_arn, VersionId=policy["DefaultVersionId"])["PolicyVersion"][
+        "Document"
+    ]
+    if isinstance(document, str):
+        document = json.loads(document)
+    statements = document["Statement"] if isinstance(document["Statement"], list) else [document["Statement"]]
+    allowed: list[str] = []
+    for statement in statements:
+        if statement.get("Effect") == "Allow":
+            action = statement.get("Action", [])
+            allowed += [action] if isinstance(action, str) else list(action)
+    return allowed
+
+
+def diagram(lab: Lab, instance: str, *, profile: str | None = None) -> Diagram:
+    """Role → instance profile → instance → metadata service → AWS APIs, for one running instance.
+
+    The profile drawn is the one attached to the instance, or `profile` when you name the one you
+    mean to attach: then the diagram shows which links of the chain exist yet."""
+    from labkit import steps
+
+    iam, ec2 = lab.client("iam"), lab.client("ec2")
+    box = lab.instance(instance)
+    association = steps.association_of(lab, box.id)
+    held = str(association["IamInstanceProfile"]["Arn"]).rsplit("/", 1)[-1] if association else None
+    profile_name = profile or held
+    found = iam.get_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"] if profile_name else None
+    role = found["Roles"][0] if found and found["Roles"] else None
+    policies = (
+        [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]]
+        if role
+        else []
+    )
+    actions = (
+        sorted(
+            {
+                a
+                for p in iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]
+                for a in _actions(iam, p["PolicyArn"])
+            }
+        )
+        if role
+        else []
+    )
+    trusted = role is not None and ec2_may_assume(role["AssumeRolePolicyDocument"])
+    options = ec2.describe_instances(InstanceIds=[box.id])["Reservations"][0]["Instances"][0]["MetadataOptions"]
+    tokens = "IMDSv2 required" if options["HttpTokens"] == "required" else "IMDSv1 and v2"
+    return Diagram(
+        boxes=(
+            ("IAM role", (role["RoleName"], *(policies or ["no policies attached"])) if role else ("none",)),
+            ("instance profile", (profile_name or "none attached",)),
+            ("EC2 instance", (box.name or box.id, box.id)),
+            ("metadata service", ("169.254.169.254", tokens)),
+            ("AWS APIs", _summary(actions)),
+        ),
+        links=(
+            Link(role is not None, "holds role"),
+            Link(held is not None and held == profile_name, "attached to"),
+            Link(options["HttpEndpoint"] == "enabled", "asks"),
+            Link(
+                trusted and held == profile_name,
+                "temporary credentials" if role is None or trusted else "EC2 may not assume role",
+            ),
+        ),
+    )
+
+
+def policy_table(lab: Lab, policy_arns: list[str]) -> pandas.DataFrame:
+    """The lab's own copies of AWS managed policies: what each allows, summarised."""
+    import pandas
+
+    iam = lab.client("iam")
+    rows = []
+    for arn in policy_arns:
+        actions = _actions(iam, arn)
+        services = sorted({a.split(":", 1)[0] for a in actions if ":" in a} | ({"*"} if "*" in actions else set()))
+        verbs = {a.split(":", 1)[1] if ":" in a else a for a in actions}
+        read_only = all(v.startswith(("Get", "List", "Describe", "Generate", "Simulate")) for v in verbs)
+        rows.append(
+            {
+                "policy": arn.rsplit("/", 1)[-1],
+                "services": ", ".join(services),
+                "actions allowed": len(actions),
+                "read-only": "yes" if read_only else "no",
+                "for example": ", ".join(actions[:3]),
+            }
+        )
+    return pandas.DataFrame(rows)
