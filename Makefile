@@ -29,8 +29,8 @@ notebooks: setup
 
 lint: setup
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	$(BIN)/ruff check labkit tests benchmarks/run
-	$(BIN)/ruff format --check labkit tests benchmarks/run
+	$(BIN)/ruff check labkit tests benchmarks/run tools/run-notebooks conftest.py
+	$(BIN)/ruff format --check labkit tests benchmarks/run tools/run-notebooks conftest.py
 	$(BIN)/mypy --ignore-missing-imports labkit
 
 bench: setup

@@ -128,7 +128,9 @@ def split_commands(text: str) -> list[str]:
 
 
 def _complete(command: str) -> bool:
-    return subprocess.run(["bash", "-n"], input=command, text=True, capture_output=True).returncode == 0
+    checked = subprocess.run(["bash", "-n"], input=command, text=True, capture_output=True)
+    # An open here-document is only a warning for bash -n; for us the command goes on.
+    return checked.returncode == 0 and "here-document" not in checked.stderr
 
 
 _START, _END = "\x1e", "\x1f"
@@ -191,7 +193,14 @@ def _execute(command: str, env: dict[str, str], cwd: Path, timeout: float) -> tu
     os.close(master)
     process.stderr.close()
     out = b"".join(chunks[master]).decode(errors="replace").replace("\r\n", "\n")
-    return code, out, b"".join(chunks[errors]).decode(errors="replace")
+    return code, _as_a_terminal_shows(out), _as_a_terminal_shows(b"".join(chunks[errors]).decode(errors="replace"))
+
+
+def _as_a_terminal_shows(text: str) -> str:
+    """What is left on screen of each line once carriage returns have redrawn it (progress meters)."""
+    return "\n".join(
+        line.rsplit("\r", 1)[-1] if "\r" in line.rstrip("\r") else line.rstrip("\r") for line in text.split("\n")
+    )
 
 
 def _bin_dir(lab_home: Path) -> Path:

@@ -115,6 +115,24 @@ def test_reset_says_what_it_did(home: Path, instance: str) -> None:
     assert "instances: -" in labkit(home, "status").stdout
 
 
+def test_reset_to_a_checkpoint_and_check_it(home: Path) -> None:
+    result = labkit(home, "reset", "--to", "03")
+    assert result.returncode == 0
+    assert result.stdout.startswith(
+        "Reset the lab to checkpoint 03 (ready for 03-attach-the-role.ipynb; replayed notebooks 01, 02) in "
+    )
+    passed = labkit(home, "check", "02")
+    assert passed.returncode == 0 and passed.stdout.startswith("✓ The lab holds everything notebook 02 builds.")
+    missing = labkit(home, "check", "3")
+    assert missing.returncode == 1 and missing.stdout.startswith("Notebook 03: 2 of 2 items missing.")
+
+
+def test_reset_to_a_checkpoint_that_does_not_exist_lists_those_that_do(home: Path) -> None:
+    result = labkit(home, "reset", "--to", "9")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("labkit: There is no notebook 9; the checkpoints are 00, 01, 02, 03, 04, 05, 06")
+
+
 def test_down_stops_it(home: Path) -> None:
     assert labkit(home, "down").stdout.strip() == "Stopped the lab."
     assert labkit(home, "down").stdout.strip() == f"No lab was running for {home}."

@@ -156,3 +156,18 @@ def test_creating_what_the_demo_needs_twice_is_an_aws_error_not_a_crash(fresh_la
     assert caught.value.response["Error"]["Code"] == "EntityAlreadyExists"
     launch(fresh_lab.client("ec2"), "still-works")
     assert fresh_lab.instance("still-works").run("true").ok
+
+
+def test_a_deactivated_key_is_refused_as_aws_refuses_it(fresh_lab: labkit.Lab) -> None:
+    iam = fresh_lab.client("iam")
+    key = iam.create_access_key(UserName="bob")["AccessKey"]
+    bob = fresh_lab.client("sts", aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
+    assert bob.get_caller_identity()["Arn"].endswith(":user/bob")
+    iam.update_access_key(UserName="bob", AccessKeyId=key["AccessKeyId"], Status="Inactive")
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        bob.get_caller_identity()
+    assert caught.value.response["Error"] == {
+        "Type": "Sender",
+        "Code": "InvalidClientTokenId",
+        "Message": "The security token included in the request is invalid.",
+    }

@@ -1,0 +1,53 @@
+"""The live diagram and the policy table, drawn from the lab as it is."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ElementTree
+
+import labkit
+from conftest import EC2_TRUST, READ_ONLY, ROLE, Demo, create_role, launch
+
+
+def holds(diagram: labkit.Diagram) -> list[bool]:
+    return [link.holds for link in diagram.links]
+
+
+def test_before_attaching_the_chain_breaks_at_the_instance(demo: Demo) -> None:
+    drawn = labkit.diagram(demo.lab, "demo-instance", profile=ROLE)
+    assert holds(drawn) == [True, False, True, False]
+    assert drawn.boxes[0] == ("IAM role", (ROLE, "IAMReadOnlyAccess"))
+
+
+def test_after_attaching_every_link_holds(attached: Demo) -> None:
+    drawn = labkit.diagram(attached.lab, "demo-instance")
+    assert holds(drawn) == [True, True, True, True]
+    assert drawn.boxes[4] == ("AWS APIs", ("iam:Get*, iam:List*", "+4 more"))
+    ElementTree.fromstring(drawn._repr_svg_())  # well-formed SVG
+
+
+def test_without_policies_credentials_still_arrive_but_allow_nothing(attached: Demo) -> None:
+    attached.iam.detach_role_policy(RoleName=ROLE, PolicyArn=READ_ONLY)
+    drawn = labkit.diagram(attached.lab, "demo-instance")
+    assert holds(drawn)[3] is True
+    assert drawn.boxes[0][1] == (ROLE, "no policies attached") and drawn.boxes[4][1] == ("nothing allowed",)
+
+
+def test_a_role_ec2_may_not_assume_breaks_the_last_link(fresh_lab: labkit.Lab) -> None:
+    lambda_trust = json.loads(json.dumps(EC2_TRUST).replace("ec2.amazonaws.com", "lambda.amazonaws.com"))
+    create_role(fresh_lab.client("iam"), "LambdaRole", trust=lambda_trust)
+    instance_id = launch(fresh_lab.client("ec2"), "box")
+    fresh_lab.client("ec2").associate_iam_instance_profile(
+        IamInstanceProfile={"Name": "LambdaRole"}, InstanceId=instance_id
+    )
+    drawn = labkit.diagram(fresh_lab, "box")
+    assert drawn.links[3] == labkit.display.Link(False, "EC2 may not assume role")
+    assert "-x EC2 may not assume role x-" in str(drawn)
+
+
+def test_the_policy_table_reads_the_lab_copies(lab: labkit.Lab) -> None:
+    names = ["AmazonS3ReadOnlyAccess", "AmazonS3FullAccess", "IAMReadOnlyAccess", "CloudWatchAgentServerPolicy"]
+    table = labkit.policy_table(lab, [f"arn:aws:iam::aws:policy/{n}" for n in names])
+    assert list(table["policy"]) == names
+    assert list(table["read-only"]) == ["yes", "no", "yes", "no"]
+    assert table.loc[1, "for example"] == "s3:*, s3-object-lambda:*"

@@ -1,0 +1,56 @@
+"""Checkpoints: `reset --to NN` replays the notebooks before NN, the same ids every time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import labkit
+from labkit import steps
+from labkit.checks import checkpoint
+
+
+def ids(lab: labkit.Lab) -> dict[str, Any]:
+    iam = lab.client("iam")
+    return {
+        "instances": sorted(i.instance_id for i in lab.instances()),
+        "roles": sorted(r["RoleId"] for r in iam.list_roles()["Roles"]),
+        "profiles": sorted(p["InstanceProfileId"] for p in iam.list_instance_profiles()["InstanceProfiles"]),
+        "users": sorted(u["UserId"] for u in iam.list_users()["Users"]),
+    }
+
+
+@pytest.mark.parametrize("number", ["01", "02", "03", "04", "05", "06"])
+def test_a_checkpoint_holds_what_the_notebooks_before_it_built(lab: labkit.Lab, number: str) -> None:
+    lab.reset(to=number)
+    assert lab.check(f"{int(number) - 1:02d}").ok
+    assert lab.ready_for(number).ok
+
+
+def test_the_same_checkpoint_yields_the_same_ids(lab: labkit.Lab) -> None:
+    lab.reset(to="05")
+    first = ids(lab)
+    lab.reset()
+    lab.reset(to="05")
+    assert ids(lab) == first
+    assert len(first["instances"]) == 2 and first["profiles"][0].startswith("AIPA")
+
+
+def test_the_administrator_keys_do_not_follow_the_seed(lab: labkit.Lab) -> None:
+    before = lab.info.admin_access_key_id
+    lab.reset(to="03")
+    assert lab.client("sts").get_caller_identity()["Arn"].endswith(":user/admin")
+    assert lab.info.admin_access_key_id == before
+
+
+def test_checkpoint_names() -> None:
+    assert checkpoint(3) == checkpoint("3") == checkpoint("03") == "03"
+    with pytest.raises(labkit.CheckpointNotFound) as caught:
+        checkpoint("7")
+    assert str(caught.value).startswith("There is no notebook 7; the checkpoints are 00, 01, 02, 03, 04, 05, 06")
+
+
+def test_each_step_names_the_notebook_that_teaches_it() -> None:
+    for number, step in steps.STEPS.items():
+        assert step.__doc__ is not None and step.__doc__.startswith(f"Taught in {steps.NOTEBOOKS[number][:-6]}")
