@@ -58,12 +58,7 @@ class CheckReport:
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><td>{'✓' if c.ok else '✗'}</td><td style='text-align:left'>{html.escape(c.item)}</td>"
-            f"<td style='text-align:left'>{'' if c.ok else html.escape(c.fix)}</td></tr>"
-            for c in self.checks
-        )
-        return f"<p>{html.escape(self.verdict)}</p><table><tr><th></th><th>item</th><th>to fix</th></tr>{rows}</table>"
+        return f"<p>{html.escape(self.verdict)}</p>" + str(self.to_frame().to_html(index=False))
 
     def to_frame(self) -> pandas.DataFrame:
         import pandas
