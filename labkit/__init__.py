@@ -21,6 +21,7 @@ from labkit.errors import (
     LabNotReady,
     LabNotRunning,
     LabStartFailed,
+    ResourceNotFound,
 )
 from labkit.instances import CommandResult, Instance, Transcript
 from labkit.lab import Lab, LabStatus, connect, down, up
@@ -40,6 +41,7 @@ __all__ = [
     "LabNotRunning",
     "LabStartFailed",
     "LabStatus",
+    "ResourceNotFound",
     "Transcript",
     "connect",
     "diagram",

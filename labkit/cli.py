@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timezone
 
-from labkit.checks import checkpoint
+from labkit.checks import CheckReport, checkpoint
 from labkit.errors import LabError
 from labkit.home import lab_home
 from labkit.lab import Lab, connect, down, running_info, up
@@ -15,11 +17,12 @@ from labkit.steps import NOTEBOOKS, before
 
 EPILOG = """examples:
   labkit up                          start the lab (or find the running one)
-  labkit status                      what the lab holds
+  labkit status                      what the lab holds, and how far its student got
+  labkit status --json               the same, for scripts
   eval "$(labkit env)"               make this terminal's aws act as the lab's administrator
   labkit ssh demo-instance           log in to an instance (by id or Name tag)
   labkit ssh i-0abc -- aws iam list-users
-  labkit reset                       back to a freshly bootstrapped lab
+  labkit reset                       back to a freshly bootstrapped lab (asks first; --yes does not)
   labkit reset --to 03               as a student who finished notebooks 00-02 has it
   labkit check 03                    does the lab hold what notebook 03 builds?
   labkit down                        stop the lab
@@ -39,14 +42,46 @@ def _cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finished(progress: dict[str, CheckReport]) -> str:
+    done = []
+    for number, report in progress.items():
+        if not report.ok:
+            break
+        done.append(number)
+    return f"notebooks {done[0]}-{done[-1]}" if len(done) > 1 else f"notebook {done[0]}" if done else "nothing yet"
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     home = lab_home()
     info = running_info(home)
     if info is None:
-        print(f"No lab is running for {home}. Start it with `labkit up`.")
+        if args.json:
+            print(json.dumps({"running": False, "home": str(home)}))
+        else:
+            print(f"No lab is running for {home}. Start it with `labkit up`.")
         return 1
-    status = Lab(home, info).status()
-    print(f"Lab {status.pid} running at {status.api_url} (state in {status.home})")
+    lab = Lab(home, info)
+    status = lab.status()
+    progress = lab.progress()
+    since = datetime.fromtimestamp(info.started_at, timezone.utc).astimezone()
+    if args.json:
+        print(json.dumps({
+            "running": True,
+            "home": str(home),
+            "pid": info.pid,
+            "api_url": info.api_url,
+            "started_at": since.isoformat(timespec="seconds"),
+            "users": status.users,
+            "roles": status.roles,
+            "instances": [
+                {"id": i.instance_id, "name": i.name, "state": i.state, "private_ip": i.private_ip,
+                 "role": status.role_of(i)} for i in status.instances
+            ],
+            "finished": _finished(progress),
+            "progress": {n: {"ok": r.ok, "missing": [c.item for c in r.missing]} for n, r in progress.items()},
+        }, indent=2))  # fmt: skip
+        return 0
+    print(f"Lab {status.pid} running at {status.api_url} since {since:%Y-%m-%d %H:%M} (state in {status.home})")
     print(f"  users:     {', '.join(status.users) or '-'}")
     print(f"  roles:     {', '.join(status.roles) or '-'}")
     print("  instances:" + ("" if status.instances else " -"))
@@ -55,6 +90,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
         profile = inst.instance_profile_arn.rsplit("/", 1)[-1] if inst.instance_profile_arn else None
         held = f"role {role} (profile {profile})" if role else f"profile {profile}, no role" if profile else "no role"
         print(f"    {inst.instance_id}  {inst.name or '-':<16} {inst.state:<11} {inst.private_ip:<15} {held}")
+    print(f"Progress: finished {_finished(progress)}")
+    for number, report in progress.items():
+        missing = f"missing: {'; '.join(c.item for c in report.missing)}" if report.missing else ""
+        print(f"  {'✓' if report.ok else '✗'} {NOTEBOOKS[number]:<28} {missing}".rstrip())
     return 0
 
 
@@ -68,13 +107,29 @@ def _cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _confirmed(question: str) -> bool:
+    """Ask on a terminal; scripts (no terminal) are not asked."""
+    if not sys.stdin.isatty():
+        return True
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
 def _cmd_reset(args: argparse.Namespace) -> int:
+    home = lab_home()
+    target = f"checkpoint {checkpoint(args.to)}" if args.to is not None else "a freshly bootstrapped lab"
+    if not args.yes and not _confirmed(f"Wipe the lab in {home} and put it back to {target}?"):
+        print("Nothing was changed.")
+        return 1
+    lab = connect()
     if args.to is None:
-        seconds = connect().reset()
+        seconds = lab.reset()
         print(f"Reset the lab to a freshly bootstrapped one in {seconds:.2f} s.")
         return 0
     name = checkpoint(args.to)
-    seconds = connect().reset(to=name)
+    seconds = lab.reset(to=name)
     done = f"replayed notebooks {', '.join(before(name))}" if before(name) else "nothing to replay"
     print(f"Reset the lab to checkpoint {name} (ready for {NOTEBOOKS[name]}; {done}) in {seconds:.2f} s.")
     return 0
@@ -103,10 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     sub.add_parser("up", help="start the lab in the background (reuse it if it runs)").set_defaults(run=_cmd_up)
     sub.add_parser("down", help="stop the lab").set_defaults(run=_cmd_down)
-    sub.add_parser("status", help="whether the lab runs, where, and what it holds").set_defaults(run=_cmd_status)
+    status = sub.add_parser("status", help="whether the lab runs, where, what it holds, and how far the student got")
+    status.add_argument("--json", action="store_true", help="the same, as JSON for scripts")
+    status.set_defaults(run=_cmd_status)
     sub.add_parser("env", help="print export lines for a terminal's own aws").set_defaults(run=_cmd_env)
     reset = sub.add_parser("reset", help="wipe the lab back to a fresh one, or to a notebook's checkpoint")
     reset.add_argument("--to", metavar="NN", help="the notebook to be ready for: replay the notebooks before it")
+    reset.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     reset.set_defaults(run=_cmd_reset)
     check = sub.add_parser("check", help="whether the lab holds what notebook NN builds")
     check.add_argument("notebook", metavar="NN", help="notebook number, 00 to 06")

@@ -29,6 +29,9 @@ ADMIN_USER = "admin"
 ADMIN_POLICY_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
 STARTER_USERS = ("alice", "bob", "carol")
 
+KEY_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+SECRET_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
 ROLE_SESSION_SECONDS = 6 * 3600
 # AWS makes new credentials available at least five minutes before the old ones expire.
 REFRESH_BEFORE = timedelta(minutes=15)
@@ -45,14 +48,15 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def new_admin_keys() -> tuple[str, str]:
-    """A fresh administrator access key pair; never derived from any seed."""
-    from moto.iam.utils import generate_access_key_id_from_account_id
+def new_key_pair(prefix: str = "AKIA") -> tuple[str, str]:
+    """A fresh access key id and secret, as AWS makes them: never derived from any seed, so a key
+    of one lab is unknown to every other lab, even at the same seeded checkpoint."""
+    key_id = prefix + "".join(secrets.choice(KEY_ID_ALPHABET) for _ in range(16))
+    return key_id, "".join(secrets.choice(SECRET_ALPHABET) for _ in range(40))
 
-    prefix = generate_access_key_id_from_account_id(ACCOUNT_ID, prefix="AKIA")[:12]
-    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-    key_id = prefix + "".join(secrets.choice(alphabet) for _ in range(20 - len(prefix)))
-    return key_id, secrets.token_urlsafe(30)[:40]
+
+def new_admin_keys() -> tuple[str, str]:
+    return new_key_pair("AKIA")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from labkit.errors import ResourceNotFound
 from labkit.trust import ec2_may_assume
 
 if TYPE_CHECKING:
@@ -100,7 +101,13 @@ def _summary(actions: list[str]) -> tuple[str, ...]:
 
 
 def _actions(iam: Any, policy_arn: str) -> list[str]:
-    policy = iam.get_policy(PolicyArn=policy_arn)["Policy"]
+    try:
+        policy = iam.get_policy(PolicyArn=policy_arn)["Policy"]
+    except iam.exceptions.NoSuchEntityException:
+        raise ResourceNotFound(
+            f"No managed policy {policy_arn} in this lab. AWS managed policies are named like "
+            "arn:aws:iam::aws:policy/IAMReadOnlyAccess; yours like arn:aws:iam::123456789012:policy/NAME."
+        ) from None
     document = iam.get_policy_version(PolicyArn=policy_arn, VersionId=policy["DefaultVersionId"])["PolicyVersion"][
         "Document"
     ]
@@ -127,7 +134,14 @@ def diagram(lab: Lab, instance: str, *, profile: str | None = None) -> Diagram:
     association = steps.association_of(lab, box.id)
     held = str(association["IamInstanceProfile"]["Arn"]).rsplit("/", 1)[-1] if association else None
     profile_name = profile or held
-    found = iam.get_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"] if profile_name else None
+    try:
+        found = iam.get_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"] if profile_name else None
+    except iam.exceptions.NoSuchEntityException:
+        names = [p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]]
+        raise ResourceNotFound(
+            f"No instance profile {profile_name} in this lab; profiles: {', '.join(names) or 'none'}. "
+            "Name one of those, or create it first (notebook 02 shows how)."
+        ) from None
     role = found["Roles"][0] if found and found["Roles"] else None
     policies = (
         [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]]

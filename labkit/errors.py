@@ -5,6 +5,7 @@
     ├── LabStartFailed(LabError, RuntimeError)     the lab process could not start
     ├── InstanceNotFound(LabError, LookupError)    no such instance (id or Name tag) in this lab
     ├── InstanceNotRunning(LabError, RuntimeError) the instance exists but is not running
+    ├── ResourceNotFound(LabError, LookupError)    a role, profile or policy named to labkit is not in this lab
     ├── CheckpointNotFound(LabError, LookupError)  no notebook by that number
     └── LabNotReady(LabError, RuntimeError)        the lab lacks what earlier notebooks build
 
@@ -46,3 +47,7 @@ class CheckpointNotFound(LabError, LookupError):
 
 class LabNotReady(LabError, RuntimeError):
     """The lab lacks what the notebooks before this one build."""
+
+
+class ResourceNotFound(LabError, LookupError):
+    """A role, instance profile or policy given to a labkit function does not exist in this lab."""

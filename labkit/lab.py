@@ -330,6 +330,12 @@ class Lab:
 
         return checks.check(self, notebook)
 
+    def progress(self) -> dict[str, CheckReport]:
+        """For every notebook, whether the lab holds what it builds: where a student stands."""
+        from labkit import checks
+
+        return {number: checks.check(self, number) for number in checks.CHECKS}
+
     def ready_for(self, notebook: str | int) -> CheckReport:
         """Whether the lab holds what the notebooks before `notebook` built (raises LabNotReady if not)."""
         from labkit import checks

@@ -96,6 +96,86 @@ def _instance_profile_ids_look_like_aws() -> None:
     setattr(models.IAMBackend, "create_instance_profile", create_instance_profile)  # noqa: B010
 
 
+def _access_keys_are_never_seeded() -> None:
+    """Isolation: access key ids and secrets (users' keys, role sessions) come from a real random
+    source, not from moto's seeded one, so that two labs reset to the same checkpoint never share a
+    key. moto still draws its own values first, so every other id keeps following the seed."""
+    from moto.iam import models
+
+    from labkit.cloud import new_key_pair
+
+    original = models.AccessKey.__init__
+
+    def __init__(self: Any, user_name: str | None, prefix: str, account_id: str, status: str = "Active") -> None:
+        original(self, user_name, prefix, account_id, status)
+        self.access_key_id, self.secret_access_key = new_key_pair(prefix)
+
+    setattr(models.AccessKey, "__init__", __init__)  # noqa: B010
+
+
+def _errors_say_what_aws_says() -> None:
+    """Fidelity: the errors a student meets in the lesson read as AWS's do.
+
+    - a role or instance profile that does not exist: AWS's wording of NoSuchEntity;
+    - a trust policy that is not JSON: MalformedPolicyDocument (moto accepts it);
+    - an instance profile EC2 cannot find: EC2's InvalidParameterValue (moto lets IAM's error through).
+    """
+    from moto.ec2 import utils as ec2_utils
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models import iam_instance_profile
+    from moto.ec2.responses import instances as ec2_instances
+    from moto.iam import models
+    from moto.iam.exceptions import MalformedPolicyDocument, NotFoundException
+
+    get_role, get_profile, create_role = (
+        models.IAMBackend.get_role,
+        models.IAMBackend.get_instance_profile,
+        models.IAMBackend.create_role,
+    )
+
+    def get_role_as_aws(self: Any, role_name: str) -> Any:
+        try:
+            return get_role(self, role_name)
+        except NotFoundException:
+            raise NotFoundException(f"The role with name {role_name} cannot be found.") from None
+
+    def get_profile_as_aws(self: Any, profile_name: str) -> Any:
+        try:
+            return get_profile(self, profile_name)
+        except NotFoundException:
+            raise NotFoundException(f"Instance Profile {profile_name} cannot be found.") from None
+
+    def create_role_as_aws(self: Any, role_name: str, assume_role_policy_document: str, *args: Any, **kw: Any) -> Any:
+        try:
+            json.loads(assume_role_policy_document)
+        except ValueError:
+            raise MalformedPolicyDocument("This policy contains invalid Json") from None
+        return create_role(self, role_name, assume_role_policy_document, *args, **kw)
+
+    original_filter = ec2_utils.filter_iam_instance_profiles
+
+    def filter_iam_instance_profiles(
+        account_id: str, partition: str, iam_instance_profile_arn: str | None, iam_instance_profile_name: str | None
+    ) -> Any:
+        try:
+            return original_filter(account_id, partition, iam_instance_profile_arn, iam_instance_profile_name)
+        except NotFoundException:
+            given, field = (
+                (iam_instance_profile_name, "name") if iam_instance_profile_name else (iam_instance_profile_arn, "arn")
+            )
+            raise EC2ClientError(
+                "InvalidParameterValue",
+                f"Value ({given}) for parameter iamInstanceProfile.{field} is invalid. "
+                f"Invalid IAM Instance Profile {field}",
+            ) from None
+
+    setattr(models.IAMBackend, "get_role", get_role_as_aws)  # noqa: B010
+    setattr(models.IAMBackend, "get_instance_profile", get_profile_as_aws)  # noqa: B010
+    setattr(models.IAMBackend, "create_role", create_role_as_aws)  # noqa: B010
+    for module in (ec2_utils, iam_instance_profile, ec2_instances):
+        setattr(module, "filter_iam_instance_profiles", filter_iam_instance_profiles)  # noqa: B010
+
+
 def _managed_policies_once() -> None:
     """Speed: parse AWS's ~1,600 managed policies once, and load them into the lab's partition only.
 
@@ -136,5 +216,7 @@ def apply() -> None:
         _metadata_options_keep_what_is_not_named()
         _inactive_keys_are_refused()
         _instance_profile_ids_look_like_aws()
+        _access_keys_are_never_seeded()
+        _errors_say_what_aws_says()
         _managed_policies_once()
         _applied = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -105,8 +106,9 @@ def test_status_lists_users_roles_and_instances(home: Path, instance: str) -> No
     lines = labkit(home, "status").stdout.splitlines()
     assert lines[0].startswith("Lab ") and f"(state in {home})" in lines[0]
     assert lines[1].split() == ["users:", "admin,", "alice,", "bob,", "carol"]
-    assert lines[-1].split()[:3] == [instance, "cli-box", "running"]
-    assert lines[-1].split()[-2:] == ["no", "role"]
+    row = next(line for line in lines if line.strip().startswith(instance))
+    assert row.split()[:3] == [instance, "cli-box", "running"]
+    assert row.split()[-2:] == ["no", "role"]
 
 
 def test_reset_says_what_it_did(home: Path, instance: str) -> None:
@@ -133,9 +135,55 @@ def test_reset_to_a_checkpoint_that_does_not_exist_lists_those_that_do(home: Pat
     assert result.stderr.startswith("labkit: There is no notebook 9; the checkpoints are 00, 01, 02, 03, 04, 05, 06")
 
 
+def test_reset_asks_on_a_terminal_and_does_nothing_unless_told_yes(home: Path) -> None:
+    import pty
+
+    def on_a_terminal(answer: bytes) -> tuple[int, str]:
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execve(LABKIT, [LABKIT, "reset", "--to", "02"], {**os.environ, "LABKIT_HOME": str(home)})
+        os.write(fd, answer)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return os.waitpid(pid, 0)[1] >> 8, out.decode().replace("\r\n", "\n")
+
+    code, shown = on_a_terminal(b"n\n")
+    assert code == 1 and f"Wipe the lab in {home} and put it back to checkpoint 02? [y/N]" in shown
+    assert shown.rstrip().endswith("Nothing was changed.")
+    code, shown = on_a_terminal(b"y\n")
+    assert code == 0 and "Reset the lab to checkpoint 02 " in shown
+
+
+def test_status_shows_progress_for_instructors(home: Path) -> None:
+    labkit(home, "reset", "--to", "03")
+    status = labkit(home, "status").stdout
+    assert "Progress: finished notebooks 00-02" in status
+    row = next(line for line in status.splitlines() if "03-attach-the-role.ipynb" in line)
+    assert row.split(None, 2) == [
+        "✗",
+        "03-attach-the-role.ipynb",
+        "missing: demo-instance is running; demo-instance holds DemoRoleForEC2",
+    ]
+    report = json.loads(labkit(home, "status", "--json").stdout)
+    assert report["running"] is True and report["finished"] == "notebooks 00-02"
+    assert report["progress"]["03"] == {
+        "ok": False,
+        "missing": ["demo-instance is running", "demo-instance holds DemoRoleForEC2"],
+    }
+    assert [i["name"] for i in report["instances"]] == ["app-server"]
+
+
 def test_down_stops_it(home: Path) -> None:
     assert labkit(home, "down").stdout.strip() == "Stopped the lab."
     assert labkit(home, "down").stdout.strip() == f"No lab was running for {home}."
+    assert json.loads(labkit(home, "status", "--json").stdout) == {"running": False, "home": str(home)}
 
 
 def test_help_shows_examples() -> None:

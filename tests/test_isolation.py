@@ -9,9 +9,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+import botocore.exceptions
 import pytest
 
+import labkit
 from conftest import NO_CREDENTIALS, Demo
+
+CREDENTIALS = "http://169.254.169.254/latest/meta-data/iam/security-credentials/DemoRoleForEC2"
 
 CANARY_KEY = "AKIACANARYCANARY0001"
 CANARY_SECRET = "canary/secret/canary/secret/canary/0001"
@@ -71,3 +75,29 @@ def test_the_lab_process_gets_no_aws_variables(tmp_path: Path, canary_home: Path
         assert not [v for v in environ if v.startswith(b"AWS_")]
     finally:
         subprocess.run([sys.executable, "-c", f"import labkit; labkit.down({str(home)!r})"], check=True)
+
+
+def test_two_labs_at_the_same_checkpoint_share_ids_but_never_keys(lab: labkit.Lab, tmp_path: Path) -> None:
+    other = labkit.connect(tmp_path / "other-lab")
+    try:
+        for each in (lab, other):
+            each.reset(to="04")
+        assert [i.instance_id for i in lab.instances()] == [i.instance_id for i in other.instances()]
+        document = json.loads(lab.instance("demo-instance").run(f"curl -s {CREDENTIALS}").stdout)
+        keys = {
+            "with the role session of an instance of the first lab": dict(
+                aws_access_key_id=document["AccessKeyId"],
+                aws_secret_access_key=document["SecretAccessKey"],
+                aws_session_token=document["Token"],
+            ),
+            "with the administrator keys of the first lab": dict(
+                aws_access_key_id=lab.info.admin_access_key_id,
+                aws_secret_access_key=lab.info.admin_secret_access_key,
+            ),
+        }
+        for how, credentials in keys.items():
+            with pytest.raises(botocore.exceptions.ClientError) as caught:
+                other.client("iam", **credentials).list_users()
+            assert caught.value.response["Error"]["Code"] == "InvalidClientTokenId", how
+    finally:
+        labkit.down(other.home)

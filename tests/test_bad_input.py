@@ -1,0 +1,164 @@
+"""Bad input gets one clear answer and leaves the lab as it was.
+
+AWS's own errors are shown as AWS words them (they are the lesson); labkit's say what happened and
+what to type next, with no traceback from inside labkit.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+import pytest
+
+import labkit
+
+LABKIT = str(Path(sys.executable).parent / "labkit")
+
+
+def snapshot(lab: labkit.Lab) -> dict[str, Any]:
+    iam, ec2 = lab.client("iam"), lab.client("ec2")
+    roles = [r["RoleName"] for r in iam.list_roles()["Roles"]]
+    return {
+        "users": [u["UserName"] for u in iam.list_users()["Users"]],
+        "roles": {
+            r: [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=r)["AttachedPolicies"]] for r in roles
+        },
+        "profiles": {
+            p["InstanceProfileName"]: [r["RoleName"] for r in p["Roles"]]
+            for p in iam.list_instance_profiles()["InstanceProfiles"]
+        },
+        "instances": [(i.instance_id, i.state, i.instance_profile_arn) for i in lab.instances()],
+        "associations": [
+            (a["InstanceId"], a["IamInstanceProfile"]["Arn"])
+            for a in ec2.describe_iam_instance_profile_associations()["IamInstanceProfileAssociations"]
+        ],
+    }
+
+
+@pytest.fixture
+def at_04(lab: labkit.Lab) -> Iterator[labkit.Lab]:
+    """A lab as after notebook 03; each test must leave it exactly so."""
+    lab.reset(to="04")
+    before = snapshot(lab)
+    yield lab
+    assert snapshot(lab) == before
+
+
+def aws_error(call: Callable[[], Any]) -> dict[str, str]:
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        call()
+    return {"Code": caught.value.response["Error"]["Code"], "Message": caught.value.response["Error"]["Message"]}
+
+
+def test_an_instance_id_that_does_not_exist(at_04: labkit.Lab) -> None:
+    with pytest.raises(labkit.InstanceNotFound, match=r"^No instance i-0123456789abcdef0 in this lab; instances: i-"):
+        at_04.instance("i-0123456789abcdef0")
+    associate = at_04.client("ec2").associate_iam_instance_profile
+    assert aws_error(
+        lambda: associate(IamInstanceProfile={"Name": "DemoRoleForEC2"}, InstanceId="i-0123456789abcdef0")
+    ) == {
+        "Code": "InvalidInstanceID.NotFound",
+        "Message": "The instance ID 'i-0123456789abcdef0' does not exist",
+    }
+
+
+def test_a_terminated_instance(lab: labkit.Lab) -> None:
+    lab.reset(to="04")
+    demo = lab.instance("demo-instance")
+    lab.client("ec2").terminate_instances(InstanceIds=[demo.id])
+    before = snapshot(lab)
+    with pytest.raises(
+        labkit.InstanceNotRunning, match=rf"^Instance {demo.id} \(demo-instance, terminated\) is not running"
+    ):
+        lab.instance(demo.id)
+    assert snapshot(lab) == before
+
+
+def test_an_instance_id_from_another_lab(at_04: labkit.Lab, tmp_path: Path) -> None:
+    elsewhere = labkit.connect(tmp_path / "other")
+    try:
+        foreign = labkit.steps.launch(elsewhere, "foreign")
+    finally:
+        labkit.down(elsewhere.home)
+    with pytest.raises(labkit.InstanceNotFound, match=rf"^No instance {foreign} in this lab; instances: "):
+        at_04.instance(foreign)
+
+
+def test_a_role_or_profile_that_does_not_exist(at_04: labkit.Lab) -> None:
+    iam, ec2 = at_04.client("iam"), at_04.client("ec2")
+    instance_id = at_04.instance("demo-instance").id
+    assert aws_error(lambda: iam.get_role(RoleName="NoSuchRole")) == {
+        "Code": "NoSuchEntity",
+        "Message": "The role with name NoSuchRole cannot be found.",
+    }
+    assert aws_error(lambda: iam.get_instance_profile(InstanceProfileName="NoSuchProfile")) == {
+        "Code": "NoSuchEntity",
+        "Message": "Instance Profile NoSuchProfile cannot be found.",
+    }
+    replace = ec2.replace_iam_instance_profile_association
+    association = ec2.describe_iam_instance_profile_associations()["IamInstanceProfileAssociations"][0]
+    assert aws_error(
+        lambda: replace(IamInstanceProfile={"Name": "NoSuchProfile"}, AssociationId=association["AssociationId"])
+    ) == {
+        "Code": "InvalidParameterValue",
+        "Message": "Value (NoSuchProfile) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name",
+    }
+    with pytest.raises(
+        labkit.ResourceNotFound, match="^No instance profile NoSuchProfile in this lab; profiles: DemoRoleForEC2"
+    ):
+        labkit.diagram(at_04, instance_id, profile="NoSuchProfile")
+
+
+def test_a_role_or_profile_that_exists_already(at_04: labkit.Lab) -> None:
+    iam = at_04.client("iam")
+    assert aws_error(lambda: iam.create_role(RoleName="DemoRoleForEC2", AssumeRolePolicyDocument="{}")) == {
+        "Code": "EntityAlreadyExists",
+        "Message": "Role with name DemoRoleForEC2 already exists.",
+    }
+    assert aws_error(lambda: iam.create_instance_profile(InstanceProfileName="DemoRoleForEC2")) == {
+        "Code": "EntityAlreadyExists",
+        "Message": "Instance Profile DemoRoleForEC2 already exists.",
+    }
+
+
+def test_a_trust_policy_that_is_not_json(at_04: labkit.Lab) -> None:
+    create = at_04.client("iam").create_role
+    assert aws_error(lambda: create(RoleName="Broken", AssumeRolePolicyDocument="{'Version': 2012}")) == {
+        "Code": "MalformedPolicyDocument",
+        "Message": "This policy contains invalid Json",
+    }
+
+
+def test_a_managed_policy_that_does_not_exist(at_04: labkit.Lab) -> None:
+    attach = at_04.client("iam").attach_role_policy
+    arn = "arn:aws:iam::aws:policy/IAMReadOnlyAcess"
+    assert aws_error(lambda: attach(RoleName="DemoRoleForEC2", PolicyArn=arn)) == {
+        "Code": "NoSuchEntity",
+        "Message": f"Policy {arn} does not exist or is not attachable.",
+    }
+    with pytest.raises(labkit.ResourceNotFound, match=f"^No managed policy {arn} in this lab"):
+        labkit.policy_table(at_04, [arn])
+
+
+def test_a_notebook_out_of_order(at_04: labkit.Lab) -> None:
+    with pytest.raises(
+        labkit.LabNotReady, match="^The lab is not ready for notebook 06; missing: instance profile Demo"
+    ):
+        at_04.ready_for("06")
+
+
+def test_a_checkpoint_that_does_not_exist(at_04: labkit.Lab) -> None:
+    env = {**os.environ, "LABKIT_HOME": str(at_04.home)}
+    done = subprocess.run([LABKIT, "reset", "--yes", "--to", "12"], env=env, capture_output=True, text=True)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == (
+        "labkit: There is no notebook 12; the checkpoints are 00, 01, 02, 03, 04, 05, 06 (00-welcome.ipynb, "
+        "01-the-problem.ipynb, 02-create-the-role.ipynb, 03-attach-the-role.ipynb, 04-role-permissions.ipynb, "
+        "05-instance-metadata.ipynb, 06-review.ipynb).\n"
+    )
