@@ -34,6 +34,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
     info, started = up()
     verb = "Started" if started else "Already running:"
     print(f"{verb} lab {info.pid} at {info.api_url} (state in {lab_home()})")
+    if started and info.restoration():
+        print(info.restoration())
     return 0
 
 

@@ -15,12 +15,14 @@ import os
 import secrets
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from labkit.journal import Journal
 from labkit.trust import ec2_may_assume
 
 ACCOUNT_ID = "123456789012"
@@ -57,6 +59,46 @@ def new_key_pair(prefix: str = "AKIA") -> tuple[str, str]:
 
 def new_admin_keys() -> tuple[str, str]:
     return new_key_pair("AKIA")
+
+
+class Secrets:
+    """Where the lab's fresh secrets come from (access key ids and secrets, session tokens): the
+    system's random source, or, while the journal replays a change, the values drawn the first time."""
+
+    def __init__(self) -> None:
+        self.drawn: list[str] = []
+        self._replay: list[str] | None = None
+
+    def draw(self, make: Callable[[], str]) -> str:
+        value = self._replay.pop(0) if self._replay else make()
+        self.drawn.append(value)
+        return value
+
+    @contextmanager
+    def replaying(self, values: list[str]) -> Iterator[None]:
+        self._replay = list(values)
+        try:
+            yield
+        finally:
+            self._replay = None
+
+
+SECRETS = Secrets()
+
+
+@dataclass
+class Change:
+    """One change in the making: set `record` to what to journal, or leave it None to keep nothing."""
+
+    record: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What `Cloud.restore` brought back from the journal."""
+
+    changes: int
+    problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,10 +150,12 @@ class Cloud:
         admin_keys: tuple[str, str],
         *,
         clock: Callable[[], datetime] = utcnow,
+        journal: Journal | None = None,
     ) -> None:
         self.home = home
         self.admin_keys = admin_keys
         self.clock = clock
+        self.journal = journal
         self.lock = threading.RLock()
         self._sessions: dict[str, RoleSession] = {}
 
@@ -152,19 +196,82 @@ class Cloud:
     def reset(self, *, seed: int | None = None) -> None:
         """Wipe every backend and the instances' home directories, then bootstrap again.
 
-        With a seed, moto's ids (instances, keys, roles) follow from it, so that replaying the
-        same steps always yields the same ids. The administrator's keys never do.
+        moto's ids (instances, roles, profiles) then follow from the seed, so that replaying the same
+        steps yields the same ids; without one, a random seed is chosen and journaled. Secrets never
+        follow it. The journal starts anew.
         """
+        seed = secrets.randbits(31) if seed is None else seed
+        with self.lock:
+            shutil.rmtree(self.home / "instances", ignore_errors=True)
+            self._fresh(seed)
+            if self.journal is not None:
+                self.journal.start({"seed": seed, "admin": list(self.admin_keys)})
+
+    def _fresh(self, seed: int) -> None:
+        """Fresh backends, seeded and bootstrapped; the instances' home directories are left alone."""
         from moto.moto_api._internal import mock_random
         from moto.moto_api._internal.models import moto_api_backend
 
+        moto_api_backend.reset()
+        self._sessions.clear()
+        mock_random.seed(seed)
+        self.bootstrap()
+
+    @contextmanager
+    def change(self) -> Iterator[Change]:
+        """Make one change under the lab's lock; journal it (before it is acknowledged) if asked to."""
+        from moto.moto_api._internal import mock_random
+
         with self.lock:
-            moto_api_backend.reset()
-            self._sessions.clear()
-            shutil.rmtree(self.home / "instances", ignore_errors=True)
-            if seed is not None:
-                mock_random.seed(seed)
-            self.bootstrap()
+            state = mock_random.getstate()
+            SECRETS.drawn.clear()
+            change = Change()
+            yield change
+            if change.record is not None and self.journal is not None:
+                random_state = [state[0], list(state[1]), state[2]]
+                self.journal.append({**change.record, "random": random_state, "secrets": list(SECRETS.drawn)})
+
+    def restore(self, replay_request: Callable[[dict[str, Any]], int]) -> Restored | None:
+        """Bring the lab back from its journal: the same ids, keys and sessions. None without one."""
+        from moto import settings
+        from moto.moto_api._internal import mock_random
+
+        assert self.journal is not None
+        contents = self.journal.read()
+        if contents.header is None:
+            if contents.problem:
+                aside = self.journal.set_aside(contents.problem)
+                self.reset()
+                return Restored(0, f"the journal could not be read: {contents.problem}; it was kept as {aside}")
+            return None
+        self.admin_keys = (contents.header["admin"][0], contents.header["admin"][1])
+        journal, self.journal = self.journal, None  # nothing replayed is journaled again
+        authorization, settings.INITIAL_NO_AUTH_ACTION_COUNT = settings.INITIAL_NO_AUTH_ACTION_COUNT, float("inf")
+        replayed = 0
+        try:
+            self._fresh(int(contents.header["seed"]))
+            for change in contents.changes:
+                random_state = change["random"]
+                mock_random.setstate((random_state[0], tuple(random_state[1]), random_state[2]))
+                with self.lock, SECRETS.replaying(change["secrets"]):
+                    if change["kind"] == "request":
+                        status = replay_request(change)
+                        if status >= 400:
+                            raise RuntimeError(f"replaying {change.get('action')} gave HTTP {status}")
+                    else:
+                        facts = self.instance_facts(change["instance"])
+                        assert facts is not None, f"no instance {change['instance']}"
+                        self._mint(facts, datetime.fromisoformat(change["issued"]))
+                replayed += 1
+        except Exception as error:  # a change that no longer replays: keep what did
+            contents.problem = f"change {replayed + 1} could not be replayed ({error}); it and later ones were dropped"
+            contents.changes = contents.changes[:replayed]
+        finally:
+            settings.INITIAL_NO_AUTH_ACTION_COUNT = authorization
+            self.journal = journal
+        if contents.problem:
+            self.journal.keep(contents)
+        return Restored(len(contents.changes), contents.problem)
 
     # -- what the metadata service reads ---------------------------------------------------
     def instance_facts(self, instance_id: str) -> InstanceFacts | None:
@@ -220,21 +327,28 @@ class Cloud:
             cached = self._sessions.get(facts.instance_id)
             if cached is not None and cached.role_arn == facts.role_arn and now < cached.expiration - REFRESH_BEFORE:
                 return cached
-            assumed = self.sts.assume_role(
-                region_name=REGION,
-                role_session_name=facts.instance_id,
-                role_arn=facts.role_arn,
-                policy=None,
-                duration=ROLE_SESSION_SECONDS,
-                external_id=None,
-            )
-            session = RoleSession(
-                role_arn=facts.role_arn,
-                access_key_id=assumed.access_key_id,
-                secret_access_key=assumed.secret_access_key,
-                token=assumed.session_token,
-                last_updated=now,
-                expiration=now + timedelta(seconds=ROLE_SESSION_SECONDS),
-            )
-            self._sessions[facts.instance_id] = session
+            with self.change() as change:
+                session = self._mint(facts, now)
+                change.record = {"kind": "session", "instance": facts.instance_id, "issued": now.isoformat()}
             return session
+
+    def _mint(self, facts: InstanceFacts, now: datetime) -> RoleSession:
+        assert facts.role_arn is not None
+        assumed = self.sts.assume_role(
+            region_name=REGION,
+            role_session_name=facts.instance_id,
+            role_arn=facts.role_arn,
+            policy=None,
+            duration=ROLE_SESSION_SECONDS,
+            external_id=None,
+        )
+        session = RoleSession(
+            role_arn=facts.role_arn,
+            access_key_id=assumed.access_key_id,
+            secret_access_key=assumed.secret_access_key,
+            token=assumed.session_token,
+            last_updated=now,
+            expiration=now + timedelta(seconds=ROLE_SESSION_SECONDS),
+        )
+        self._sessions[facts.instance_id] = session
+        return session

@@ -5,6 +5,7 @@ One directory is one lab: `$LABKIT_HOME` if set, else a per-user directory
 
     lab.json         ports, pid and administrator keys of the running lab (owner-only)
     lab.log          what the lab process printed
+    journal.jsonl    every change made to the lab, to bring it back after a crash (labkit.journal)
     instances/<id>/  the home directory of each simulated instance
 """
 
@@ -50,6 +51,15 @@ class LabInfo:
     admin_secret_access_key: str
     secret: str
     started_at: float
+    restored: int = -1  # changes replayed from the journal at start; -1: a new lab, nothing to restore
+    problem: str = ""  # what was wrong with the journal, if anything
+
+    def restoration(self) -> str:
+        """One line on what the lab brought back when it started, or '' for a new lab."""
+        if self.restored < 0:
+            return ""
+        said = f"The lab had stopped; it is back, with the {self.restored} changes in its journal replayed."
+        return f"{said} Note: {self.problem}." if self.problem else said
 
     @property
     def api_url(self) -> str:

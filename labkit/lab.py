@@ -158,7 +158,9 @@ def connect(home: str | os.PathLike[str] | None = None, *, start: bool = True) -
     if info is None:
         if not start:
             raise LabNotRunning(f"No lab is running for {path}. Start it with `labkit up` (or labkit.connect()).")
-        info, _ = up(path)
+        info, started = up(path)
+        if started and info.restoration():
+            print(f"labkit: {info.restoration()}")
     lab = Lab(path, info)
     magic.register(lab)
     return lab

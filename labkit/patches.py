@@ -8,6 +8,7 @@ Everything else is moto as it is.
 from __future__ import annotations
 
 import json
+import secrets
 from datetime import datetime
 from typing import Any
 
@@ -97,20 +98,25 @@ def _instance_profile_ids_look_like_aws() -> None:
 
 
 def _access_keys_are_never_seeded() -> None:
-    """Isolation: access key ids and secrets (users' keys, role sessions) come from a real random
-    source, not from moto's seeded one, so that two labs reset to the same checkpoint never share a
-    key. moto still draws its own values first, so every other id keeps following the seed."""
+    """Isolation: access key ids and secrets (users' keys, role sessions) and session tokens come
+    from a real random source, not from moto's seeded one, so that two labs reset to the same
+    checkpoint never share a key. moto still draws its own values first, so every other id keeps
+    following the seed. The journal records what was drawn, to restore the same keys after a crash."""
     from moto.iam import models
+    from moto.sts import models as sts_models
 
-    from labkit.cloud import new_key_pair
+    from labkit.cloud import KEY_ID_ALPHABET, SECRET_ALPHABET, SECRETS
 
     original = models.AccessKey.__init__
+    token = sts_models.random_session_token
 
     def __init__(self: Any, user_name: str | None, prefix: str, account_id: str, status: str = "Active") -> None:
         original(self, user_name, prefix, account_id, status)
-        self.access_key_id, self.secret_access_key = new_key_pair(prefix)
+        self.access_key_id = SECRETS.draw(lambda: prefix + "".join(secrets.choice(KEY_ID_ALPHABET) for _ in range(16)))
+        self.secret_access_key = SECRETS.draw(lambda: "".join(secrets.choice(SECRET_ALPHABET) for _ in range(40)))
 
     setattr(models.AccessKey, "__init__", __init__)  # noqa: B010
+    setattr(sts_models, "random_session_token", lambda: SECRETS.draw(token))  # noqa: B010
 
 
 def _errors_say_what_aws_says() -> None:

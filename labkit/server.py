@@ -16,7 +16,9 @@ directory; clients read that file to find it.
 from __future__ import annotations
 
 import argparse
+import base64
 import hmac
+import io
 import json
 import logging
 import os
@@ -31,6 +33,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from labkit.home import LabInfo, ensure_home, lab_home, read_info, remove_info, write_info
+from labkit.journal import Journal, action_of, changes_something
 
 CONTROL_PREFIX = "/_labkit/"
 
@@ -54,8 +57,34 @@ class LabApp:
         if path.startswith("/moto-api"):
             return _json(start_response, 403, {"error": "moto's own control API is switched off in the lab; "
                                                         "use `labkit reset` instead."})  # fmt: skip
-        with self.cloud.lock:
-            return list(self.moto_app(environ, start_response))
+        request = _recorded(environ)
+        environ["wsgi.input"] = io.BytesIO(base64.b64decode(request["body"]))
+        answered: list[str] = []
+
+        def keep_status(status: str, headers: Any, *rest: Any) -> Any:
+            answered.append(status)
+            return start_response(status, headers, *rest)
+
+        with self.cloud.change() as change:
+            body = list(self.moto_app(environ, keep_status))
+            if answered and answered[0][:1] == "2" and changes_something(request["method"], request["action"]):
+                change.record = {"kind": "request", **request}
+        return body
+
+    def replay(self, change: dict[str, Any]) -> int:
+        """Send a journaled request to moto again; returns its HTTP status."""
+        from werkzeug.test import EnvironBuilder
+
+        builder = EnvironBuilder(
+            method=change["method"],
+            path=change["path"],
+            query_string=change["query"],
+            headers=change["headers"],
+            data=base64.b64decode(change["body"]),
+        )
+        answered: list[str] = []
+        list(self.moto_app(builder.get_environ(), lambda status, headers, *rest: answered.append(status)))
+        return int(answered[0].split()[0])
 
     def _control(self, action: str, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         given = environ.get("HTTP_AUTHORIZATION", "").removeprefix("Bearer ")
@@ -73,6 +102,24 @@ class LabApp:
             threading.Timer(0.05, self.stop.set).start()  # after this response has left
             return _json(start_response, 200, {"stopping": os.getpid()})
         return _json(start_response, 404, {"error": f"no control action {method} {action}"})
+
+
+def _recorded(environ: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a WSGI request that replaying it needs; the body is read once, here."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    headers = {key[5:].replace("_", "-").title(): value for key, value in environ.items() if key.startswith("HTTP_")}
+    if environ.get("CONTENT_TYPE"):
+        headers["Content-Type"] = environ["CONTENT_TYPE"]
+    method, query = environ.get("REQUEST_METHOD", "GET"), environ.get("QUERY_STRING", "")
+    return {
+        "method": method,
+        "path": environ.get("PATH_INFO", "/"),
+        "query": query,
+        "headers": headers,
+        "body": base64.b64encode(body).decode(),
+        "action": action_of(method, query, body, headers),
+    }
 
 
 def _json(start_response: StartResponse, status: int, data: dict[str, Any]) -> list[bytes]:
@@ -96,10 +143,12 @@ def serve(home: Path) -> None:
     patches.apply()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     secret = secrets.token_hex(32)
-    cloud = Cloud(home, new_admin_keys())
-    cloud.bootstrap()
+    cloud = Cloud(home, new_admin_keys(), journal=Journal(home))
     stop = threading.Event()
     app = LabApp(DomainDispatcherApplication(create_backend_app), cloud, secret, stop)
+    restored = cloud.restore(app.replay)
+    if restored is None:
+        cloud.reset()
     api = make_server("127.0.0.1", 0, app, threaded=True)
     imds = ImdsProxy(MetadataService(cloud.role_session, Tokens(secret)), cloud.instance_facts, secret)
     for server in (api, imds):
@@ -113,6 +162,8 @@ def serve(home: Path) -> None:
         admin_secret_access_key=cloud.admin_keys[1],
         secret=secret,
         started_at=app.started_at,
+        restored=restored.changes if restored else -1,
+        problem=restored.problem if restored else "",
     )
     write_info(home, info)
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,0 +1,176 @@
+"""Never lose a student's lab: killed, restarted, damaged, or used by several clients at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import labkit
+from labkit.home import read_info, write_info
+from labkit.journal import Journal, action_of, changes_something
+
+CREDENTIALS = "http://169.254.169.254/latest/meta-data/iam/security-credentials/DemoRoleForEC2"
+
+
+@pytest.fixture
+def own_lab(tmp_path: Path) -> Iterator[labkit.Lab]:
+    lab = labkit.connect(tmp_path / "lab")
+    yield lab
+    labkit.down(lab.home)
+
+
+def kill(lab: labkit.Lab) -> None:
+    os.kill(lab.info.pid, signal.SIGKILL)
+    while labkit.lab._pid_alive(lab.info.pid):
+        time.sleep(0.01)
+
+
+def users(lab: labkit.Lab) -> list[str]:
+    return [u["UserName"] for u in lab.client("iam").list_users()["Users"]]
+
+
+def test_a_killed_lab_comes_back_as_it_was(own_lab: labkit.Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    own_lab.reset(to="04")
+    box = own_lab.instance("demo-instance")
+    box.run("mkdir -p notes && echo kept > notes/file")
+    role = json.loads(box.run(f"curl -s {CREDENTIALS}").stdout)
+    key = own_lab.client("iam").create_access_key(UserName="alice")["AccessKey"]
+    own_lab.client("iam").create_user(UserName="made-before-the-crash")
+    before = {"users": users(own_lab), "instances": own_lab.instances(), "status": own_lab.status().profile_roles}
+    kill(own_lab)
+
+    back = labkit.connect(own_lab.home)
+    assert capsys.readouterr().out.startswith("labkit: The lab had stopped; it is back, with the ")
+    assert back.info.pid != own_lab.info.pid and back.info.restored > 0
+    assert {"users": users(back), "instances": back.instances(), "status": back.status().profile_roles} == before
+    copied = back.client("sts", aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
+    assert copied.get_caller_identity()["Arn"].endswith(":user/alice")
+    session = back.client(
+        "sts",
+        aws_access_key_id=role["AccessKeyId"],
+        aws_secret_access_key=role["SecretAccessKey"],
+        aws_session_token=role["Token"],
+    )
+    assert session.get_caller_identity()["Arn"].endswith(f"assumed-role/DemoRoleForEC2/{box.id}")
+    again = back.instance("demo-instance")
+    assert again.run("cat notes/file").stdout.strip() == "kept"
+    assert again.run("aws iam list-users --query 'Users[].UserName' --output text").exit_code == 0
+
+
+def test_reset_clears_the_record(own_lab: labkit.Lab) -> None:
+    own_lab.client("iam").create_user(UserName="gone-after-reset")
+    own_lab.reset()
+    assert len((own_lab.home / "journal.jsonl").read_text().splitlines()) == 1
+    kill(own_lab)
+    assert "gone-after-reset" not in users(labkit.connect(own_lab.home))
+
+
+def test_a_journal_cut_short_still_restores_the_rest(own_lab: labkit.Lab) -> None:
+    for name in ("first", "second"):
+        own_lab.client("iam").create_user(UserName=name)
+    kill(own_lab)
+    journal = own_lab.home / "journal.jsonl"
+    journal.write_bytes(journal.read_bytes()[:-40])  # the last change, half written
+    info, started = labkit.up(own_lab.home)
+    assert started and info.restored == 1
+    assert info.problem == "its last change was cut short (written when the lab stopped) and was not replayed"
+    back = labkit.connect(own_lab.home)
+    assert "first" in users(back) and "second" not in users(back)
+    back.client("iam").create_user(UserName="third")
+    assert [json.loads(line).get("action") for line in journal.read_text().splitlines()[1:]] == ["CreateUser"] * 2
+
+
+def test_an_unreadable_journal_is_set_aside_and_the_lab_starts_fresh(own_lab: labkit.Lab) -> None:
+    kill(own_lab)
+    (own_lab.home / "journal.jsonl").write_text("this is not a journal\n")
+    info, started = labkit.up(own_lab.home)
+    assert started and info.restored == 0
+    assert info.problem.startswith("the journal could not be read: its first line, the header, is unreadable")
+    assert (own_lab.home / "journal.jsonl.damaged").read_text() == "this is not a journal\n"
+    assert users(labkit.connect(own_lab.home)) == ["admin", "alice", "bob", "carol"]
+
+
+def test_a_port_now_taken_by_another_program_neither_fools_nor_hangs_up(own_lab: labkit.Lab) -> None:
+    stale = own_lab.info
+    kill(own_lab)
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()  # accepts connections and never answers
+    write_info(own_lab.home, type(stale)(**{**stale.__dict__, "api_port": squatter.getsockname()[1]}))
+    try:
+        began = time.monotonic()
+        info, started = labkit.up(own_lab.home)
+        assert started and info.pid != stale.pid and time.monotonic() - began < 10
+        assert read_info(own_lab.home) == info
+    finally:
+        squatter.close()
+
+
+def test_two_kernels_and_a_terminal_at_once_lose_nothing(own_lab: labkit.Lab) -> None:
+    kernel = textwrap.dedent(f"""
+        import sys, labkit
+        iam = labkit.connect({str(own_lab.home)!r}).client("iam")
+        for n in range(12):
+            iam.create_user(UserName=f"{{sys.argv[1]}}-{{n}}")
+            iam.tag_user(UserName=f"{{sys.argv[1]}}-{{n}}", Tags=[{{"Key": "by", "Value": sys.argv[1]}}])
+    """)
+    terminal = own_lab.env() | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    shell = "for n in $(seq 0 11); do aws iam create-user --user-name term-$n > /dev/null; done"
+    clients = [subprocess.Popen([sys.executable, "-c", kernel, name]) for name in ("kernel1", "kernel2")]
+    clients.append(subprocess.Popen(["bash", "-c", shell], env=terminal))
+    errors: list[Exception] = []
+
+    def watch() -> None:
+        try:
+            for _ in range(20):
+                own_lab.instances()
+        except Exception as error:  # pragma: no cover - only on failure
+            errors.append(error)
+
+    reader = threading.Thread(target=watch)
+    reader.start()
+    assert [c.wait(timeout=180) for c in clients] == [0, 0, 0]
+    reader.join()
+    assert errors == []
+    expected = {f"{who}-{n}" for who in ("kernel1", "kernel2", "term") for n in range(12)}
+    assert expected <= set(users(own_lab))
+    kill(own_lab)
+    back = labkit.connect(own_lab.home)
+    assert expected <= set(users(back))
+    tags = back.client("iam").list_user_tags(UserName="kernel2-11")["Tags"]
+    assert tags == [{"Key": "by", "Value": "kernel2"}]
+
+
+def test_which_requests_are_changes() -> None:
+    form = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+    assert action_of("POST", "", b"Action=CreateRole&Version=2010-05-08", form) == "CreateRole"
+    assert action_of("POST", "Action=ListUsers", b"", {}) == "ListUsers"
+    assert action_of("POST", "", b"{}", {"X-Amz-Target": "AWSSecurityTokenServiceV20110615.GetCallerIdentity"}) == (
+        "GetCallerIdentity"
+    )
+    assert [changes_something("POST", a) for a in ("CreateRole", "ListUsers", "DescribeInstances", "GetRole")] == [
+        True,
+        False,
+        False,
+        False,
+    ]
+    assert changes_something("PUT", "") and not changes_something("GET", "")
+
+
+def test_a_new_journal_is_owner_only(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.start({"seed": 1, "admin": ["AKIA", "secret"]})
+    journal.append({"kind": "request"})
+    assert (tmp_path / "journal.jsonl").stat().st_mode & 0o777 == 0o600
+    assert journal.read().changes == [{"kind": "request"}]
