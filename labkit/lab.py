@@ -71,7 +71,13 @@ def running_info(home: Path) -> LabInfo | None:
 def _lab_process_env() -> dict[str, str]:
     drop = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
     kept = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k.lower() not in drop}
-    return {**kept, "PYTHONHASHSEED": "0"}  # the same ids and orders from the same steps, every time
+    return {
+        **kept,
+        "PYTHONHASHSEED": "0",  # the same ids and orders from the same steps, every time
+        # moto makes botocore sessions; they must not read the student's ~/.aws (found by tests/test_offline.py)
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
 
 
 def _start(home: Path) -> LabInfo:

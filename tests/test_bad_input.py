@@ -107,7 +107,8 @@ def test_a_role_or_profile_that_does_not_exist(at_04: labkit.Lab) -> None:
         lambda: replace(IamInstanceProfile={"Name": "NoSuchProfile"}, AssociationId=association["AssociationId"])
     ) == {
         "Code": "InvalidParameterValue",
-        "Message": "Value (NoSuchProfile) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name",
+        "Message": "Value (NoSuchProfile) for parameter iamInstanceProfile.name is invalid. "
+        "Invalid IAM Instance Profile name",
     }
     with pytest.raises(
         labkit.ResourceNotFound, match="^No instance profile NoSuchProfile in this lab; profiles: DemoRoleForEC2"

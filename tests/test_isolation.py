@@ -72,7 +72,10 @@ def test_the_lab_process_gets_no_aws_variables(tmp_path: Path, canary_home: Path
     pid = int(started.stdout)
     try:
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        assert not [v for v in environ if v.startswith(b"AWS_")]
+        assert [v for v in environ if v.startswith(b"AWS_")] == [
+            b"AWS_CONFIG_FILE=/dev/null",
+            b"AWS_SHARED_CREDENTIALS_FILE=/dev/null",
+        ]
     finally:
         subprocess.run([sys.executable, "-c", f"import labkit; labkit.down({str(home)!r})"], check=True)
 
