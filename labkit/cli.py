@@ -8,6 +8,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from typing import Any
 
 from labkit.checks import CheckReport, checkpoint
 from labkit.errors import LabError
@@ -31,6 +32,8 @@ The lab lives in $LABKIT_HOME (default ~/.local/state/labkit)."""
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
+    if running_info(lab_home()) is None:
+        print("Starting the lab (a few seconds)…", flush=True)
     info, started = up()
     verb = "Started" if started else "Already running:"
     print(f"{verb} lab {info.pid} at {info.api_url} (state in {lab_home()})")
@@ -131,7 +134,7 @@ def _cmd_reset(args: argparse.Namespace) -> int:
         print(f"Reset the lab to a freshly bootstrapped one in {seconds:.2f} s.")
         return 0
     name = checkpoint(args.to)
-    seconds = lab.reset(to=name)
+    seconds = lab.reset(to=name, say=True)
     done = f"replayed notebooks {', '.join(before(name))}" if before(name) else "nothing to replay"
     print(f"Reset the lab to checkpoint {name} (ready for {NOTEBOOKS[name]}; {done}) in {seconds:.2f} s.")
     return 0
@@ -150,6 +153,29 @@ def _cmd_ssh(args: argparse.Namespace) -> int:
     return instance.shell()
 
 
+EXAMPLES = {
+    "up": "labkit up\nLABKIT_HOME=~/labs/second labkit up      # a second, separate lab",
+    "down": "labkit down",
+    "status": "labkit status\nlabkit status --json | python3 -m json.tool",
+    "env": 'eval "$(labkit env)"\naws iam list-roles                         # now as the lab\'s administrator',
+    "reset": "labkit reset                # asks first on a terminal\n"
+    "labkit reset --yes --to 04   # ready for notebook 04",
+    "check": "labkit check 03             # exit status 0 when everything is there",
+    "ssh": "labkit ssh demo-instance\nlabkit ssh i-0abc1234 -- aws sts get-caller-identity\n"
+    "labkit ssh demo-instance -- curl -s http://169.254.169.254/latest/meta-data/",
+}
+
+
+def _subcommand(sub: Any, name: str, help: str) -> argparse.ArgumentParser:  # noqa: A002 - argparse's word
+    return sub.add_parser(  # type: ignore[no-any-return]
+        name,
+        help=help,
+        description=help[0].upper() + help[1:] + ".",
+        epilog="examples:\n  " + EXAMPLES[name].replace("\n", "\n  "),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labkit",
@@ -158,20 +184,20 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
-    sub.add_parser("up", help="start the lab in the background (reuse it if it runs)").set_defaults(run=_cmd_up)
-    sub.add_parser("down", help="stop the lab").set_defaults(run=_cmd_down)
-    status = sub.add_parser("status", help="whether the lab runs, where, what it holds, and how far the student got")
+    _subcommand(sub, "up", "start the lab in the background (reuse it if it runs)").set_defaults(run=_cmd_up)
+    _subcommand(sub, "down", "stop the lab; its journal stays, so `labkit up` restores it").set_defaults(run=_cmd_down)
+    status = _subcommand(sub, "status", "whether the lab runs, where, what it holds, and how far the student got")
     status.add_argument("--json", action="store_true", help="the same, as JSON for scripts")
     status.set_defaults(run=_cmd_status)
-    sub.add_parser("env", help="print export lines for a terminal's own aws").set_defaults(run=_cmd_env)
-    reset = sub.add_parser("reset", help="wipe the lab back to a fresh one, or to a notebook's checkpoint")
+    _subcommand(sub, "env", "print export lines for a terminal's own aws").set_defaults(run=_cmd_env)
+    reset = _subcommand(sub, "reset", "wipe the lab back to a fresh one, or to a notebook's checkpoint")
     reset.add_argument("--to", metavar="NN", help="the notebook to be ready for: replay the notebooks before it")
     reset.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     reset.set_defaults(run=_cmd_reset)
-    check = sub.add_parser("check", help="whether the lab holds what notebook NN builds")
+    check = _subcommand(sub, "check", "whether the lab holds what notebook NN builds")
     check.add_argument("notebook", metavar="NN", help="notebook number, 00 to 06")
     check.set_defaults(run=_cmd_check)
-    ssh = sub.add_parser("ssh", help="a shell on an instance, or one command with -- COMMAND")
+    ssh = _subcommand(sub, "ssh", "a shell on an instance, or one command with -- COMMAND")
     ssh.add_argument("instance", help="instance id or Name tag")
     ssh.add_argument("command", nargs=argparse.REMAINDER, help="command to run instead of a shell (after --)")
     ssh.set_defaults(run=_cmd_ssh)

@@ -164,6 +164,7 @@ def connect(home: str | os.PathLike[str] | None = None, *, start: bool = True) -
     if info is None:
         if not start:
             raise LabNotRunning(f"No lab is running for {path}. Start it with `labkit up` (or labkit.connect()).")
+        print("labkit: starting your lab (a few seconds)…", flush=True)
         info, started = up(path)
         if started and info.restoration():
             print(f"labkit: {info.restoration()}")
@@ -245,6 +246,9 @@ class Lab:
     def __repr__(self) -> str:
         return f"<Lab {self.home} at {self.info.api_url} (pid {self.info.pid})>"
 
+    def _repr_html_(self) -> str:
+        return f"<p>Your lab, running on this machine. It holds:</p>{self.status()._repr_html_()}"
+
     @property
     def api_url(self) -> str:
         return self.info.api_url
@@ -317,9 +321,10 @@ class Lab:
         target = running[0]
         return Instance(self.home, self.info, target.instance_id, name=target.name, private_ip=target.private_ip)
 
-    def reset(self, *, to: str | int | None = None) -> float:
+    def reset(self, *, to: str | int | None = None, say: bool = False) -> float:
         """Wipe the lab back to a fresh one, or (`to="03"`) to where a student who finished the
-        notebooks before 03 would have it, with the same ids every time. Returns the seconds taken."""
+        notebooks before 03 would have it, with the same ids every time. `say` prints each step as it
+        goes. Returns the seconds taken."""
         from labkit import checks, steps
 
         began = time.perf_counter()
@@ -329,6 +334,8 @@ class Lab:
         name = checks.checkpoint(to)
         _control(self.info, f"reset?seed={steps.seed_of(name)}", method="POST")
         for notebook in steps.before(name):
+            if say:
+                print(f"  replaying notebook {notebook} ({steps.NOTEBOOKS[notebook]})…", flush=True)
             steps.STEPS[notebook](self)
         return time.perf_counter() - began
 

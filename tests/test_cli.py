@@ -48,7 +48,8 @@ def test_without_a_lab_status_and_ssh_say_how_to_start_one(tmp_path: Path) -> No
 
 def test_up_starts_the_lab_and_a_second_up_reuses_it(home: Path) -> None:
     first = labkit(home, "up")
-    assert first.returncode == 0 and first.stdout.startswith("Started lab ")
+    assert first.returncode == 0 and first.stdout.startswith("Starting the lab (a few seconds)…\nStarted lab ")
+    first.stdout = first.stdout.split("\n", 1)[1]
     second = labkit(home, "up")
     assert second.stdout.startswith("Already running: lab ")
     assert first.stdout.split()[2] == second.stdout.split()[3]  # the same pid
@@ -120,7 +121,12 @@ def test_reset_says_what_it_did(home: Path, instance: str) -> None:
 def test_reset_to_a_checkpoint_and_check_it(home: Path) -> None:
     result = labkit(home, "reset", "--to", "03")
     assert result.returncode == 0
-    assert result.stdout.startswith(
+    lines = result.stdout.splitlines()
+    assert lines[:2] == [
+        "  replaying notebook 01 (01-the-problem.ipynb)…",
+        "  replaying notebook 02 (02-create-the-role.ipynb)…",
+    ]
+    assert lines[2].startswith(
         "Reset the lab to checkpoint 03 (ready for 03-attach-the-role.ipynb; replayed notebooks 01, 02) in "
     )
     passed = labkit(home, "check", "02")
@@ -189,3 +195,6 @@ def test_down_stops_it(home: Path) -> None:
 def test_help_shows_examples() -> None:
     result = subprocess.run([LABKIT, "--help"], capture_output=True, text=True)
     assert "labkit ssh i-0abc -- aws iam list-users" in result.stdout
+    for command in ("up", "down", "status", "env", "reset", "check", "ssh"):
+        shown = subprocess.run([LABKIT, command, "--help"], capture_output=True, text=True).stdout
+        assert f"examples:\n  labkit {command}" in shown or 'examples:\n  eval "$(labkit env)"' in shown, command
