@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
+TESTSTAMP = $(VENV)/.installed-test
 FIRST   = $(firstword $(wildcard notebooks/00-*.ipynb) .)
 ROOT    = $(if $(filter 0,$(shell id -u)),--allow-root)
 
@@ -12,16 +13,22 @@ ROOT    = $(if $(filter 0,$(shell id -u)),--allow-root)
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt jupyter/overrides.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e .
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json  # no news from outside
 	touch $(STAMP)
+
+$(TESTSTAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $(TESTSTAMP)
 
 lab: setup
 	$(BIN)/labkit up
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(ROOT) $(FIRST)
 
-test: setup
+test: $(TESTSTAMP)
 	$(BIN)/python -m pytest tests notebooks --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg
 
 notebooks: setup

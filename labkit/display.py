@@ -50,10 +50,11 @@ class Diagram:
     __repr__ = __str__
 
     def _repr_svg_(self) -> str:
-        width, gap, height = 170, 46, 86
+        width, gap, height = 140, 36, 86
         total = len(self.boxes) * width + (len(self.boxes) - 1) * gap + 20
         out = [
             f'<svg xmlns="http://www.w3.org/2000/svg" width="{total}" height="{height + 40}" '
+            f'viewBox="0 0 {total} {height + 40}" style="max-width:100%;height:auto" '
             'font-family="sans-serif" font-size="12">',
             '<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="7" refY="4" orient="auto">'
             '<path d="M0,0 L8,4 L0,8 z" fill="#2e7d32"/></marker></defs>',
@@ -66,7 +67,7 @@ class Diagram:
             out.append(
                 f'<text x="{x + width / 2}" y="42" text-anchor="middle" font-weight="bold">{html.escape(title)}</text>'
             )
-            for row, text in enumerate(_fit(line, 25) for line in lines[:3]):
+            for row, text in enumerate(_fit(line, 21) for line in lines[:3]):
                 out.append(
                     f'<text x="{x + width / 2}" y="{62 + 15 * row}" text-anchor="middle">{html.escape(text)}</text>'
                 )

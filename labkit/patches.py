@@ -79,22 +79,24 @@ def _inactive_keys_are_refused() -> None:
     setattr(access_control.IAMUserAccessKey, "__init__", __init__)  # noqa: B010
 
 
-def _instance_profile_ids_look_like_aws() -> None:
-    """Fidelity: instance profile ids are AIPA… ids, as role ids are AROA… ids.
+def _ids_look_like_aws() -> None:
+    """Fidelity: instance profile ids are AIPA… and user ids AIDA…, as role ids are AROA….
 
-    moto gives them 20 random lower-case characters, which `iam/info` would then show.
+    moto gives them 20 random lower-case characters, which `iam/info` and `list-users` would show.
     """
     from moto.iam import models
     from moto.iam.utils import generate_access_key_id_from_account_id
 
-    original = models.IAMBackend.create_instance_profile
+    def with_id(method: Any, prefix: str) -> Any:
+        def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+            made = method(self, *args, **kwargs)
+            made.id = generate_access_key_id_from_account_id(self.account_id, prefix=prefix, total_length=21)
+            return made
 
-    def create_instance_profile(self: Any, *args: Any, **kwargs: Any) -> Any:
-        profile = original(self, *args, **kwargs)
-        profile.id = generate_access_key_id_from_account_id(self.account_id, prefix="AIPA", total_length=21)
-        return profile
+        return create
 
-    setattr(models.IAMBackend, "create_instance_profile", create_instance_profile)  # noqa: B010
+    setattr(models.IAMBackend, "create_instance_profile", with_id(models.IAMBackend.create_instance_profile, "AIPA"))  # noqa: B010
+    setattr(models.IAMBackend, "create_user", with_id(models.IAMBackend.create_user, "AIDA"))  # noqa: B010
 
 
 def _access_keys_are_never_seeded() -> None:
@@ -221,7 +223,7 @@ def apply() -> None:
         _default_subnet_address()
         _metadata_options_keep_what_is_not_named()
         _inactive_keys_are_refused()
-        _instance_profile_ids_look_like_aws()
+        _ids_look_like_aws()
         _access_keys_are_never_seeded()
         _errors_say_what_aws_says()
         _managed_policies_once()

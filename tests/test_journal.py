@@ -51,7 +51,9 @@ def test_a_killed_lab_comes_back_as_it_was(own_lab: labkit.Lab, capsys: pytest.C
     kill(own_lab)
 
     back = labkit.connect(own_lab.home)
-    assert capsys.readouterr().out.startswith("labkit: The lab had stopped; it is back, with the ")
+    said = capsys.readouterr().out.splitlines()
+    assert said[0] == "labkit: starting your lab (a few seconds)…"
+    assert said[1].startswith("labkit: The lab had stopped; it is back, with the ")
     assert back.info.pid != own_lab.info.pid and back.info.restored > 0
     assert {"users": users(back), "instances": back.instances(), "status": back.status().profile_roles} == before
     copied = back.client("sts", aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])

@@ -171,3 +171,9 @@ def test_a_deactivated_key_is_refused_as_aws_refuses_it(fresh_lab: labkit.Lab) -
         "Code": "InvalidClientTokenId",
         "Message": "The security token included in the request is invalid.",
     }
+
+
+def test_a_lab_shows_what_it_holds_as_a_table(lab: labkit.Lab) -> None:
+    page = lab._repr_html_()
+    assert page.startswith("<p>Your lab, running on this machine. It holds:</p><table")
+    assert "<td>admin</td>" in page
