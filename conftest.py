@@ -1,6 +1,7 @@
 """pytest hooks for the notebooks (`pytest --nbval notebooks`): they run in this test session's
 own lab, and each notebook starts from `reset --to` its own number, so each passes alone and in
-any order."""
+any order. With LABKIT_NOTEBOOK_LAB=DIR they run in the lab of DIR instead, left running after
+(benchmarks/run measures that lab)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ _started: set[Path] = set()
 
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("nbval", default=False):
-        home = Path(tempfile.mkdtemp(prefix="labkit-notebooks-"))
+        given = os.environ.get("LABKIT_NOTEBOOK_LAB")
+        home = Path(given) if given else Path(tempfile.mkdtemp(prefix="labkit-notebooks-"))
         os.environ["LABKIT_HOME"] = str(home)  # the notebooks' kernels inherit it
         config.stash[NOTEBOOK_LAB] = home
 
@@ -36,7 +38,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     home = config.stash.get(NOTEBOOK_LAB, None)
-    if home is not None:
+    if home is not None and not os.environ.get("LABKIT_NOTEBOOK_LAB"):
         import labkit
 
         labkit.down(home)
