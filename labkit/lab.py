@@ -321,7 +321,7 @@ class Lab:
         target = running[0]
         return Instance(self.home, self.info, target.instance_id, name=target.name, private_ip=target.private_ip)
 
-    def reset(self, *, to: str | int | None = None, say: bool = False) -> float:
+    def reset(self, *, to: str | int | None = None, say: bool = True) -> float:
         """Wipe the lab back to a fresh one, or (`to="03"`) to where a student who finished the
         notebooks before 03 would have it, with the same ids every time. `say` prints each step as it
         goes. Returns the seconds taken."""

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import labkit
+from labkit.steps import launch
 
 ROLE = "DemoRoleForEC2"
 READ_ONLY = "arn:aws:iam::aws:policy/IAMReadOnlyAccess"
@@ -48,21 +49,6 @@ def create_role(iam: Any, name: str = ROLE, trust: dict[str, Any] = EC2_TRUST, p
     iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
 
 
-AL2023 = [{"Name": "name", "Values": ["al2023-ami-2023.*-kernel-6.1-x86_64"]}]
-
-
-def launch(ec2: Any, name: str) -> str:
-    image = ec2.describe_images(Owners=["amazon"], Filters=AL2023)["Images"][0]["ImageId"]
-    reservation = ec2.run_instances(
-        ImageId=image,
-        InstanceType="t3.micro",
-        MinCount=1,
-        MaxCount=1,
-        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}],
-    )
-    return str(reservation["Instances"][0]["InstanceId"])
-
-
 @dataclass
 class Demo:
     """The classic demo's starting point: the role exists, an instance runs, nothing attached."""
@@ -84,7 +70,7 @@ class Demo:
 def demo(fresh_lab: labkit.Lab) -> Demo:
     iam, ec2 = fresh_lab.client("iam"), fresh_lab.client("ec2")
     create_role(iam)
-    instance_id = launch(ec2, "demo-instance")
+    instance_id = launch(fresh_lab, "demo-instance")
     return Demo(fresh_lab, iam, ec2, instance_id, fresh_lab.instance("demo-instance"))
 
 

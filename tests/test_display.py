@@ -36,7 +36,7 @@ def test_without_policies_credentials_still_arrive_but_allow_nothing(attached: D
 def test_a_role_ec2_may_not_assume_breaks_the_last_link(fresh_lab: labkit.Lab) -> None:
     lambda_trust = json.loads(json.dumps(EC2_TRUST).replace("ec2.amazonaws.com", "lambda.amazonaws.com"))
     create_role(fresh_lab.client("iam"), "LambdaRole", trust=lambda_trust)
-    instance_id = launch(fresh_lab.client("ec2"), "box")
+    instance_id = launch(fresh_lab, "box")
     fresh_lab.client("ec2").associate_iam_instance_profile(
         IamInstanceProfile={"Name": "LambdaRole"}, InstanceId=instance_id
     )

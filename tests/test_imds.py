@@ -115,7 +115,7 @@ def test_an_invalid_or_expired_token_is_401(demo: Demo) -> None:
 
 
 def test_a_token_from_another_instance_is_401(demo: Demo) -> None:
-    launch(demo.ec2, "other-instance")
+    launch(demo.lab, "other-instance")
     other = demo.lab.instance("other-instance")
     token = other.run(f"curl -s -X PUT {BASE}/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60'").stdout
     assert status(demo, f"-H 'X-aws-ec2-metadata-token: {token}' {BASE}/meta-data/") == 401
@@ -195,7 +195,7 @@ def test_a_role_ec2_may_not_assume_gives_assume_role_unauthorized_access(fresh_l
     }
     iam, ec2 = fresh_lab.client("iam"), fresh_lab.client("ec2")
     create_role(iam, "LambdaRole", trust=lambda_only)
-    instance_id = launch(ec2, "wrong-role")
+    instance_id = launch(fresh_lab, "wrong-role")
     ec2.associate_iam_instance_profile(IamInstanceProfile={"Name": "LambdaRole"}, InstanceId=instance_id)
     box = fresh_lab.instance(instance_id)
     document = json.loads(box.run(f"curl -s {BASE}/meta-data/iam/security-credentials/LambdaRole").stdout)

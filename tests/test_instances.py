@@ -23,7 +23,7 @@ def test_the_shell_starts_in_the_instance_home(demo: Demo) -> None:
 
 
 def test_each_instance_has_its_own_home(demo: Demo) -> None:
-    launch(demo.ec2, "second-instance")
+    launch(demo.lab, "second-instance")
     second = demo.lab.instance("second-instance")
     configured = demo.box.run("aws configure set aws_access_key_id AKIAEXAMPLEEXAMPLE1 && cat ~/.aws/credentials")
     assert configured.stdout.splitlines() == ["[default]", "aws_access_key_id = AKIAEXAMPLEEXAMPLE1"]

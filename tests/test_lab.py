@@ -154,7 +154,7 @@ def test_creating_what_the_demo_needs_twice_is_an_aws_error_not_a_crash(fresh_la
     with pytest.raises(botocore.exceptions.ClientError) as caught:
         create_role(fresh_lab.client("iam"))
     assert caught.value.response["Error"]["Code"] == "EntityAlreadyExists"
-    launch(fresh_lab.client("ec2"), "still-works")
+    launch(fresh_lab, "still-works")
     assert fresh_lab.instance("still-works").run("true").ok
 
 
