@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from labkit.cliserver import client_script
 from labkit.cloud import REGION
 from labkit.errors import LabError
 from labkit.home import LabInfo
@@ -217,7 +218,10 @@ def _bin_dir(lab_home: Path) -> Path:
         aws = Path(found)
     bin_dir = lab_home / "bin"
     bin_dir.mkdir(exist_ok=True)
-    wanted = {"aws": f'#!/bin/sh\nexec "{aws}" "$@"\n', "python3": f'#!/bin/sh\nexec "{sys.executable}" "$@"\n'}
+    wanted = {
+        "aws": client_script(sys.executable, str(lab_home / "aws.sock"), str(aws)),
+        "python3": f'#!/bin/sh\nexec "{sys.executable}" "$@"\n',
+    }
     for name, text in wanted.items():
         target = bin_dir / name
         if not target.exists() or target.read_text() != text:

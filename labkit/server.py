@@ -24,6 +24,7 @@ import logging
 import os
 import secrets
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -36,6 +37,7 @@ from labkit.home import LabInfo, ensure_home, lab_home, read_info, remove_info, 
 from labkit.journal import Journal, action_of, changes_something
 
 CONTROL_PREFIX = "/_labkit/"
+CLI_SOCKET = "aws.sock"
 
 StartResponse = Callable[..., Any]
 
@@ -129,6 +131,18 @@ def _json(start_response: StartResponse, status: int, data: dict[str, Any]) -> l
     return [body]
 
 
+def _start_cli_server(home: Path) -> subprocess.Popen[bytes] | None:
+    """The warm `aws` of the lab's instances (labkit/cliserver.py); it ends when this process does."""
+    path = home / CLI_SOCKET
+    if len(str(path)) > 100:  # a Unix socket's path must be short; instances then run the real aws
+        print(f"labkit: {path} is too long for a socket; instances run the plain aws CLI", flush=True)
+        return None
+    private = home / "cli-server-home"  # its own HOME: it never reads the student's
+    private.mkdir(mode=0o700, exist_ok=True)
+    env = {**os.environ, "HOME": str(private)}
+    return subprocess.Popen([sys.executable, "-m", "labkit.cliserver", str(path)], stdin=subprocess.DEVNULL, env=env)
+
+
 def serve(home: Path) -> None:
     """Run the lab until it is told to stop (shutdown endpoint, SIGTERM or SIGINT)."""
     from labkit.cloud import Cloud, configure_moto, new_admin_keys
@@ -166,10 +180,13 @@ def serve(home: Path) -> None:
         problem=restored.problem if restored else "",
     )
     write_info(home, info)
+    cli = _start_cli_server(home)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     print(f"labkit lab {os.getpid()} serving AWS on {info.api_url}, metadata on port {info.imds_port}", flush=True)
     stop.wait()
+    if cli is not None:
+        cli.terminate()
     api.shutdown()
     imds.shutdown()
     current = read_info(home)

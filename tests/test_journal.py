@@ -49,6 +49,7 @@ def test_a_killed_lab_comes_back_as_it_was(own_lab: labkit.Lab, capsys: pytest.C
     own_lab.client("iam").create_user(UserName="made-before-the-crash")
     before = {"users": users(own_lab), "instances": own_lab.instances(), "status": own_lab.status().profile_roles}
     kill(own_lab)
+    capsys.readouterr()  # what reset printed
 
     back = labkit.connect(own_lab.home)
     said = capsys.readouterr().out.splitlines()

@@ -1,0 +1,238 @@
+"""A warm `aws` CLI for the lab's instances: the same program, without paying its start-up each time.
+
+    python -m labkit.cliserver SOCKET        (started by the lab process; it ends with it)
+
+A fresh `aws` process spends most of its time importing the CLI and reading botocore's JSON models.
+This server does that once, then forks a child per command. The instance's `aws` (a few lines, see
+`client_script`) sends its arguments, environment and working directory, and hands over its own
+stdin, stdout and stderr; the child takes them over and runs exactly what the `aws` script runs,
+`awscli.clidriver.main()`, then reports the exit status. Each child starts from a pristine copy of
+the warm process, so no command sees another's state. When the server is not there, the client
+runs the real `aws` instead: the result is the same, only slower.
+"""
+
+from __future__ import annotations
+
+import array
+import atexit
+import json
+import os
+import random
+import signal
+import socket
+import struct
+import sys
+import types
+from typing import Any
+
+HEADER = struct.Struct(">I")
+WARM_SERVICES = ("iam", "sts", "ec2")
+
+
+def client_script(python: str, socket_path: str, real_aws: str) -> str:
+    """The instance's `aws`: hand the command to the warm server, or run the real CLI."""
+    return f"""#!{python} -IS
+# The lab's `aws`: the real AWS CLI, run by a warm copy of it (labkit/cliserver.py).
+import array, json, os, socket, struct, sys
+try:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect({socket_path!r})
+except OSError:
+    os.execv({python!r}, [{python!r}, {real_aws!r}] + sys.argv[1:])
+request = json.dumps({{"argv": sys.argv[1:], "env": dict(os.environ), "cwd": os.getcwd()}}).encode()
+fds = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))]
+s.sendmsg([struct.pack(">I", len(request)) + request], fds)
+status = b""
+while len(status) < 4:
+    chunk = s.recv(4 - len(status))
+    if not chunk:
+        break
+    status += chunk
+sys.exit(struct.unpack(">i", status)[0] if len(status) == 4 else 255)
+"""
+
+
+def warm() -> None:
+    """Import the CLI and read, once, the botocore data a lesson's commands need."""
+    import awscli.clidriver
+
+    loaders = sys.modules["botocore.loaders"]  # awscli's own botocore, once awscli is imported
+    read = loaders.JSONFileLoader.load_file
+    cache: dict[str, Any] = {}
+
+    def load_file(self: Any, file_path: str) -> Any:
+        if file_path not in cache:
+            cache[file_path] = read(self, file_path)
+        return cache[file_path]
+
+    setattr(loaders.JSONFileLoader, "load_file", load_file)  # noqa: B010
+    listed = loaders.Loader.list_available_services
+    services: dict[tuple[Any, ...], Any] = {}
+
+    def list_available_services(self: Any, type_name: str) -> Any:
+        key = (tuple(self.search_paths), type_name)
+        if key not in services:
+            services[key] = listed(self, type_name)
+        return list(services[key])
+
+    setattr(loaders.Loader, "list_available_services", list_available_services)  # noqa: B010
+    driver = awscli.clidriver.create_clidriver()
+    loader = driver.session.get_component("data_loader")
+    for service in WARM_SERVICES:
+        driver.session.get_service_model(service)
+        for kind in ("paginators-1", "waiters-2", "endpoint-rule-set-1"):
+            try:
+                loader.load_service_model(service, kind)
+            except Exception:  # noqa: S112 - a service without waiters, say
+                continue
+    driver._get_command_table()
+    for service in WARM_SERVICES:  # import and prime what creating a client needs; nothing is sent
+        driver.session.create_client(
+            service, region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
+            aws_access_key_id="warm-up", aws_secret_access_key="warm-up",
+        )  # fmt: skip
+    import awscli.formatter  # noqa: F401 - the output formatters every command loads
+    import awscli.table  # noqa: F401
+
+
+def _repoint(old_home: str, new_home: str) -> None:
+    """Paths the CLI computed from HOME when it was imported (caches, models, history) now follow
+    the command's own HOME, as in a fresh process: module globals, class attributes, defaults."""
+    prefix = old_home.rstrip("/") + "/"
+
+    def moved(value: Any) -> Any:
+        return (
+            new_home.rstrip("/") + "/" + value[len(prefix) :]
+            if isinstance(value, str) and value.startswith(prefix)
+            else value
+        )
+
+    def fix_defaults(member: Any) -> None:
+        function = member.__func__ if isinstance(member, (staticmethod, classmethod)) else member
+        if not isinstance(function, types.FunctionType):  # touch nothing else (six's lazy modules, say)
+            return
+        defaults = function.__defaults__
+        if defaults and any(isinstance(d, str) and d.startswith(prefix) for d in defaults):
+            function.__defaults__ = tuple(moved(d) for d in defaults)
+
+    for name, module in list(sys.modules.items()):
+        if not name.startswith(("awscli", "botocore", "s3transfer")) or ".vendored" in name or module is None:
+            continue
+        for attribute, value in list(vars(module).items()):
+            if isinstance(value, str):
+                if moved(value) is not value:
+                    setattr(module, attribute, moved(value))
+            elif isinstance(value, type) and value.__module__ == name:
+                for key, member in list(vars(value).items()):
+                    if isinstance(member, str):
+                        if moved(member) is not member:
+                            setattr(value, key, moved(member))
+                    else:
+                        fix_defaults(member)
+            else:
+                fix_defaults(value)
+
+
+def _exit_status(code: Any) -> int:
+    """The exit status `sys.exit(code)` gives a process."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _receive(connection: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    data, ancillary, _, _ = connection.recvmsg(1 << 16, socket.CMSG_SPACE(3 * array.array("i").itemsize))
+    fds = array.array("i")
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    while len(data) < HEADER.size or len(data) < HEADER.size + HEADER.unpack_from(data)[0]:
+        more = connection.recv(1 << 16)
+        if not more:
+            raise ConnectionError("the client went away")
+        data += more
+    return json.loads(data[HEADER.size :]), list(fds)
+
+
+def _run(connection: socket.socket) -> None:
+    """In the forked child: become the client's `aws` process, run the command, report its status."""
+    import awscli
+    import awscli.clidriver
+
+    status = 255
+    try:
+        request, fds = _receive(connection)
+        for target, fd in zip((0, 1, 2), fds, strict=True):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.chdir(request["cwd"])
+        warm_home = os.environ.get("HOME", "")
+        os.environ.clear()
+        os.environ.update(request["env"])
+        if os.environ.get("LC_CTYPE", "") == "UTF-8":  # as the aws script does
+            os.environ["LC_CTYPE"] = "en_US.UTF-8"
+        data_path = [  # as `import awscli` does, from this command's environment
+            os.path.expanduser(os.path.expandvars(p))
+            for p in os.environ.get("AWS_DATA_PATH", "").split(os.pathsep)
+            if p
+        ]
+        data_path.append(os.path.join(os.path.dirname(os.path.abspath(awscli.__file__)), "data"))
+        os.environ["AWS_DATA_PATH"] = os.pathsep.join(data_path)
+        _repoint(warm_home, os.environ.get("HOME", "/"))
+        sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115 - the process's own streams
+        sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)  # noqa: SIM115
+        sys.argv = [os.path.join(os.path.dirname(sys.executable), "aws"), *request["argv"]]
+        random.seed()
+        try:
+            status = _exit_status(awscli.clidriver.main())  # what `sys.exit(main())` makes of it
+        except SystemExit as done:
+            status = _exit_status(done.code)
+        except KeyboardInterrupt:
+            status = 130
+        atexit._run_exitfuncs()  # as a process does at exit (colorama resets the terminal's colours)
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:  # noqa: BLE001 - the child must report a status whatever happens
+        import traceback
+
+        traceback.print_exc()
+        status = 255
+    finally:
+        try:
+            connection.sendall(struct.pack(">i", int(status)))
+        finally:
+            os._exit(int(status) & 0xFF)
+
+
+def serve(path: str) -> None:
+    """Warm up, then fork a child per command until the lab process that started us is gone."""
+    warm()
+    if os.path.exists(path):
+        os.unlink(path)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    os.chmod(path, 0o600)
+    listener.listen(64)
+    listener.settimeout(1.0)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    lab = os.getppid()
+    while os.getppid() == lab:
+        try:
+            connection, _ = listener.accept()
+        except TimeoutError:
+            continue
+        if os.fork() == 0:
+            listener.close()
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            connection.settimeout(None)
+            _run(connection)
+        connection.close()
+    os.unlink(path)
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1])
