@@ -184,6 +184,26 @@ def _errors_say_what_aws_says() -> None:
         setattr(module, "filter_iam_instance_profiles", filter_iam_instance_profiles)  # noqa: B010
 
 
+def _only_the_labs_region_of_instance_types() -> None:
+    """Speed: read which instance types each location offers for the lab's region only.
+
+    moto decodes ~100 files, one per region and location type, when its EC2 models are first
+    imported (0.8 s of a cold start); the lab lives in us-east-1. Must run before that import.
+    """
+    from moto.utilities import utils
+
+    from labkit.cloud import REGION
+
+    load_resource = utils.load_resource
+
+    def only_the_labs_region(filename: str, *args: Any, **kwargs: Any) -> Any:
+        if "instance_type_offerings" in filename and not filename.rsplit("/", 1)[-1].startswith(REGION + "."):
+            return []
+        return load_resource(filename, *args, **kwargs)
+
+    setattr(utils, "load_resource", only_the_labs_region)  # noqa: B010
+
+
 def _managed_policies_once() -> None:
     """Speed: parse AWS's ~1,600 managed policies once, and load them into the lab's partition only.
 
@@ -220,6 +240,7 @@ def apply() -> None:
     """Apply every change (idempotent)."""
     global _applied
     if not _applied:
+        _only_the_labs_region_of_instance_types()  # first: before moto's EC2 models are imported
         _default_subnet_address()
         _metadata_options_keep_what_is_not_named()
         _inactive_keys_are_refused()
