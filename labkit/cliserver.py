@@ -1,6 +1,6 @@
 """A warm `aws` CLI for the lab's instances: the same program, without paying its start-up each time.
 
-    python -m labkit.cliserver SOCKET        (started by the lab process; it ends with it)
+    python -m labkit.cliserver SOCKET LAB_PID    (started by the lab process; it ends with it)
 
 A fresh `aws` process spends most of its time importing the CLI and reading botocore's JSON models.
 This server does that once, then forks a child per command. The instance's `aws` (a few lines, see
@@ -208,8 +208,10 @@ def _run(connection: socket.socket) -> None:
             os._exit(int(status) & 0xFF)
 
 
-def serve(path: str) -> None:
-    """Warm up, then fork a child per command until the lab process that started us is gone."""
+def serve(path: str, lab: int) -> None:
+    """Warm up, then fork a child per command until the lab process `lab`, our parent, is gone."""
+    if os.getppid() != lab:  # it died while we were starting
+        return
     warm()
     if os.path.exists(path):
         os.unlink(path)
@@ -219,7 +221,6 @@ def serve(path: str) -> None:
     listener.listen(64)
     listener.settimeout(1.0)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
-    lab = os.getppid()
     while os.getppid() == lab:
         try:
             connection, _ = listener.accept()
@@ -235,4 +236,4 @@ def serve(path: str) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1])
+    serve(sys.argv[1], int(sys.argv[2]))

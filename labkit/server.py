@@ -140,7 +140,8 @@ def _start_cli_server(home: Path) -> subprocess.Popen[bytes] | None:
     private = home / "cli-server-home"  # its own HOME: it never reads the student's
     private.mkdir(mode=0o700, exist_ok=True)
     env = {**os.environ, "HOME": str(private)}
-    return subprocess.Popen([sys.executable, "-m", "labkit.cliserver", str(path)], stdin=subprocess.DEVNULL, env=env)
+    command = [sys.executable, "-m", "labkit.cliserver", str(path), str(os.getpid())]
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL, env=env)
 
 
 def serve(home: Path) -> None:

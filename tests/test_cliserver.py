@@ -104,3 +104,15 @@ def test_paths_the_cli_takes_from_home_at_import_follow_each_command(tmp_path: P
     """)
     shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
     assert shown == ["/home/ec2-user/.aws/models", "/home/ec2-user/.aws/boto/cache", "/home/ec2-user/.aws/boto/cache"]
+
+
+def test_the_warm_server_ends_with_its_lab_even_one_killed_while_it_warms_up(tmp_path: Path) -> None:
+    info, _ = labkit.up(tmp_path)
+    os.kill(info.pid, signal.SIGKILL)  # at once: the server is still warming up
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        servers = subprocess.run(["pgrep", "-f", f"labkit.cliserver {tmp_path}"], capture_output=True, text=True)
+        if not servers.stdout.strip():
+            break
+        time.sleep(0.2)
+    assert servers.stdout.strip() == ""
