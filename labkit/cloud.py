@@ -53,8 +53,15 @@ def utcnow() -> datetime:
 def new_key_pair(prefix: str = "AKIA") -> tuple[str, str]:
     """A fresh access key id and secret, as AWS makes them: never derived from any seed, so a key
     of one lab is unknown to every other lab, even at the same seeded checkpoint."""
-    key_id = prefix + "".join(secrets.choice(KEY_ID_ALPHABET) for _ in range(16))
-    return key_id, "".join(secrets.choice(SECRET_ALPHABET) for _ in range(40))
+    return fresh_key_id(prefix), fresh_secret()
+
+
+def fresh_key_id(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(KEY_ID_ALPHABET) for _ in range(16))
+
+
+def fresh_secret() -> str:
+    return "".join(secrets.choice(SECRET_ALPHABET) for _ in range(40))
 
 
 def new_admin_keys() -> tuple[str, str]:

@@ -144,22 +144,9 @@ def diagram(lab: Lab, instance: str, *, profile: str | None = None) -> Diagram:
             "Name one of those, or create it first (notebook 02 shows how)."
         ) from None
     role = found["Roles"][0] if found and found["Roles"] else None
-    policies = (
-        [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]]
-        if role
-        else []
-    )
-    actions = (
-        sorted(
-            {
-                a
-                for p in iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]
-                for a in _actions(iam, p["PolicyArn"])
-            }
-        )
-        if role
-        else []
-    )
+    attached = iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"] if role else []
+    policies = [p["PolicyName"] for p in attached]
+    actions = sorted({a for p in attached for a in _actions(iam, p["PolicyArn"])})
     trusted = role is not None and ec2_may_assume(role["AssumeRolePolicyDocument"])
     options = ec2.describe_instances(InstanceIds=[box.id])["Reservations"][0]["Instances"][0]["MetadataOptions"]
     tokens = "IMDSv2 required" if options["HttpTokens"] == "required" else "IMDSv1 and v2"

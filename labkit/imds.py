@@ -219,10 +219,13 @@ class MetadataService:
     def _iam(self, facts: InstanceFacts, item: str) -> Reply:
         if facts.profile_arn is None:
             return error_reply(404)
-        session = self._credentials(facts) if facts.role_name else None
-        updated = _timestamp(session.last_updated if session else self._clock())
         if item == "iam":
             return Reply(200, "info\nsecurity-credentials/")
+        if item == "iam/security-credentials" and facts.role_name:
+            return Reply(200, facts.role_name)
+        # only info and the credentials document need the role's session (minting one is journaled)
+        session = self._credentials(facts) if facts.role_name else None
+        updated = _timestamp(session.last_updated if session else self._clock())
         if item == "iam/info":
             return Reply(200, _document({
                 "Code": "Success",
@@ -230,11 +233,7 @@ class MetadataService:
                 "InstanceProfileArn": facts.profile_arn,
                 "InstanceProfileId": facts.profile_id or "",
             }))  # fmt: skip
-        if facts.role_name is None:
-            return error_reply(404)
-        if item == "iam/security-credentials":
-            return Reply(200, facts.role_name)
-        if item != f"iam/security-credentials/{facts.role_name}":
+        if facts.role_name is None or item != f"iam/security-credentials/{facts.role_name}":
             return error_reply(404)
         if session is None:
             return Reply(200, _document({

@@ -204,8 +204,14 @@ def _as_a_terminal_shows(text: str) -> str:
     )
 
 
+_WRITTEN: set[Path] = set()
+
+
 def _bin_dir(lab_home: Path) -> Path:
-    """The instance's own bin directory: the real `aws` CLI and Python, nothing else of ours."""
+    """The instance's own bin directory: the real `aws` CLI and Python, nothing else of ours.
+    Written once per lab by this process, not for every command (one stat checks it is still there)."""
+    if lab_home in _WRITTEN and (lab_home / "bin" / "aws").exists():
+        return lab_home / "bin"
     here = Path(sys.executable).parent
     aws = here / "aws"
     if not aws.exists():
@@ -227,6 +233,7 @@ def _bin_dir(lab_home: Path) -> Path:
         if not target.exists() or target.read_text() != text:
             target.write_text(text)
             target.chmod(0o755)
+    _WRITTEN.add(lab_home)
     return bin_dir
 
 

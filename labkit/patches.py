@@ -8,7 +8,6 @@ Everything else is moto as it is.
 from __future__ import annotations
 
 import json
-import secrets
 from datetime import datetime
 from typing import Any
 
@@ -107,15 +106,15 @@ def _access_keys_are_never_seeded() -> None:
     from moto.iam import models
     from moto.sts import models as sts_models
 
-    from labkit.cloud import KEY_ID_ALPHABET, SECRET_ALPHABET, SECRETS
+    from labkit.cloud import SECRETS, fresh_key_id, fresh_secret
 
     original = models.AccessKey.__init__
     token = sts_models.random_session_token
 
     def __init__(self: Any, user_name: str | None, prefix: str, account_id: str, status: str = "Active") -> None:
         original(self, user_name, prefix, account_id, status)
-        self.access_key_id = SECRETS.draw(lambda: prefix + "".join(secrets.choice(KEY_ID_ALPHABET) for _ in range(16)))
-        self.secret_access_key = SECRETS.draw(lambda: "".join(secrets.choice(SECRET_ALPHABET) for _ in range(40)))
+        self.access_key_id = SECRETS.draw(lambda: fresh_key_id(prefix))
+        self.secret_access_key = SECRETS.draw(fresh_secret)
 
     setattr(models.AccessKey, "__init__", __init__)  # noqa: B010
     setattr(sts_models, "random_session_token", lambda: SECRETS.draw(token))  # noqa: B010
