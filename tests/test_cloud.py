@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -120,3 +122,43 @@ def test_metadata_options_change_only_what_is_named(cloud: Cloud) -> None:
     cloud.ec2.modify_instance_metadata_options(instance_id, http_tokens="required")
     facts = cloud.instance_facts(instance_id)
     assert facts is not None and (facts.http_tokens, facts.http_endpoint) == ("required", "enabled")
+
+
+def test_instances_in_one_subnet_get_successive_addresses(cloud: Cloud) -> None:
+    first, second = (cloud.instance_facts(run_instance(cloud)) for _ in range(2))
+    assert first is not None and second is not None
+    assert first.local_ipv4.startswith("172.31.") and second.local_ipv4.startswith("172.31.")
+    assert first.local_ipv4 != second.local_ipv4
+
+
+def test_a_reset_frees_the_backends_it_replaces(cloud: Cloud) -> None:
+    run_instance(cloud)  # draws an address from a subnet, as a student's launch does
+    replaced = [weakref.ref(cloud.ec2), weakref.ref(cloud.iam)]
+    replaced_subnets = [weakref.ref(subnet) for subnet in cloud.ec2.get_default_subnets().values()]
+    for _ in range(3):
+        cloud.reset(seed=4)
+    gc.collect()
+    assert [ref() for ref in replaced + replaced_subnets] == [None] * (2 + len(replaced_subnets))
+    assert sorted(u.name for u in cloud.iam.list_users("/", None, None)) == ["admin", "alice", "bob", "carol"]
+
+
+def test_botocore_data_is_decoded_once_per_process(cloud: Cloud) -> None:
+    from botocore import loaders
+    from botocore.session import Session
+
+    decoded: list[str] = []
+    original = json.loads
+
+    def counting(text: Any, *args: Any, **kwargs: Any) -> Any:
+        decoded.append("x")
+        return original(text, *args, **kwargs)
+
+    first = Session().get_service_data("ec2")
+    loaders.json.loads = counting  # type: ignore[attr-defined]
+    try:
+        second = Session().get_service_data("ec2")
+        regions = Session().get_available_regions("ec2")
+    finally:
+        loaders.json.loads = original  # type: ignore[attr-defined]
+    assert decoded == [] and second is first
+    assert "us-east-1" in regions
