@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import array
 import atexit
+import gc
 import json
 import os
 import random
@@ -24,6 +25,8 @@ import struct
 import sys
 import types
 from typing import Any
+
+from labkit.botodata import read_once
 
 HEADER = struct.Struct(">I")
 WARM_SERVICES = ("iam", "sts", "ec2")
@@ -57,27 +60,26 @@ def warm() -> None:
     import awscli.clidriver
 
     loaders = sys.modules["botocore.loaders"]  # awscli's own botocore, once awscli is imported
-    read = loaders.JSONFileLoader.load_file
-    cache: dict[str, Any] = {}
-
-    def load_file(self: Any, file_path: str) -> Any:
-        if file_path not in cache:
-            cache[file_path] = read(self, file_path)
-        return cache[file_path]
-
-    setattr(loaders.JSONFileLoader, "load_file", load_file)  # noqa: B010
+    read_once(loaders)
     listed = loaders.Loader.list_available_services
+    installed: set[str] = set()  # the directories of the installed packages, known once the CLI is
     services: dict[tuple[Any, ...], Any] = {}
 
     def list_available_services(self: Any, type_name: str) -> Any:
-        key = (tuple(self.search_paths), type_name)
-        if key not in services:
-            services[key] = listed(self, type_name)
-        return list(services[key])
+        """Remembered when every directory searched belongs to the installed packages; a command's
+        own ~/.aws/models or AWS_DATA_PATH, if it has any, is listed afresh each time."""
+        searched = tuple(path for path in self.search_paths if os.path.isdir(path))
+        if not set(searched) <= installed:
+            return listed(self, type_name)
+        if (searched, type_name) not in services:
+            services[(searched, type_name)] = listed(self, type_name)
+        return list(services[(searched, type_name)])
 
     setattr(loaders.Loader, "list_available_services", list_available_services)  # noqa: B010
+    _handlers_register_quickly(sys.modules["botocore.hooks"])
     driver = awscli.clidriver.create_clidriver()
     loader = driver.session.get_component("data_loader")
+    installed.update(path for path in loader.search_paths if os.path.isdir(path))
     for service in WARM_SERVICES:
         driver.session.get_service_model(service)
         for kind in ("paginators-1", "waiters-2", "endpoint-rule-set-1"):
@@ -95,42 +97,89 @@ def warm() -> None:
     import awscli.table  # noqa: F401
 
 
-def _repoint(old_home: str, new_home: str) -> None:
-    """Paths the CLI computed from HOME when it was imported (caches, models, history) now follow
-    the command's own HOME, as in a fresh process: module globals, class attributes, defaults."""
-    prefix = old_home.rstrip("/") + "/"
+def _handlers_register_quickly(hooks: types.ModuleType) -> None:
+    """Each command's new session registers about 390 event handlers, and for each one botocore
+    works out two things that never change: the event's name after aliasing, and whether the handler
+    takes **kwargs (through `inspect`). Together about half of a warm command's time. Both are now
+    remembered across sessions; what a session logs (`--debug`) and raises stays the same."""
+    aliases, logger = hooks.EVENT_ALIASES, hooks.logger
+    alias_of = hooks.EventAliaser._alias_event_name
+    aliased: dict[str, str] = {}
 
-    def moved(value: Any) -> Any:
-        return (
-            new_home.rstrip("/") + "/" + value[len(prefix) :]
-            if isinstance(value, str) and value.startswith(prefix)
-            else value
-        )
+    def _alias_event_name(self: Any, event_name: str) -> str:
+        if event_name in self._alias_name_cache or self._event_aliases is not aliases:
+            return alias_of(self, event_name)
+        if event_name not in aliased:
+            aliased[event_name] = alias_of(self, event_name)  # logs the change, as for any new session
+        elif aliased[event_name] != event_name:
+            logger.debug("Changing event name from %s to %s", event_name, aliased[event_name])
+        self._alias_name_cache[event_name] = aliased[event_name]
+        return aliased[event_name]
 
-    def fix_defaults(member: Any) -> None:
+    accepts_kwargs = hooks.accepts_kwargs
+    takes_kwargs: dict[Any, Any] = {}
+
+    def remembered_accepts_kwargs(func: Any) -> Any:
+        key = getattr(func, "__func__", func)  # a bound method takes what its function takes
+        try:
+            return takes_kwargs[key]
+        except KeyError:
+            takes_kwargs[key] = accepts_kwargs(func)
+            return takes_kwargs[key]
+        except TypeError:  # not hashable: work it out each time
+            return accepts_kwargs(func)
+
+    setattr(hooks.EventAliaser, "_alias_event_name", _alias_event_name)  # noqa: B010
+    setattr(hooks, "accepts_kwargs", remembered_accepts_kwargs)  # noqa: B010
+
+
+def _home_paths(home: str) -> list[tuple[Any, str | None]]:
+    """Where the warm CLI holds paths it computed from HOME when it was imported (caches, models,
+    history): (owner, attribute) for strings in modules and classes, (function, None) for functions
+    with such a default. Found once, in the server, since every child starts from the same state."""
+    prefix = home.rstrip("/") + "/"
+    found: list[tuple[Any, str | None]] = []
+
+    def note_defaults(member: Any) -> None:
         function = member.__func__ if isinstance(member, (staticmethod, classmethod)) else member
         if not isinstance(function, types.FunctionType):  # touch nothing else (six's lazy modules, say)
             return
-        defaults = function.__defaults__
-        if defaults and any(isinstance(d, str) and d.startswith(prefix) for d in defaults):
-            function.__defaults__ = tuple(moved(d) for d in defaults)
+        if any(isinstance(d, str) and d.startswith(prefix) for d in function.__defaults__ or ()):
+            found.append((function, None))
 
     for name, module in list(sys.modules.items()):
         if not name.startswith(("awscli", "botocore", "s3transfer")) or ".vendored" in name or module is None:
             continue
         for attribute, value in list(vars(module).items()):
             if isinstance(value, str):
-                if moved(value) is not value:
-                    setattr(module, attribute, moved(value))
+                if value.startswith(prefix):
+                    found.append((module, attribute))
             elif isinstance(value, type) and value.__module__ == name:
                 for key, member in list(vars(value).items()):
                     if isinstance(member, str):
-                        if moved(member) is not member:
-                            setattr(value, key, moved(member))
+                        if member.startswith(prefix):
+                            found.append((value, key))
                     else:
-                        fix_defaults(member)
+                        note_defaults(member)
             else:
-                fix_defaults(value)
+                note_defaults(value)
+    return found
+
+
+def _repoint(places: list[tuple[Any, str | None]], old_home: str, new_home: str) -> None:
+    """Make the paths at `places` follow the command's own HOME, as in a fresh process."""
+    prefix = old_home.rstrip("/") + "/"
+
+    def moved(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith(prefix):
+            return new_home.rstrip("/") + "/" + value[len(prefix) :]
+        return value
+
+    for owner, attribute in places:
+        if attribute is None:
+            owner.__defaults__ = tuple(moved(d) for d in owner.__defaults__)
+        else:
+            setattr(owner, attribute, moved(getattr(owner, attribute)))
 
 
 def _exit_status(code: Any) -> int:
@@ -157,7 +206,7 @@ def _receive(connection: socket.socket) -> tuple[dict[str, Any], list[int]]:
     return json.loads(data[HEADER.size :]), list(fds)
 
 
-def _run(connection: socket.socket) -> None:
+def _run(connection: socket.socket, home_paths: list[tuple[Any, str | None]]) -> None:
     """In the forked child: become the client's `aws` process, run the command, report its status."""
     import awscli
     import awscli.clidriver
@@ -181,7 +230,7 @@ def _run(connection: socket.socket) -> None:
         ]
         data_path.append(os.path.join(os.path.dirname(os.path.abspath(awscli.__file__)), "data"))
         os.environ["AWS_DATA_PATH"] = os.pathsep.join(data_path)
-        _repoint(warm_home, os.environ.get("HOME", "/"))
+        _repoint(home_paths, warm_home, os.environ.get("HOME", "/"))
         sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115 - the process's own streams
         sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
         sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)  # noqa: SIM115
@@ -213,6 +262,8 @@ def serve(path: str, lab: int) -> None:
     if os.getppid() != lab:  # it died while we were starting
         return
     warm()
+    home_paths = _home_paths(os.environ.get("HOME", ""))
+    gc.freeze()  # the warm objects stay out of every child's collections: fewer pages copied per fork
     if os.path.exists(path):
         os.unlink(path)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -230,7 +281,7 @@ def serve(path: str, lab: int) -> None:
             listener.close()
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             connection.settimeout(None)
-            _run(connection)
+            _run(connection, home_paths)
         connection.close()
     os.unlink(path)
 

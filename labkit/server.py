@@ -139,7 +139,8 @@ def _start_cli_server(home: Path) -> subprocess.Popen[bytes] | None:
         return None
     private = home / "cli-server-home"  # its own HOME: it never reads the student's
     private.mkdir(mode=0o700, exist_ok=True)
-    env = {**os.environ, "HOME": str(private)}
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONHASHSEED"}  # as any aws process
+    env["HOME"] = str(private)
     command = [sys.executable, "-m", "labkit.cliserver", str(path), str(os.getpid())]
     return subprocess.Popen(command, stdin=subprocess.DEVNULL, env=env)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -68,6 +69,28 @@ def test_the_warm_aws_prints_exactly_what_a_fresh_one_prints(box: labkit.Instanc
     assert (warm.exit_code, warm.stdout, warm.stderr) == (fresh.exit_code, fresh.stdout, fresh.stderr)
 
 
+def logged(stderr: str) -> list[str]:
+    """What `aws --debug` logged, line by line: the logger and how its message begins, with the
+    parts that differ from run to run (times, dates, addresses, ids) masked."""
+    lines = []
+    for line in stderr.splitlines():
+        parts = line.split(" - ", 3)  # "2026-11-29 13:48:15,123 - MainThread - logger - DEBUG - message"
+        if len(parts) == 4 and parts[3].startswith(("DEBUG - ", "INFO - ")):
+            logger, message = parts[2], parts[3].split(" - ", 1)[1]
+            lines.append(logger + ": " + re.sub(r"RequestId: \S+|0x[0-9a-f]+|[0-9]+", "#", message)[:40])
+    return lines
+
+
+@pytest.mark.parametrize("command", ["aws --debug sts get-caller-identity", "aws --debug iam list-users"])
+def test_with_debug_the_warm_aws_logs_what_a_fresh_one_logs(box: labkit.Instance, command: str) -> None:
+    box.run("rm -rf ~/.aws")  # the notebooks' `aws configure` lines leave example keys there
+    warm = box.run(command)
+    fresh = box.run(command.replace("aws", REAL_AWS, 1))
+    assert warm.exit_code == fresh.exit_code == 0
+    assert len(logged(fresh.stderr)) > 50
+    assert logged(warm.stderr) == logged(fresh.stderr)
+
+
 def test_without_the_warm_server_the_real_cli_answers(box: labkit.Instance, lab: labkit.Lab) -> None:
     box.run("rm -rf ~/.aws")  # the notebooks' `aws configure` lines leave keys there
     socket_path = lab.home / "aws.sock"
@@ -95,7 +118,8 @@ def test_paths_the_cli_takes_from_home_at_import_follow_each_command(tmp_path: P
         os.environ["HOME"] = {str(tmp_path / "server")!r}
         from labkit import cliserver
         cliserver.warm()
-        cliserver._repoint({str(tmp_path / "server")!r}, "/home/ec2-user")
+        places = cliserver._home_paths({str(tmp_path / "server")!r})
+        cliserver._repoint(places, {str(tmp_path / "server")!r}, "/home/ec2-user")
         loaders = sys.modules["botocore.loaders"]
         utils = sys.modules["botocore.utils"]
         print(loaders.Loader.CUSTOMER_DATA_PATH)
