@@ -1,18 +1,17 @@
-"""Offline and sealed by construction: the whole demo and every notebook, traced.
+"""Offline and sealed by construction: the whole demo and every notebook, watched by the kernel.
 
-The scenario runs in a network namespace of its own that has nothing but `lo`, so any other
-connection fails at once, and with a student's HOME and AWS_* variables full of canary keys.
-strace records every `connect()` of every process it starts (the lab, the notebook kernels, the
-`aws` CLI and curl on instances), and the kernel reports (inotify) every open of the student's
-~/.aws and its files by any process; the test asserts that nothing even tried an address beyond
-loopback, or opened the student's ~/.aws.
+The scenario runs in a network namespace of its own, with a student's HOME and AWS_* variables full
+of canary keys. Besides `lo`, the namespace's only way out is a TUN device that every other address
+is routed to: the test reads every packet sent there (and drops it), so any attempt by any process
+(the lab, the notebook kernels, the `aws` CLI and curl on instances) to reach beyond loopback, a DNS
+lookup included, is recorded. inotify reports every open of the student's ~/.aws. The test asserts
+that nothing went out, and that nothing opened the student's ~/.aws.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
-import re
 import shutil
 import struct
 import subprocess
@@ -54,15 +53,31 @@ SCENARIO = textwrap.dedent(
 )
 
 
-def outside(line: str) -> bool:
-    """Whether a traced connect() aims beyond loopback (AF_UNIX sockets are local by nature)."""
-    v4 = re.search(r'sin_addr=inet_addr\("([\d.]+)"\)', line)
-    v6 = re.search(r'inet_pton\(AF_INET6, "([^"]+)"', line)
-    if v4:
-        return not v4[1].startswith("127.")
-    if v6:
-        return v6[1] not in ("::1", "::ffff:127.0.0.1")
-    return "AF_INET" in line
+WIRE = textwrap.dedent(
+    """
+    import fcntl, os, socket, struct, subprocess, sys
+
+    TUNSETIFF, IFF_TUN, IFF_NO_PI = 0x400454CA, 0x0001, 0x1000
+    record, ready = sys.argv[1], sys.argv[2]
+    tun = os.open("/dev/net/tun", os.O_RDWR)
+    fcntl.ioctl(tun, TUNSETIFF, struct.pack("16sH", b"wire", IFF_TUN | IFF_NO_PI))
+    for knob in ("router_solicitations", "accept_ra"):  # the kernel itself sends nothing unasked
+        with open(f"/proc/sys/net/ipv6/conf/wire/{knob}", "w") as setting:
+            setting.write("0")
+    subprocess.run(["ip", "link", "set", "wire", "up"], check=True)
+    subprocess.run(["ip", "route", "add", "default", "dev", "wire"], check=True)
+    subprocess.run(["ip", "-6", "route", "add", "default", "dev", "wire"], check=True)
+    open(ready, "w").close()
+    with open(record, "a", buffering=1) as out:
+        while True:
+            packet = os.read(tun, 65536)
+            if packet[0] >> 4 == 4:
+                out.write(f"IPv4 protocol {packet[9]} to {socket.inet_ntop(socket.AF_INET, packet[16:20])}\\n")
+            else:
+                out.write(f"IPv6 next header {packet[6]} to {socket.inet_ntop(socket.AF_INET6, packet[24:40])}\\n")
+    """
+)
+PROBE = "import socket; socket.create_connection(('192.0.2.1', 80), timeout=0.5)"  # TEST-NET-1: nobody's
 
 
 class Opens:
@@ -102,17 +117,21 @@ def student_home(path: Path) -> dict[str, str]:
 
 
 def test_the_demo_and_the_notebooks_stay_on_loopback_and_off_the_students_aws(tmp_path: Path) -> None:
-    assert shutil.which("strace") and shutil.which("unshare"), ".ci/run installs strace and util-linux"
-    scenario = tmp_path / "scenario.py"
-    scenario.write_text(SCENARIO)
-    trace = tmp_path / "calls.trace"
+    assert shutil.which("unshare") and shutil.which("ip"), ".ci/run installs util-linux and iproute2"
+    assert Path("/dev/net/tun").exists(), "the namespace's way out is a TUN device: this kernel has none"
+    (tmp_path / "scenario.py").write_text(SCENARIO)
+    (tmp_path / "wire.py").write_text(WIRE)
+    sent, ready = tmp_path / "sent.txt", tmp_path / "wire-ready"
     env = student_home(tmp_path / "student")
     opens = Opens(tmp_path / "student" / ".aws")
-    inner = (
-        "ip link set lo up && "
-        f"strace -f -qq --seccomp-bpf -e trace=connect -o {trace} "
-        f"{sys.executable} {scenario} {tmp_path / 'lab'} {NOTEBOOKS}"
-    )
+    inner = f"""
+        ip link set lo up
+        {sys.executable} {tmp_path / "wire.py"} {sent} {ready} & wire=$!
+        while [ ! -e {ready} ]; do kill -0 $wire || exit 3; sleep 0.05; done
+        {sys.executable} {tmp_path / "scenario.py"} {tmp_path / "lab"} {NOTEBOOKS}; status=$?
+        {sys.executable} -c "{PROBE}" 2>/dev/null  # the control: this attempt must be seen
+        sleep 0.2; kill $wire; exit $status
+    """
     done = subprocess.run(["unshare", "-rn", "bash", "-c", inner], capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     ran = done.stdout.splitlines()
@@ -120,9 +139,9 @@ def test_the_demo_and_the_notebooks_stay_on_loopback_and_off_the_students_aws(tm
     assert [line for line in ran if line.endswith(" ran")] == notebooks
     assert "aws iam list-users 0" in ran and "curl -s -m 5 https://example.com/ 56" in ran
     assert CANARY not in done.stdout + done.stderr
-    connects = [line for line in trace.read_text().splitlines() if "connect(" in line]
-    assert any("127.0.0.1" in line for line in connects)  # the trace did see the lab's own traffic
-    assert [line for line in connects if outside(line)] == []
+    packets = sent.read_text().splitlines()
+    assert "IPv4 protocol 6 to 192.0.2.1" in packets  # the wire does see an attempt to go out
+    assert [packet for packet in packets if not packet.endswith(" to 192.0.2.1")] == []
     assert opens.read() == []
     (tmp_path / "student" / ".aws" / "credentials").read_text()
     assert "credentials" in opens.read()  # the watch does see an open of the student's keys
