@@ -137,17 +137,24 @@ def down(home: str | os.PathLike[str] | None = None, *, timeout: float = 10.0) -
 
 
 def _pid_alive(pid: int) -> bool:
-    """Whether `pid` still runs; a zombie (exited, not yet reaped by its parent) does not."""
-    try:
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
-    except ChildProcessError:
-        pass
-    proc = Path(f"/proc/{pid}/stat")
+    """Whether `pid` still runs; a zombie (exited, not yet reaped by its parent) does not.
+    Our own child is reaped here once it has exited, so that it is gone when we say so."""
+
+    def reap() -> None:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # not ours: its parent (or init) reaps it
+            pass
+
+    reap()
     if Path("/proc").is_dir():
         try:
-            return proc.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+            running = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
         except (FileNotFoundError, IndexError):
             return False
+        if not running:
+            reap()  # it exited after the first look
+        return running
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
