@@ -249,6 +249,92 @@ def _managed_policies_once() -> None:
     setattr(models.IAMBackend, "_init_aws_policies", init_aws_policies)  # noqa: B010
 
 
+def _access_denied_says_why() -> None:
+    """Fidelity: a request that no policy allows is refused with AWS's whole sentence.
+
+    IAM: `User: ARN is not authorized to perform: iam:CreateUser on resource:
+    arn:aws:iam::123456789012:user/intruder because no identity-based policy allows the
+    iam:CreateUser action`; moto stops after the action. EC2's Describe actions: the error is
+    UnauthorizedOperation, `You are not authorized to perform this operation. User: ARN is not
+    authorized to perform: ec2:DescribeInstances because no identity-based policy allows the
+    ec2:DescribeInstances action`. Left as moto has them: an explicit Deny (AWS would name the
+    denying policy, which moto does not track) and EC2's other actions (AWS adds an encoded
+    message that only AWS can make).
+    """
+    from moto.core.exceptions import AccessDeniedError, _RESTError
+    from moto.iam.access_control import IAMPolicy, IAMRequest, PermissionResult
+
+    class UnauthorizedOperation(_RESTError):  # as moto's own AccessDeniedError, with EC2's code
+        code = 403
+
+    original = IAMRequest.check_action_permitted
+
+    def check_action_permitted(self: Any, resource: str) -> None:
+        try:
+            original(self, resource)
+        except AccessDeniedError:
+            policies = self._access_key.collect_policies()
+            denied = PermissionResult.DENIED
+            operation = self._action.split(":", 1)[1]
+            describes = self._service == "ec2" and operation.startswith("Describe")
+            if not (self._service == "iam" or describes) or any(
+                IAMPolicy(p).is_action_permitted(self._action, resource) == denied for p in policies
+            ):
+                raise
+            why = f"because no identity-based policy allows the {self._action} action"
+            if describes:
+                raise UnauthorizedOperation(
+                    "UnauthorizedOperation",
+                    "You are not authorized to perform this operation. "
+                    f"User: {self._access_key.arn} is not authorized to perform: {self._action} {why}",
+                ) from None
+            target = _iam_resource_of(self.backend, self.account_id, operation, self._data)
+            on = f" on resource: {target}" if target else ""
+            raise AccessDeniedError(user_arn=self._access_key.arn, action=f"{self._action}{on} {why}") from None
+
+    setattr(IAMRequest, "check_action_permitted", check_action_permitted)  # noqa: B010
+
+
+IAM_RESOURCES = (  # the request parameter that names an action's resource, most specific first
+    ("InstanceProfileName", "instance-profile", "get_instance_profile"),
+    ("RoleName", "role", "get_role"),
+    ("GroupName", "group", "get_group"),
+    ("UserName", "user", "get_user"),
+)
+IAM_LISTINGS = {
+    "ListUsers": "user",
+    "ListRoles": "role",
+    "ListGroups": "group",
+    "ListInstanceProfiles": "instance-profile",
+}
+
+
+def _iam_resource_of(backend: Any, account_id: str, action: str, data: dict[str, Any]) -> str | None:
+    """The ARN AWS names in an IAM AccessDenied: the entity the request acts on (with its path),
+    the path a listing reads (`user/` for ListUsers), or None for actions without a resource."""
+
+    def given(name: str) -> str | None:
+        value = data.get(name)
+        return (value[0] if value else None) if isinstance(value, list) else value
+
+    prefix = f"arn:{LAB_PARTITION}:iam::{account_id}:"
+    for parameter, kind, lookup in IAM_RESOURCES:
+        name = given(parameter)
+        if name:
+            try:
+                path = getattr(backend, lookup)(name).path
+            except Exception:  # not there (yet): the path it would get
+                path = given("Path") or "/"
+            return f"{prefix}{kind}{path}{name}"
+    if action in IAM_LISTINGS:
+        return f"{prefix}{IAM_LISTINGS[action]}{given('PathPrefix') or '/'}"
+    if given("PolicyArn"):
+        return given("PolicyArn")
+    if action == "CreatePolicy" and given("PolicyName"):
+        return f"{prefix}policy{given('Path') or '/'}{given('PolicyName')}"
+    return None
+
+
 def _resets_free_old_backends() -> None:
     """Memory: a reset frees the backends it replaces.
 
@@ -291,4 +377,5 @@ def apply() -> None:
         _errors_say_what_aws_says()
         _managed_policies_once()
         _resets_free_old_backends()
+        _access_denied_says_why()
         _applied = True

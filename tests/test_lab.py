@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -72,7 +73,59 @@ def test_an_ordinary_user_is_checked_against_its_policies(fresh_lab: labkit.Lab)
         alice.list_users()
     error = caught.value.response["Error"]
     assert error["Code"] == "AccessDenied"
-    assert "User: arn:aws:iam::123456789012:user/alice is not authorized to perform: iam:ListUsers" in error["Message"]
+    assert error["Message"] == (
+        "User: arn:aws:iam::123456789012:user/alice is not authorized to perform: iam:ListUsers on resource: "
+        "arn:aws:iam::123456789012:user/ because no identity-based policy allows the iam:ListUsers action"
+    )
+
+
+def test_what_no_policy_allows_is_refused_in_aws_words(fresh_lab: labkit.Lab) -> None:
+    iam = fresh_lab.client("iam")
+    iam.create_role(RoleName="Ops", Path="/team/", AssumeRolePolicyDocument="{}")
+    key = iam.create_access_key(UserName="bob")["AccessKey"]
+    session = labkit.lab.sealed_botocore_session()
+    as_bob = {"region_name": "us-east-1", "endpoint_url": fresh_lab.api_url,
+              "aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}  # fmt: skip
+    bob_iam, bob_ec2 = session.create_client("iam", **as_bob), session.create_client("ec2", **as_bob)
+    bob = "User: arn:aws:iam::123456789012:user/bob is not authorized to perform:"
+    refusals = {
+        "GetRole": (lambda: bob_iam.get_role(RoleName="Ops"), "AccessDenied",
+                    f"{bob} iam:GetRole on resource: arn:aws:iam::123456789012:role/team/Ops because no "
+                    "identity-based policy allows the iam:GetRole action"),
+        "ListInstanceProfiles": (lambda: bob_iam.list_instance_profiles(), "AccessDenied",
+                                 f"{bob} iam:ListInstanceProfiles on resource: arn:aws:iam::123456789012:"
+                                 "instance-profile/ because no identity-based policy allows the "
+                                 "iam:ListInstanceProfiles action"),
+        "GetAccountSummary": (lambda: bob_iam.get_account_summary(), "AccessDenied",
+                              f"{bob} iam:GetAccountSummary because no identity-based policy allows the "
+                              "iam:GetAccountSummary action"),
+        "DescribeInstances": (lambda: bob_ec2.describe_instances(), "UnauthorizedOperation",
+                              f"You are not authorized to perform this operation. {bob} ec2:DescribeInstances "
+                              "because no identity-based policy allows the ec2:DescribeInstances action"),
+    }  # fmt: skip
+    for operation, (call, code, message) in refusals.items():
+        with pytest.raises(botocore.exceptions.ClientError) as caught:
+            call()
+        assert (operation, caught.value.response["Error"]["Code"], caught.value.response["Error"]["Message"]) == (
+            operation,
+            code,
+            message,
+        )
+
+
+def test_an_explicit_deny_keeps_the_short_sentence(fresh_lab: labkit.Lab) -> None:
+    iam = fresh_lab.client("iam")
+    deny = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "iam:ListUsers", "Resource": "*"}]}
+    iam.put_user_policy(UserName="carol", PolicyName="NoListing", PolicyDocument=json.dumps(deny))
+    key = iam.create_access_key(UserName="carol")["AccessKey"]
+    carol = labkit.lab.sealed_botocore_session().create_client(
+        "iam", region_name="us-east-1", endpoint_url=fresh_lab.api_url,
+        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
+    )  # fmt: skip
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        carol.list_users()
+    message = caught.value.response["Error"]["Message"]
+    assert message == "User: arn:aws:iam::123456789012:user/carol is not authorized to perform: iam:ListUsers"
 
 
 def test_moto_control_api_is_closed_and_the_lab_control_needs_the_secret(lab: labkit.Lab) -> None:
