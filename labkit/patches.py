@@ -289,8 +289,9 @@ def _access_denied_says_why() -> None:
                     f"User: {self._access_key.arn} is not authorized to perform: {self._action} {why}",
                 ) from None
             target = _iam_resource_of(self.backend, self.account_id, operation, self._data)
-            on = f" on resource: {target}" if target else ""
-            raise AccessDeniedError(user_arn=self._access_key.arn, action=f"{self._action}{on} {why}") from None
+            raise AccessDeniedError(
+                user_arn=self._access_key.arn, action=f"{self._action} on resource: {target} {why}"
+            ) from None
 
     setattr(IAMRequest, "check_action_permitted", check_action_permitted)  # noqa: B010
 
@@ -309,9 +310,10 @@ IAM_LISTINGS = {
 }
 
 
-def _iam_resource_of(backend: Any, account_id: str, action: str, data: dict[str, Any]) -> str | None:
-    """The ARN AWS names in an IAM AccessDenied: the entity the request acts on (with its path),
-    the path a listing reads (`user/` for ListUsers), or None for actions without a resource."""
+def _iam_resource_of(backend: Any, account_id: str, action: str, data: dict[str, Any]) -> str:
+    """The resource AWS names in an IAM AccessDenied: the entity the request acts on (with its path),
+    the path a listing reads (`user/` for ListUsers, `policy path /` for ListPolicies), or `*` for
+    an action that has no resource (GetAccountSummary, say)."""
 
     def given(name: str) -> str | None:
         value = data.get(name)
@@ -328,11 +330,13 @@ def _iam_resource_of(backend: Any, account_id: str, action: str, data: dict[str,
             return f"{prefix}{kind}{path}{name}"
     if action in IAM_LISTINGS:
         return f"{prefix}{IAM_LISTINGS[action]}{given('PathPrefix') or '/'}"
+    if action == "ListPolicies":
+        return f"policy path {given('PathPrefix') or '/'}"
     if given("PolicyArn"):
-        return given("PolicyArn")
+        return str(given("PolicyArn"))
     if action == "CreatePolicy" and given("PolicyName"):
         return f"{prefix}policy{given('Path') or '/'}{given('PolicyName')}"
-    return None
+    return "*"
 
 
 def _resets_free_old_backends() -> None:

@@ -97,8 +97,11 @@ def test_what_no_policy_allows_is_refused_in_aws_words(fresh_lab: labkit.Lab) ->
                                  "instance-profile/ because no identity-based policy allows the "
                                  "iam:ListInstanceProfiles action"),
         "GetAccountSummary": (lambda: bob_iam.get_account_summary(), "AccessDenied",
-                              f"{bob} iam:GetAccountSummary because no identity-based policy allows the "
+                              f"{bob} iam:GetAccountSummary on resource: * because no identity-based policy allows the "
                               "iam:GetAccountSummary action"),
+        "ListPolicies": (lambda: bob_iam.list_policies(), "AccessDenied",
+                         f"{bob} iam:ListPolicies on resource: policy path / because no identity-based policy "
+                         "allows the iam:ListPolicies action"),
         "DescribeInstances": (lambda: bob_ec2.describe_instances(), "UnauthorizedOperation",
                               f"You are not authorized to perform this operation. {bob} ec2:DescribeInstances "
                               "because no identity-based policy allows the ec2:DescribeInstances action"),
