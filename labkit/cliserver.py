@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import array
 import atexit
-import gc
 import json
 import os
 import random
@@ -62,7 +61,7 @@ def warm() -> None:
     loaders = sys.modules["botocore.loaders"]  # awscli's own botocore, once awscli is imported
     read_once(loaders)
     listed = loaders.Loader.list_available_services
-    installed: set[str] = set()  # the directories of the installed packages, known once the CLI is
+    installed: set[str] = set()  # the installed packages' data directories, filled in below
     services: dict[tuple[Any, ...], Any] = {}
 
     def list_available_services(self: Any, type_name: str) -> Any:
@@ -263,7 +262,6 @@ def serve(path: str, lab: int) -> None:
         return
     warm()
     home_paths = _home_paths(os.environ.get("HOME", ""))
-    gc.freeze()  # the warm objects stay out of every child's collections: fewer pages copied per fork
     if os.path.exists(path):
         os.unlink(path)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
