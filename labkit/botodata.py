@@ -20,8 +20,6 @@ def read_once(loaders: ModuleType) -> None:
     logged as it would be (`aws --debug` shows the same "Loading JSON file" lines).
     """
     load = loaders.JSONFileLoader._load_file
-    if getattr(load, "reads_once", False):
-        return
     decoded: dict[str, Any] = {}
 
     def _load_file(self: Any, full_path: str, open_method: Any) -> Any:
@@ -35,5 +33,4 @@ def read_once(loaders: ModuleType) -> None:
         loaders.logger.debug("Loading JSON file: %s", full_path)
         return decoded[full_path]
 
-    _load_file.reads_once = True  # type: ignore[attr-defined]
     setattr(loaders.JSONFileLoader, "_load_file", _load_file)  # noqa: B010 - a patch, said plainly

@@ -315,9 +315,8 @@ def _iam_resource_of(backend: Any, account_id: str, action: str, data: dict[str,
     the path a listing reads (`user/` for ListUsers, `policy path /` for ListPolicies), or `*` for
     an action that has no resource (GetAccountSummary, say)."""
 
-    def given(name: str) -> str | None:
-        value = data.get(name)
-        return (value[0] if value else None) if isinstance(value, list) else value
+    def given(name: str) -> str | None:  # a query-protocol request: each parameter's values, in a list
+        return (data.get(name) or [None])[0]
 
     prefix = f"arn:{LAB_PARTITION}:iam::{account_id}:"
     for parameter, kind, lookup in IAM_RESOURCES:

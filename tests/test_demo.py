@@ -22,15 +22,19 @@ def test_after_attaching_list_users_and_list_roles_work(attached: Demo) -> None:
     assert ROLE in [r["RoleName"] for r in json.loads(roles.stdout)["Roles"]]
 
 
+def refusal(demo: Demo, operation: str, resource: str) -> str:
+    """AWS's own sentence, word for word, when no policy of the instance's role allows `operation`."""
+    return (
+        f"An error occurred (AccessDenied) when calling the {operation} operation: "
+        f"User: arn:aws:sts::123456789012:assumed-role/{ROLE}/{demo.instance_id} is not authorized to perform: "
+        f"iam:{operation} on resource: {resource} because no identity-based policy allows the iam:{operation} action"
+    )
+
+
 def test_create_user_is_access_denied_for_the_role_session(attached: Demo) -> None:
     result = attached.box.run("aws iam create-user --user-name x")
     assert result.exit_code == 255
-    assert result.stderr.strip() == (
-        "An error occurred (AccessDenied) when calling the CreateUser operation: "
-        f"User: arn:aws:sts::123456789012:assumed-role/{ROLE}/{attached.instance_id} is not authorized to perform: "
-        "iam:CreateUser on resource: arn:aws:iam::123456789012:user/x "
-        "because no identity-based policy allows the iam:CreateUser action"
-    )  # AWS's own sentence, word for word
+    assert result.stderr.strip() == refusal(attached, "CreateUser", "arn:aws:iam::123456789012:user/x")
     assert "x" not in [u["UserName"] for u in attached.iam.list_users()["Users"]]
 
 
@@ -51,12 +55,7 @@ def test_detaching_the_policy_denies_at_once_and_reattaching_restores(attached: 
     attached.iam.detach_role_policy(RoleName=ROLE, PolicyArn=READ_ONLY)
     denied = attached.box.run("aws iam list-users")
     assert denied.exit_code == 255
-    assert denied.stderr.strip() == (
-        "An error occurred (AccessDenied) when calling the ListUsers operation: "
-        f"User: arn:aws:sts::123456789012:assumed-role/{ROLE}/{attached.instance_id} is not authorized to perform: "
-        "iam:ListUsers on resource: arn:aws:iam::123456789012:user/ "
-        "because no identity-based policy allows the iam:ListUsers action"
-    )
+    assert denied.stderr.strip() == refusal(attached, "ListUsers", "arn:aws:iam::123456789012:user/")
     attached.iam.attach_role_policy(RoleName=ROLE, PolicyArn=READ_ONLY)
     assert attached.box.run("aws iam list-users").exit_code == 0
 

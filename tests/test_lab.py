@@ -11,6 +11,7 @@ import textwrap
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import botocore.exceptions
 import pytest
@@ -63,12 +64,15 @@ def test_a_request_from_an_unknown_identity_is_refused(lab: labkit.Lab) -> None:
     assert caught.value.response["Error"]["Code"] == "InvalidClientTokenId"
 
 
+def signed_as(lab: labkit.Lab, user: str, *services: str) -> list[Any]:
+    """Clients for `services` that sign with a new access key of `user`."""
+    key = lab.client("iam").create_access_key(UserName=user)["AccessKey"]
+    keys = {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+    return [lab.client(service, **keys) for service in services]
+
+
 def test_an_ordinary_user_is_checked_against_its_policies(fresh_lab: labkit.Lab) -> None:
-    key = fresh_lab.client("iam").create_access_key(UserName="alice")["AccessKey"]
-    alice = labkit.lab.sealed_botocore_session().create_client(
-        "iam", region_name="us-east-1", endpoint_url=fresh_lab.api_url,
-        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
-    )  # fmt: skip
+    [alice] = signed_as(fresh_lab, "alice", "iam")
     with pytest.raises(botocore.exceptions.ClientError) as caught:
         alice.list_users()
     error = caught.value.response["Error"]
@@ -80,13 +84,8 @@ def test_an_ordinary_user_is_checked_against_its_policies(fresh_lab: labkit.Lab)
 
 
 def test_what_no_policy_allows_is_refused_in_aws_words(fresh_lab: labkit.Lab) -> None:
-    iam = fresh_lab.client("iam")
-    iam.create_role(RoleName="Ops", Path="/team/", AssumeRolePolicyDocument="{}")
-    key = iam.create_access_key(UserName="bob")["AccessKey"]
-    session = labkit.lab.sealed_botocore_session()
-    as_bob = {"region_name": "us-east-1", "endpoint_url": fresh_lab.api_url,
-              "aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}  # fmt: skip
-    bob_iam, bob_ec2 = session.create_client("iam", **as_bob), session.create_client("ec2", **as_bob)
+    fresh_lab.client("iam").create_role(RoleName="Ops", Path="/team/", AssumeRolePolicyDocument="{}")
+    bob_iam, bob_ec2 = signed_as(fresh_lab, "bob", "iam", "ec2")
     bob = "User: arn:aws:iam::123456789012:user/bob is not authorized to perform:"
     refusals = {
         "GetRole": (lambda: bob_iam.get_role(RoleName="Ops"), "AccessDenied",
@@ -120,11 +119,7 @@ def test_an_explicit_deny_keeps_the_short_sentence(fresh_lab: labkit.Lab) -> Non
     iam = fresh_lab.client("iam")
     deny = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "iam:ListUsers", "Resource": "*"}]}
     iam.put_user_policy(UserName="carol", PolicyName="NoListing", PolicyDocument=json.dumps(deny))
-    key = iam.create_access_key(UserName="carol")["AccessKey"]
-    carol = labkit.lab.sealed_botocore_session().create_client(
-        "iam", region_name="us-east-1", endpoint_url=fresh_lab.api_url,
-        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
-    )  # fmt: skip
+    [carol] = signed_as(fresh_lab, "carol", "iam")
     with pytest.raises(botocore.exceptions.ClientError) as caught:
         carol.list_users()
     message = caught.value.response["Error"]["Message"]
