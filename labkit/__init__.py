@@ -21,6 +21,7 @@ from labkit.errors import (
     LabNotReady,
     LabNotRunning,
     LabStartFailed,
+    QuestionNotFound,
     ResourceNotFound,
 )
 from labkit.instances import CommandResult, Instance, Transcript
@@ -41,6 +42,7 @@ __all__ = [
     "LabNotRunning",
     "LabStartFailed",
     "LabStatus",
+    "QuestionNotFound",
     "ResourceNotFound",
     "Transcript",
     "connect",

@@ -159,7 +159,15 @@ def _after_04(lab: Lab) -> list[Check]:
     iam = lab.client("iam")
     instance_id = steps.running_instance_id(lab, steps.INSTANCE)
     role = _role(iam, steps.ROLE)
+    keys = iam.list_access_keys(UserName=steps.STARTER_USER)["AccessKeyMetadata"]
+    home = lab.home / "instances" / instance_id / "home" if instance_id else None
     return [
+        Check(
+            "no ~/.aws/credentials on demo-instance",
+            home is None or not (home / ".aws" / "credentials").exists(),
+            _fix("04", "rm ~/.aws/credentials on demo-instance"),
+        ),
+        Check("alice has no access key", not keys, _fix("04", "delete alice's access key")),
         Check(
             f"IAMReadOnlyAccess is attached to {steps.ROLE} again",
             role is not None and steps.READ_ONLY in _attached(iam, steps.ROLE),
@@ -191,12 +199,17 @@ def _after_05(lab: Lab) -> list[Check]:
 
 def _after_06(lab: Lab) -> list[Check]:
     iam = lab.client("iam")
-    left = [i.name for i in lab.instances() if i.name in (steps.INSTANCE, steps.APP_SERVER) and i.state == "running"]
+    ours = [i for i in lab.instances() if i.name in (steps.INSTANCE, steps.APP_SERVER)]
+    left = [i.name for i in ours if i.state != "terminated"]
+    # Terminated instances stay listed for a while, as on AWS: the evidence that the series ran and
+    # was cleaned up, which a lab that never started the series does not have.
+    ended = {i.name for i in ours if i.state == "terminated"} == {steps.INSTANCE, steps.APP_SERVER}
     roles = [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"] in (steps.ROLE, steps.SECOND_ROLE)]
     profiles = [p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]]
     users = [u["UserName"] for u in iam.list_users()["Users"] if u["UserName"] == steps.APP_USER]
+    terminate = f"terminate {', '.join(left)}" if left else "work through 01-05, then terminate their instances"
     return [
-        Check("the series' instances are terminated", not left, _fix("06", f"terminate {', '.join(left)}")),
+        Check("the series' instances are terminated", ended and not left, _fix("06", terminate)),
         Check("its instance profiles are deleted", not profiles, _fix("06", f"delete {', '.join(profiles)}")),
         Check("its roles are deleted", not roles, _fix("06", f"delete {', '.join(roles)}")),
         Check("app-user is deleted", not users, _fix("06", "delete app-user")),
@@ -212,6 +225,39 @@ CHECKS: dict[str, Callable[[Lab], list[Check]]] = {
     "05": _after_05,
     "06": _after_06,
 }
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a student stands: each notebook's report, and the furthest notebook whose work the
+    lab holds. Later notebooks change what earlier ones built (06 deletes it all), so a notebook
+    counts as done when it, or any notebook after it, is complete."""
+
+    reports: dict[str, CheckReport]
+
+    @property
+    def furthest(self) -> str | None:
+        """The last notebook whose work the lab holds ("06" when the series is finished)."""
+        complete = [number for number, report in self.reports.items() if report.ok]
+        return max(complete) if complete else None
+
+    def done(self, notebook: str) -> bool:
+        return self.furthest is not None and notebook <= self.furthest
+
+    @property
+    def finished(self) -> str:
+        """What the student has finished, in words: "the series", "notebooks 00-03", "nothing yet"."""
+        last = self.furthest
+        if last is None:
+            return "nothing yet"
+        if last == max(self.reports):
+            return "the series"
+        return f"notebooks 00-{last}" if last > "00" else "notebook 00"
+
+
+def progress(lab: Lab) -> Progress:
+    """For every notebook, whether the lab holds what it builds, and how far the student got."""
+    return Progress({number: check(lab, number) for number in CHECKS})
 
 
 def checkpoint(number: str | int) -> str:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import shlex
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from labkit.checks import CheckReport, checkpoint
+from labkit.checks import checkpoint
 from labkit.errors import LabError
 from labkit.home import lab_home
 from labkit.lab import Lab, connect, down, running_info, up
@@ -47,15 +49,6 @@ def _cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
-def _finished(progress: dict[str, CheckReport]) -> str:
-    done = []
-    for number, report in progress.items():
-        if not report.ok:
-            break
-        done.append(number)
-    return f"notebooks {done[0]}-{done[-1]}" if len(done) > 1 else f"notebook {done[0]}" if done else "nothing yet"
-
-
 def _cmd_status(args: argparse.Namespace) -> int:
     home = lab_home()
     info = running_info(home)
@@ -82,8 +75,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
                 {"id": i.instance_id, "name": i.name, "state": i.state, "private_ip": i.private_ip,
                  "role": status.role_of(i)} for i in status.instances
             ],
-            "finished": _finished(progress),
-            "progress": {n: {"ok": r.ok, "missing": [c.item for c in r.missing]} for n, r in progress.items()},
+            "finished": progress.finished,
+            "furthest": progress.furthest,
+            "progress": {
+                n: {"done": progress.done(n), "holds": r.ok, "missing": [c.item for c in r.missing]}
+                for n, r in progress.reports.items()
+            },
         }, indent=2))  # fmt: skip
         return 0
     print(f"Lab {status.pid} running at {status.api_url} since {since:%Y-%m-%d %H:%M} (state in {status.home})")
@@ -95,15 +92,19 @@ def _cmd_status(args: argparse.Namespace) -> int:
         profile = inst.instance_profile_arn.rsplit("/", 1)[-1] if inst.instance_profile_arn else None
         held = f"role {role} (profile {profile})" if role else f"profile {profile}, no role" if profile else "no role"
         print(f"    {inst.instance_id}  {inst.name or '-':<16} {inst.state:<11} {inst.private_ip:<15} {held}")
-    print(f"Progress: finished {_finished(progress)}")
-    for number, report in progress.items():
-        missing = f"missing: {'; '.join(c.item for c in report.missing)}" if report.missing else ""
-        print(f"  {'✓' if report.ok else '✗'} {NOTEBOOKS[number]:<28} {missing}".rstrip())
+    print(f"Progress: finished {progress.finished}")
+    for number, report in progress.reports.items():
+        if progress.done(number):
+            note = "" if report.ok else "done (later notebooks changed what it built)"
+        else:
+            note = f"missing: {'; '.join(c.item for c in report.missing)}"
+        print(f"  {'✓' if progress.done(number) else '✗'} {NOTEBOOKS[number]:<28} {note}".rstrip())
     return 0
 
 
 def _cmd_env(args: argparse.Namespace) -> int:
-    lab = connect()
+    with contextlib.redirect_stdout(sys.stderr):  # `eval "$(labkit env)"` reads shell code only
+        lab = connect()
     print("unset AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE")
     for name, value in lab.env().items():
         print(f"export {name}={shlex.quote(value)}")
@@ -183,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument(
+        "--user", metavar="USER", help="(root only) act on USER's own lab, as USER: `labkit --user alice status`"
+    )
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     _subcommand(sub, "up", "start the lab in the background (reuse it if it runs)").set_defaults(run=_cmd_up)
     _subcommand(sub, "down", "stop the lab; its journal stays, so `labkit up` restores it").set_defaults(run=_cmd_down)
@@ -204,15 +208,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _without_user(argv: Sequence[str]) -> list[str]:
+    """The arguments with the global `--user USER` (or `--user=USER`) taken out."""
+    rest = list(argv)
+    for index, word in enumerate(rest):
+        if word == "--user":
+            return rest[:index] + rest[index + 2 :]
+        if word.startswith("--user="):
+            return rest[:index] + rest[index + 1 :]
+    return rest
+
+
+def _run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "command", None) and args.command[0] == "--":
         args.command = args.command[1:]
     try:
+        if args.user is not None:
+            from labkit.foruser import run_as
+
+            return run_as(args.user, _without_user(argv))
         return int(args.run(args))
     except LabError as error:
         print(f"labkit: {error}", file=sys.stderr)
         return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            code = _run(list(sys.argv[1:] if argv is None else argv))
+        except SystemExit as stop:  # argparse after --help, or a usage error it has explained
+            code = stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:  # `labkit status | head -1`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 0
 
 
 if __name__ == "__main__":

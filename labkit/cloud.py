@@ -12,6 +12,7 @@ Only the lab process imports this module, after `configure_moto()`.
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import shutil
 import threading
@@ -34,6 +35,9 @@ STARTER_USERS = ("alice", "bob", "carol")
 KEY_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 SECRET_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
+# Every lab draws moto's ids from this seed (secrets never follow it): a student's own run of the
+# series and `labkit reset --to NN` then give the same instance, role and profile ids.
+LAB_SEED = 2000
 ROLE_SESSION_SECONDS = 6 * 3600
 # AWS makes new credentials available at least five minutes before the old ones expire.
 REFRESH_BEFORE = timedelta(minutes=15)
@@ -165,6 +169,8 @@ class Cloud:
         self.journal = journal
         self.lock = threading.RLock()
         self._sessions: dict[str, RoleSession] = {}
+        self._seed = LAB_SEED
+        self._streams: dict[str, Any] = {}
 
     # -- moto's backends -------------------------------------------------------------------
     @property
@@ -200,14 +206,12 @@ class Cloud:
                 iam.create_user(REGION, name)
             _ = self.ec2  # creating the EC2 backend makes the default VPC, subnets and moto's AMIs
 
-    def reset(self, *, seed: int | None = None) -> None:
+    def reset(self, *, seed: int = LAB_SEED) -> None:
         """Wipe every backend and the instances' home directories, then bootstrap again.
 
-        moto's ids (instances, roles, profiles) then follow from the seed, so that replaying the same
-        steps yields the same ids; without one, a random seed is chosen and journaled. Secrets never
-        follow it. The journal starts anew.
+        moto's ids (instances, roles, profiles) then follow from the seed, so that the same steps
+        yield the same ids (see `_drawing`). Secrets never follow it. The journal starts anew.
         """
-        seed = secrets.randbits(31) if seed is None else seed
         with self.lock:
             shutil.rmtree(self.home / "instances", ignore_errors=True)
             self._fresh(seed)
@@ -221,27 +225,46 @@ class Cloud:
 
         moto_api_backend.reset()
         self._sessions.clear()
+        self._seed, self._streams = seed, {}
         mock_random.seed(seed)
         self.bootstrap()
 
     @contextmanager
-    def change(self) -> Iterator[Change]:
-        """Make one change under the lab's lock; journal it (before it is acknowledged) if asked to."""
+    def _drawing(self, stream: str, state: Any = None) -> Iterator[Any]:
+        """Let moto draw its random ids from `stream` (one per kind of change: an API action, or
+        "session"), starting from `state` when given; yields the state it starts from.
+
+        Each stream follows only the lab's seed and the changes of its own kind, so the second
+        RunInstances of a lab gives the same instance id whatever else happened in between: the
+        metadata service handing out sessions, describing, a refused call. A student's own run of
+        the notebooks and `labkit reset --to NN` therefore agree on every id the series shows."""
         from moto.moto_api._internal import mock_random
 
-        with self.lock:
-            state = mock_random.getstate()
+        if state is None:
+            state = self._streams.get(stream) or random.Random(f"{self._seed}:{stream}").getstate()
+        mock_random.setstate(state)
+        try:
+            yield state
+        finally:
+            self._streams[stream] = mock_random.getstate()
+
+    @contextmanager
+    def change(self, stream: str) -> Iterator[Change]:
+        """Make one change of kind `stream` under the lab's lock; journal it (before it is
+        acknowledged) if asked to."""
+        with self.lock, self._drawing(stream) as state:
             SECRETS.drawn.clear()
             change = Change()
             yield change
             if change.record is not None and self.journal is not None:
                 random_state = [state[0], list(state[1]), state[2]]
-                self.journal.append({**change.record, "random": random_state, "secrets": list(SECRETS.drawn)})
+                self.journal.append(
+                    {**change.record, "stream": stream, "random": random_state, "secrets": list(SECRETS.drawn)}
+                )
 
     def restore(self, replay_request: Callable[[dict[str, Any]], int]) -> Restored | None:
         """Bring the lab back from its journal: the same ids, keys and sessions. None without one."""
         from moto import settings
-        from moto.moto_api._internal import mock_random
 
         assert self.journal is not None
         contents = self.journal.read()
@@ -259,8 +282,9 @@ class Cloud:
             self._fresh(int(contents.header["seed"]))
             for change in contents.changes:
                 random_state = change["random"]
-                mock_random.setstate((random_state[0], tuple(random_state[1]), random_state[2]))
-                with self.lock, SECRETS.replaying(change["secrets"]):
+                stream = change.get("stream") or change.get("action") or change["kind"]  # older journals
+                state = (random_state[0], tuple(random_state[1]), random_state[2])
+                with self.lock, self._drawing(stream, state), SECRETS.replaying(change["secrets"]):
                     if change["kind"] == "request":
                         status = replay_request(change)
                         if status >= 400:
@@ -334,7 +358,7 @@ class Cloud:
             cached = self._sessions.get(facts.instance_id)
             if cached is not None and cached.role_arn == facts.role_arn and now < cached.expiration - REFRESH_BEFORE:
                 return cached
-            with self.change() as change:
+            with self.change("session") as change:
                 session = self._mint(facts, now)
                 change.record = {"kind": "session", "instance": facts.instance_id, "issued": now.isoformat()}
             return session

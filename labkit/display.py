@@ -170,8 +170,31 @@ def diagram(lab: Lab, instance: str, *, profile: str | None = None) -> Diagram:
     )
 
 
-def policy_table(lab: Lab, policy_arns: list[str]) -> pandas.DataFrame:
-    """The lab's own copies of AWS managed policies: what each allows, summarised."""
+@dataclass(frozen=True)
+class PolicyTable:
+    """AWS managed policies side by side: one row each, every cell shown whole, no row numbers."""
+
+    frame: pandas.DataFrame
+
+    def __repr__(self) -> str:
+        import pandas
+
+        with pandas.option_context("display.max_colwidth", None, "display.width", 200):
+            return str(self.frame.to_string(index=False))
+
+    def _repr_html_(self) -> str:
+        import pandas
+
+        with pandas.option_context("display.max_colwidth", None):
+            table = self.frame.to_html(index=False, escape=True)
+        return f'<div style="white-space:normal">{table}</div>'
+
+
+def policy_table(lab: Lab, policy_arns: list[str]) -> PolicyTable:
+    """The lab's own copies of AWS managed policies: the action patterns each allows, in full.
+
+    A pattern is what the policy says (`s3:*`, `s3:Get*`); one pattern can stand for hundreds of
+    actions, so the table counts patterns and says so, rather than pretend to count actions."""
     import pandas
 
     iam = lab.client("iam")
@@ -185,9 +208,9 @@ def policy_table(lab: Lab, policy_arns: list[str]) -> pandas.DataFrame:
             {
                 "policy": arn.rsplit("/", 1)[-1],
                 "services": ", ".join(services),
-                "actions allowed": len(actions),
                 "read-only": "yes" if read_only else "no",
-                "for example": ", ".join(actions[:3]),
+                "action patterns": len(actions),
+                "allows (each * matches every action that begins so)": ", ".join(actions),
             }
         )
-    return pandas.DataFrame(rows)
+    return PolicyTable(pandas.DataFrame(rows))

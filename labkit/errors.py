@@ -7,6 +7,8 @@
     ├── InstanceNotRunning(LabError, RuntimeError) the instance exists but is not running
     ├── ResourceNotFound(LabError, LookupError)    a role, profile or policy named to labkit is not in this lab
     ├── CheckpointNotFound(LabError, LookupError)  no notebook by that number
+    ├── QuestionNotFound(LabError, LookupError)    no review question by that number (quiz.ask, quiz.check)
+    ├── UserNotFound(LabError, LookupError)        `labkit --user USER`: no such user on this host
     └── LabNotReady(LabError, RuntimeError)        the lab lacks what earlier notebooks build
 
 Each message says what happened, why, and what to type next. In a notebook, IPython shows that
@@ -43,6 +45,14 @@ class InstanceNotRunning(LabError, RuntimeError):
 
 class CheckpointNotFound(LabError, LookupError):
     """No notebook (checkpoint) by that number."""
+
+
+class QuestionNotFound(LabError, LookupError):
+    """No review question by that number (or the number is not a whole number); see `labkit.quiz`."""
+
+
+class UserNotFound(LabError, LookupError):
+    """`labkit --user USER`: the host has no user by that name (or uid)."""
 
 
 class LabNotReady(LabError, RuntimeError):

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import termios
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -241,16 +242,27 @@ class Instance:
     """A running instance of the lab, ready to run commands as `ec2-user`."""
 
     def __init__(
-        self, lab_home: Path, info: LabInfo, instance_id: str, *, name: str = "", private_ip: str = ""
+        self,
+        lab_home: Path,
+        info: LabInfo | Callable[[], LabInfo],
+        instance_id: str,
+        *,
+        name: str = "",
+        private_ip: str = "",
     ) -> None:
         self.lab_home = lab_home
-        self.info = info
+        self._info = info
         self.id = instance_id
         self.name = name
         self.private_ip = private_ip
 
     def __repr__(self) -> str:
         return f"<Instance {self.id}{f' ({self.name})' if self.name else ''} {self.private_ip}>"
+
+    @property
+    def info(self) -> LabInfo:
+        """The record of the lab this instance lives in, as it runs now (it may have restarted)."""
+        return self._info() if callable(self._info) else self._info
 
     @property
     def hostname(self) -> str:
@@ -269,7 +281,8 @@ class Instance:
 
     def environ(self) -> dict[str, str]:
         """The whole environment of a shell on this instance, built from nothing."""
-        proxy = f"http://{self.id}:{instance_key(self.info.secret, self.id)}@127.0.0.1:{self.info.imds_port}"
+        info = self.info
+        proxy = f"http://{self.id}:{instance_key(info.secret, self.id)}@127.0.0.1:{info.imds_port}"
         return {
             "HOME": str(self.home),
             "USER": "ec2-user",
@@ -279,7 +292,7 @@ class Instance:
             "PATH": f"{_bin_dir(self.lab_home)}:{SYSTEM_PATH}",
             "LANG": "C.UTF-8",
             "TERM": os.environ.get("TERM", "xterm-256color"),
-            "AWS_ENDPOINT_URL": self.info.api_url,
+            "AWS_ENDPOINT_URL": info.api_url,
             "AWS_DEFAULT_REGION": REGION,
             **{name: proxy for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY")},
             **{name: "127.0.0.1,localhost" for name in ("no_proxy", "NO_PROXY")},
@@ -314,7 +327,7 @@ class Instance:
 
     def shell(self) -> int:
         """An interactive login-like shell on the instance; returns when the student types `exit`."""
-        rcfile = self.lab_home / "instances" / self.id / "bashrc"
+        rcfile = self.home.parent / "bashrc"  # `home` makes the instance's directory on its first use
         name = f" ({self.name})" if self.name else ""
         rcfile.write_text(
             f"cat <<'EOF'\n{WELCOME.format(instance_id=self.id, name=name)}EOF\n"

@@ -27,9 +27,14 @@ from labkit.instances import Instance
 if TYPE_CHECKING:
     import pandas
 
-    from labkit.checks import CheckReport
+    from labkit.checks import CheckReport, Progress
 
 START_TIMEOUT = 60.0
+_STOPPED = (
+    "Your lab has stopped (`labkit down`, or its process ended), so nothing answers for {home}. "
+    "Start it again with `labkit up` in a terminal, or `lab = labkit.connect()` here: its journal brings "
+    "everything back."
+)
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -243,12 +248,46 @@ class LabStatus:
 
 
 class Lab:
-    """A running lab: its administrator's clients, its instances, its reset."""
+    """A running lab: its administrator's clients, its instances, its reset.
+
+    A Lab follows its state directory: after `labkit down` and `labkit up` (or a crash and a
+    restart) its clients, instances and `%%instance` cells reach the new lab process, which the
+    journal has brought back with the same keys. While no lab runs, they say so in one line."""
 
     def __init__(self, home: Path, info: LabInfo) -> None:
         self.home = home
         self.info = info
         self._clients: dict[tuple[str | None, ...], Any] = {}
+
+    def current(self) -> LabInfo:
+        """The record of the lab running now for this state directory (raises LabNotRunning)."""
+        recorded = read_info(self.home)
+        if recorded is not None and recorded.pid == self.info.pid:
+            return self.info  # the same process: a crash shows as a refused connection (_stopped)
+        running = running_info(self.home)
+        if running is None:
+            raise LabNotRunning(_STOPPED.format(home=self.home))
+        if running.admin_access_key_id != self.info.admin_access_key_id:
+            raise LabNotRunning(
+                f"The lab in {self.home} was started anew, with new keys, so this connection no longer "
+                "works. Run `lab = labkit.connect()` again (a notebook's first cell)."
+            )
+        self.info = running
+        return running
+
+    def _follow(self, request: Any, **_: Any) -> None:
+        """botocore's before-sign hook: send the request to the lab running now."""
+        from urllib.parse import urlsplit, urlunsplit
+
+        current = urlsplit(self.current().api_url)
+        request.url = urlunsplit(urlsplit(request.url)._replace(scheme=current.scheme, netloc=current.netloc))
+
+    def _stopped(self, exception: Exception, **_: Any) -> None:
+        """botocore's after-call-error hook: a lab that stopped answering is one line, not a traceback."""
+        from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
+
+        if isinstance(exception, (EndpointConnectionError, ConnectionClosedError)) and running_info(self.home) is None:
+            raise LabNotRunning(_STOPPED.format(home=self.home)) from None
 
     def __repr__(self) -> str:
         return f"<Lab {self.home} at {self.info.api_url} (pid {self.info.pid})>"
@@ -278,7 +317,7 @@ class Lab:
         key = (service_name, region_name, *given)
         if key not in self._clients:
             session = boto3.session.Session(botocore_session=sealed_botocore_session(), region_name=region_name)
-            self._clients[key] = session.client(
+            client = session.client(
                 service_name,
                 endpoint_url=self.info.api_url,
                 aws_access_key_id=aws_access_key_id or self.info.admin_access_key_id,
@@ -286,6 +325,9 @@ class Lab:
                 aws_session_token=aws_session_token,
                 config=Config(proxies={}, connect_timeout=5, retries={"mode": "standard", "max_attempts": 2}),
             )
+            client.meta.events.register("before-sign", self._follow)
+            client.meta.events.register("after-call-error", self._stopped)
+            self._clients[key] = client
         return self._clients[key]
 
     def instances(self) -> list[InstanceSummary]:
@@ -326,7 +368,7 @@ class Lab:
                 f"{', '.join(i.instance_id for i in running)}. Name the one you mean by its id."
             )
         target = running[0]
-        return Instance(self.home, self.info, target.instance_id, name=target.name, private_ip=target.private_ip)
+        return Instance(self.home, self.current, target.instance_id, name=target.name, private_ip=target.private_ip)
 
     def reset(self, *, to: str | int | None = None, say: bool = True) -> float:
         """Wipe the lab back to a fresh one, or (`to="03"`) to where a student who finished the
@@ -335,11 +377,10 @@ class Lab:
         from labkit import checks, steps
 
         began = time.perf_counter()
-        if to is None:
-            _control(self.info, "reset", method="POST")
+        name = checks.checkpoint(to) if to is not None else None
+        _control(self.current(), "reset", method="POST")  # every reset draws ids from the same seed
+        if name is None:
             return time.perf_counter() - began
-        name = checks.checkpoint(to)
-        _control(self.info, f"reset?seed={steps.seed_of(name)}", method="POST")
         for notebook in steps.before(name):
             if say:
                 print(f"  replaying notebook {notebook} ({steps.NOTEBOOKS[notebook]})…", flush=True)
@@ -352,11 +393,11 @@ class Lab:
 
         return checks.check(self, notebook)
 
-    def progress(self) -> dict[str, CheckReport]:
-        """For every notebook, whether the lab holds what it builds: where a student stands."""
+    def progress(self) -> Progress:
+        """For every notebook, whether the lab holds what it builds, and how far the student got."""
         from labkit import checks
 
-        return {number: checks.check(self, number) for number in checks.CHECKS}
+        return checks.progress(self)
 
     def ready_for(self, notebook: str | int) -> CheckReport:
         """Whether the lab holds what the notebooks before `notebook` built (raises LabNotReady if not)."""

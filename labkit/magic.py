@@ -52,7 +52,8 @@ def instance_magic(line: str, cell: str, local_ns: dict[str, Any] | None = None)
 
 
 def register(lab: Lab) -> None:
-    """Make `%%instance` run on `lab`'s instances (in IPython; elsewhere nothing happens)."""
+    """Make `%%instance` run on `lab`'s instances, and AWS's refusals show as AWS's one line
+    (labkit/awserror.py); in IPython only, elsewhere nothing happens."""
     global _lab
     _lab = lab
     try:
@@ -62,6 +63,10 @@ def register(lab: Lab) -> None:
     shell = get_ipython()
     if shell is not None and "instance" not in shell.magics_manager.magics["cell"]:
         shell.register_magic_function(_with_namespace(shell), magic_kind="cell", magic_name="instance")
+    if shell is not None:
+        from labkit import awserror
+
+        awserror.register(shell)
 
 
 def _with_namespace(shell: Any) -> Any:

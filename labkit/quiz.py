@@ -2,7 +2,11 @@
 
 from labkit import quiz
 quiz.ask(1)            # the question and its choices; the answer stays folded until clicked
-quiz.check(1, "b")     # ✓ or ✗, with the reason
+quiz.check(1, "b")     # ✓ and why, or ✗ and why that choice is wrong
+for n in range(1, quiz.count() + 1): display(quiz.ask(n))
+
+Each question asks one or more of the lesson's points (POINTS), and every point is asked by exactly
+one question. Every choice, right or wrong, carries its reason.
 """
 
 from __future__ import annotations
@@ -10,14 +14,36 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
+from labkit.errors import QuestionNotFound
+
+POINTS: dict[int, str] = {
+    1: "never `aws configure` long-term access keys on an instance",
+    2: "a role's credentials come from the metadata service, temporary and rotated",
+    3: "the trust policy lets ec2.amazonaws.com call sts:AssumeRole; permissions policies say what the role may do",
+    4: "an instance profile carries the role to the instance",
+    5: "attach a role at launch or to a running instance, with no reboot",
+    6: "one role per instance; more permissions means more policies on that role",
+    7: "policy changes apply on the next request, without new credentials or a reboot",
+    8: "the credential provider chain: a leftover ~/.aws/credentials wins over the role",
+    9: "IMDSv2: a session token from a PUT, sent with every GET",
+    10: "the metadata service names the role but never shows its policies",
+    11: "least privilege with common managed policies",
+    12: "Lambda and ECS get role credentials without the instance metadata service",
+}
+
 
 @dataclass(frozen=True)
 class Question:
+    """One multiple-choice question: the right letter with `why`, each wrong letter with its reason."""
+
     number: int
+    topic: str
+    points: tuple[int, ...]
     text: str
     choices: dict[str, str]
     answer: str
     why: str
+    why_not: dict[str, str]
 
     def __str__(self) -> str:
         lines = [f"Question {self.number}. {self.text}"]
@@ -29,10 +55,11 @@ class Question:
 
     def _repr_html_(self) -> str:
         choices = "".join(f"<li><b>({k})</b> {html.escape(v)}</li>" for k, v in self.choices.items())
+        others = "".join(f"<li><b>({k})</b> {html.escape(v)}</li>" for k, v in sorted(self.why_not.items()))
         return (
             f"<p><b>Question {self.number}.</b> {html.escape(self.text)}</p><ul style='list-style:none'>{choices}</ul>"
             f"<details><summary>Show the answer</summary><p><b>({self.answer})</b> {html.escape(self.why)}</p>"
-            "</details>"
+            f"<p>Why not the others:</p><ul style='list-style:none'>{others}</ul></details>"
         )
 
 
@@ -49,86 +76,340 @@ class Verdict:
 
 QUESTIONS = (
     Question(
-        1,
-        "An application on an EC2 instance with an IAM role calls AWS. Where do its credentials come from?",
-        {
-            "a": "From ~/.aws/credentials, which AWS writes when the role is attached",
-            "b": "From the instance metadata service, as temporary credentials that AWS rotates",
-            "c": "From environment variables set at launch",
-            "d": "From the instance's key pair",
+        number=1,
+        topic="access keys on an instance",
+        points=(1,),
+        text="An application on an EC2 instance must call AWS. What is wrong with running `aws configure` there "
+        "with an IAM user's access key?",
+        choices={
+            "a": "Nothing lasting: the key stops working once the instance is stopped or terminated",
+            "b": "AWS refuses access keys in requests that come from an EC2 instance's address",
+            "c": "The key sits in plain text in ~/.aws/credentials, works from anywhere and never expires",
+            "d": "Nothing: `aws configure` encrypts the key with the instance's key pair, so copies are useless",
         },
-        "b",
-        "The SDKs and the CLI ask the metadata service (169.254.169.254) for the role's temporary credentials "
-        "(an ASIA… key, a session token and an Expiration); new ones are available before the old ones expire.",
+        answer="c",
+        why="`aws configure` writes the key and its secret in plain text to ~/.aws/credentials. Anyone who reads "
+        "that file, a backup or a snapshot of the disk can use the key from any network, and it keeps working until "
+        "someone deactivates or deletes it. A role leaves no secret on the disk.",
+        why_not={
+            "a": "An IAM user's access key has no expiry and is tied to no instance: it keeps working until someone "
+            "deactivates or deletes it, long after the instance is gone.",
+            "b": "Access keys work from any network, EC2 included. That is part of the danger: a copied key works "
+            "just as well from someone else's laptop.",
+            "d": "`aws configure` encrypts nothing, and the key pair only logs you in over SSH. Anyone who can read "
+            "~/.aws/credentials, a backup or a disk snapshot has the key.",
+        },
     ),
     Question(
-        2,
-        "Why is a role better than running `aws configure` with an access key on the instance?",
-        {
-            "a": "It is faster",
-            "b": "Access keys do not work on EC2",
-            "c": "No long-lived secret is stored on the instance: the credentials are temporary and rotated",
-            "d": "A role gives the instance administrator access",
+        number=2,
+        topic="where a role's credentials come from",
+        points=(2,),
+        text="An application on an instance with a role calls AWS through an SDK, with no keys configured. "
+        "Where do its credentials come from?",
+        choices={
+            "a": "The metadata service at 169.254.169.254: temporary keys (ASIA…) that AWS renews",
+            "b": "A file ~/.aws/credentials that EC2 writes on the instance when the role is attached",
+            "c": "The metadata service at 169.254.169.254: a permanent access key (AKIA…) made for the role",
+            "d": "STS, which the SDK calls itself, signing AssumeRole with the instance's SSH key pair",
         },
-        "c",
-        "An access key in ~/.aws/credentials never expires, can be read by anyone who logs in or copies the disk, and "
-        "works from anywhere until someone deactivates it. A role's credentials expire within hours and are replaced "
-        "automatically.",
+        answer="a",
+        why="The SDKs and the CLI ask the Instance Metadata Service (169.254.169.254, reachable only from the "
+        "instance) for the role's credentials: a temporary ASIA… key id, its secret, a session token and an "
+        "Expiration. AWS makes new credentials available at least five minutes before the old ones expire, and the "
+        "SDK fetches them again by itself.",
+        why_not={
+            "b": "Attaching a role writes no file. The SDK fetches the credentials over HTTP and keeps them in memory; "
+            "~/.aws/credentials exists only if someone runs `aws configure`.",
+            "c": "A role has no long-term access key; AKIA… keys are long-term user keys. What the instance is "
+            "given is short-lived: a key id, a secret, a session token and an Expiration.",
+            "d": "A key pair only logs you in over SSH; it never signs AWS requests. The instance does not assume the "
+            "role itself: EC2 does it on the instance's behalf.",
+        },
     ),
     Question(
-        3,
-        "How many IAM roles can an EC2 instance hold at the same time?",
-        {
-            "a": "One, through one instance profile; you can replace it, and the role can have several policies",
-            "b": "Up to five",
-            "c": "As many as its instance profiles",
-            "d": "None while it runs: roles are chosen at launch only",
+        number=3,
+        topic="the trust policy",
+        points=(3,),
+        text="You create a role for EC2 by hand. What must its trust policy allow, and to whom?",
+        choices={
+            "a": "The actions the application needs, such as s3:GetObject, to the instances that run it",
+            "b": "The action iam:PassRole, to the service principal ec2.amazonaws.com",
+            "c": "The action sts:AssumeRole, to the instance's ID (i-…) as the principal",
+            "d": "The action sts:AssumeRole, to the service principal ec2.amazonaws.com",
         },
-        "a",
-        "An instance has at most one instance profile, and a profile holds one role; a second association is "
-        "IncorrectState. To give more permissions, attach more policies to that role, or replace the association.",
+        answer="d",
+        why='The trust policy says who may assume the role: here {"Effect": "Allow", "Principal": {"Service": '
+        '"ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}. What the role may then do is said by its permissions '
+        "policies, such as AmazonS3ReadOnlyAccess. The console writes this trust policy for you when you choose EC2 "
+        "as the trusted service.",
+        why_not={
+            "a": "What the role may do belongs in its permissions policies. The trust policy says only who may assume "
+            "the role, and instances are not principals it can name.",
+            "b": "iam:PassRole is a permission of the person who launches the instance or attaches the role, granted "
+            "in that person's own policies. It has no place in a trust policy.",
+            "c": "An instance ID is not a principal a trust policy can name. The EC2 service assumes the role for "
+            "the instance, so it is the service that must be trusted.",
+        },
     ),
     Question(
-        4,
-        "You detach IAMReadOnlyAccess from the role of a running instance. What happens?",
-        {
-            "a": "Nothing until the instance is rebooted",
-            "b": "Nothing until its current credentials expire",
-            "c": "Its next calls are denied: permissions are checked on every request (after a short propagation)",
-            "d": "The instance is stopped",
+        number=4,
+        topic="the instance profile",
+        points=(4,),
+        text="You created a role with `aws iam create-role` and attached its policies. What else is needed before "
+        "EC2 can give the role to an instance?",
+        choices={
+            "a": "Nothing: pass the role's ARN to `aws ec2 run-instances --iam-instance-profile`",
+            "b": "An instance profile: create-instance-profile, then add-role-to-instance-profile",
+            "c": "Nothing: IAM creates an instance profile with the role's name for every new role",
+            "d": "An access key for the role, placed in the instance's user data at launch",
         },
-        "c",
-        "The credentials stay the same, but every request is checked against the role's policies as they are now, so "
-        "the change applies within seconds on AWS (at once in the lab), with no reboot.",
+        answer="b",
+        why="EC2 hands a role to an instance through an instance profile, a container that holds one role. The "
+        "console creates a profile of the same name when you create a role for EC2 there; with the CLI or the API "
+        "you run `aws iam create-instance-profile` and `aws iam add-role-to-instance-profile` yourself.",
+        why_not={
+            "a": "EC2 takes an instance profile (its name or its ARN), never a role, and create-role makes no "
+            "profile: a role's ARN there is refused as an invalid instance profile.",
+            "c": "Only the IAM console does that, when you create a role for EC2 there. The CLI, the SDKs and the API "
+            "never create an instance profile on their own.",
+            "d": "Roles have no access keys (create-access-key is for users), and user data is readable by any "
+            "process on the instance through the metadata service: it is no place for secrets.",
+        },
     ),
     Question(
-        5,
-        "What does IMDSv2 add to the metadata service?",
-        {
-            "a": "Encryption of the credentials",
-            "b": "A session token from a PUT request, which blocks most SSRF and proxy attacks; you can require it",
-            "c": "Longer-lived credentials",
-            "d": "Access from outside the instance",
+        number=5,
+        topic="attaching a role",
+        points=(5,),
+        text="An instance was launched without a role and now runs an application. How do you give it a role?",
+        choices={
+            "a": "Associate an instance profile with it (Modify IAM role); no restart is needed",
+            "b": "Stop it, set its instance profile while it is stopped, then start it again",
+            "c": "You cannot: a role is given only at launch, in RunInstances' IamInstanceProfile",
+            "d": "Associate an instance profile, then reboot so the metadata service picks it up",
         },
-        "b",
-        "A caller must first PUT /latest/api/token (with a TTL header) and send the token with every request. "
-        "Requests forwarded by proxies (X-Forwarded-For) get no token; with HttpTokens=required, IMDSv1 requests get "
-        "401.",
+        answer="a",
+        why="At launch you name the profile in RunInstances (IamInstanceProfile). On a running instance, "
+        "AssociateIamInstanceProfile (`aws ec2 associate-iam-instance-profile`, the console's Actions → Security → "
+        "Modify IAM role) attaches it with no stop and no reboot: the metadata service serves the role's credentials "
+        "shortly after.",
+        why_not={
+            "b": "The instance profile is not one of the settings that need a stopped instance: "
+            "AssociateIamInstanceProfile works on a running one.",
+            "c": "Launch is one way, not the only one: AssociateIamInstanceProfile attaches a profile to an instance "
+            "that is already running.",
+            "d": "No reboot is needed: shortly after the association the metadata service serves the role's "
+            "credentials, and the next `aws` command uses them.",
+        },
+    ),
+    Question(
+        number=6,
+        topic="one role per instance",
+        points=(6,),
+        text="An instance holds role A through its instance profile. Its application now also needs what role B "
+        "allows. What works?",
+        choices={
+            "a": "Associate role B's instance profile as well; the instance then has both roles",
+            "b": "Add role B to role A's instance profile, so that the profile carries both",
+            "c": "Attach the policies the application needs to role A, the instance's only role",
+            "d": "Replace the association with B's profile; the instance keeps A's permissions too",
+        },
+        answer="c",
+        why="An instance has at most one instance profile, and a profile holds one role. A second association "
+        "fails with IncorrectState, and ReplaceIamInstanceProfileAssociation switches to another profile rather "
+        "than adding one. To allow more, attach more policies to the role the instance already has.",
+        why_not={
+            "a": "An instance has at most one instance profile association: a second AssociateIamInstanceProfile "
+            "fails with IncorrectState.",
+            "b": "An instance profile holds at most one role, a quota that cannot be raised: IAM refuses a second "
+            "role with LimitExceeded.",
+            "d": "ReplaceIamInstanceProfileAssociation swaps the profile: afterwards the instance has role B only, "
+            "and loses everything role A allowed.",
+        },
+    ),
+    Question(
+        number=7,
+        topic="changing a role's policies",
+        points=(7,),
+        text="You detach IAMReadOnlyAccess from the role of a running instance. When is `aws iam list-users` on "
+        "that instance denied?",
+        choices={
+            "a": "After the instance is rebooted and the SDK fetches the role's permissions again",
+            "b": "When its current temporary credentials expire and the metadata service issues new ones",
+            "c": "After you disassociate its instance profile and associate it again",
+            "d": "On its next request, with the same credentials, once IAM has propagated the change",
+        },
+        answer="d",
+        why="Permissions are not in the credentials: IAM checks every request against the role's policies as they "
+        "are at that moment. After a short propagation on AWS (usually seconds; at once in the lab) the next call "
+        "gets AccessDenied, with no new credentials and no reboot.",
+        why_not={
+            "a": "Nothing on the instance holds the role's permissions, so there is nothing to reload: IAM evaluates "
+            "the role's current policies on every request.",
+            "b": "Credentials prove who is calling; they do not carry the role's policies. Credentials that have not "
+            "expired are denied as well.",
+            "c": "The association names the role, not a copy of its permissions. The role is the same, only its "
+            "policies changed, and IAM reads them on every request.",
+        },
+    ),
+    Question(
+        number=8,
+        topic="the credential provider chain",
+        points=(8,),
+        text="An instance holds a role, and someone once ran `aws configure` on it with an IAM user's key. Which "
+        "credentials does `aws s3 ls` on the instance use?",
+        choices={
+            "a": "The role's, since a role takes precedence; `aws configure list` shows Type iam-role",
+            "b": "The user's key; `aws configure list` shows Type shared-credentials-file",
+            "c": "Both: the CLI signs with the role's and the user's, so their permissions add up",
+            "d": "Neither: the CLI stops with an error when it finds two sources of credentials",
+        },
+        answer="b",
+        why="The CLI looks for credentials in order (the SDKs too, less the command-line options): command-line "
+        "options, environment variables, ~/.aws/credentials and ~/.aws/config, then a container endpoint, and only "
+        "last the instance metadata service. The leftover key wins over the role. `aws configure list` shows the "
+        "source in its Type column: shared-credentials-file here, iam-role once the key is removed from the file.",
+        why_not={
+            "a": "A role takes no precedence: the CLI asks the metadata service only when no earlier source in its "
+            "chain (options, environment, files) has credentials.",
+            "c": "Each request is signed with one set of credentials, the first the CLI finds; the permissions of "
+            "two identities never add up.",
+            "d": "The CLI never compares sources: it takes the first one in its chain that has credentials and "
+            "ignores the rest, without a warning.",
+        },
+    ),
+    Question(
+        number=9,
+        topic="IMDSv2",
+        points=(9,),
+        text="Why does requiring IMDSv2 (HttpTokens=required) protect a role's credentials better than IMDSv1?",
+        choices={
+            "a": "IMDSv2 encrypts the credentials so that only the SDK on the instance can read them",
+            "b": "Every GET must carry a token from a PUT, which most SSRF holes cannot send",
+            "c": "IMDSv2 credentials only work in requests sent from the instance's own IP address",
+            "d": "IMDSv2 answers only processes running as root, not other users on the instance",
+        },
+        answer="b",
+        why="A caller first sends PUT /latest/api/token with an X-aws-ec2-metadata-token-ttl-seconds header, then "
+        "sends the token in X-aws-ec2-metadata-token with every GET. A server tricked into fetching a URL (SSRF) "
+        "can usually only send GETs; a PUT with X-Forwarded-For, as proxies add, gets no token; and a low hop limit "
+        "keeps the token's reply from travelling beyond the instance. With HttpTokens=required, a request without a "
+        "token gets 401 Unauthorized.",
+        why_not={
+            "a": "The credentials come back as plain JSON either way. IMDSv2 guards the way in with a token; anything "
+            "that gets a token can read them.",
+            "c": "IMDSv2 hands out the same kind of temporary credentials as IMDSv1; once stolen, they work from "
+            "anywhere until they expire. It makes them harder to steal, not less useful.",
+            "d": "IMDSv2 does not look at users: any process on the instance that can send the PUT gets a token. "
+            "Keeping users away from it takes a local firewall rule.",
+        },
+    ),
+    Question(
+        number=10,
+        topic="where a role's policies can be read",
+        points=(10,),
+        text="On an instance, you want to know which policies its role has. Where do you find them?",
+        choices={
+            "a": "In iam/info from the metadata service, which lists the role's attached policies",
+            "b": "In the output of `aws sts get-caller-identity`, after the role's ARN",
+            "c": "In the session token, which carries the role's policies in a readable form",
+            "d": "In IAM, with `aws iam list-attached-role-policies`, if the role may call it",
+        },
+        answer="d",
+        why="The metadata service names the role (iam/security-credentials/ lists it; iam/info gives the instance "
+        "profile) but never shows its policies. They live in IAM: `aws iam list-attached-role-policies --role-name "
+        "NAME` (and list-role-policies for inline ones) answers only if the caller is allowed to, for instance "
+        "through IAMReadOnlyAccess.",
+        why_not={
+            "a": "iam/info gives the instance profile's ARN and id, and iam/security-credentials/ the role's name; "
+            "the metadata service never shows a role's policies.",
+            "b": "get-caller-identity prints the account, the user id and the assumed-role ARN, nothing about "
+            "policies (and it needs no permission at all).",
+            "c": "The session token is opaque: no policies can be read out of it. IAM looks up the role's current "
+            "policies on each request; they are not in the credentials.",
+        },
+    ),
+    Question(
+        number=11,
+        topic="least privilege with managed policies",
+        points=(11,),
+        text="An application on an instance only reads objects from S3, and admins reach the instance through "
+        "Session Manager. Which AWS managed policies fit its role best?",
+        choices={
+            "a": "AmazonS3ReadOnlyAccess and AmazonSSMManagedInstanceCore",
+            "b": "AmazonS3FullAccess and AmazonSSMManagedInstanceCore",
+            "c": "AmazonS3ReadOnlyAccess and CloudWatchAgentServerPolicy",
+            "d": "AmazonS3FullAccess alone: Session Manager uses the admin's own permissions",
+        },
+        answer="a",
+        why="AmazonS3ReadOnlyAccess allows reading and listing S3, nothing more. AmazonSSMManagedInstanceCore lets "
+        "the SSM Agent on the instance work with Systems Manager, so admins open Session Manager shells without an "
+        "SSH key. CloudWatchAgentServerPolicy is for instances that run the CloudWatch agent. (An account can also "
+        "give its instances Systems Manager access through its Default Host Management Configuration instead.)",
+        why_not={
+            "b": "AmazonS3FullAccess also lets the instance write and delete objects and buckets. An application that "
+            "only reads needs read access only: grant the least that works.",
+            "c": "CloudWatchAgentServerPolicy lets the CloudWatch agent send metrics and logs; it does not let "
+            "Systems Manager manage the instance, which Session Manager needs.",
+            "d": "AmazonS3FullAccess grants writes and deletes the application never makes, and the admin's "
+            "permission to start a session is not enough: the SSM Agent on the instance must itself be allowed to "
+            "talk to Systems Manager.",
+        },
+    ),
+    Question(
+        number=12,
+        topic="roles for Lambda and ECS",
+        points=(12,),
+        text="A Lambda function and an ECS task each have a role. How do the SDKs in them get that role's credentials?",
+        choices={
+            "a": "Both from the instance metadata service at 169.254.169.254, exactly as on EC2",
+            "b": "Lambda from a credentials file in /tmp; ECS from ~/.aws/credentials in the image",
+            "c": "Lambda: environment variables (AWS_SESSION_TOKEN…); ECS: 169.254.170.2",
+            "d": "Both from environment variables that hold a permanent access key made for the role",
+        },
+        answer="c",
+        why="Lambda assumes the execution role and gives the function its temporary credentials as environment "
+        "variables: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN (Java functions with SnapStart "
+        "use a local credentials endpoint instead). ECS sets AWS_CONTAINER_CREDENTIALS_RELATIVE_URI in the task's "
+        "containers, and the SDK fetches the task role's credentials from 169.254.170.2 at that path. Neither uses "
+        "the instance metadata service.",
+        why_not={
+            "a": "Lambda offers no instance metadata service, and in ECS the metadata service (where a task can reach "
+            "it at all) belongs to the host instance: it gives the instance's role, not the task's.",
+            "b": "Neither service writes a credentials file, and a key baked into an image would be a long-term "
+            "secret again, the very thing roles avoid.",
+            "d": "Roles have no permanent access keys: whatever a service hands over are temporary credentials, with "
+            "a session token and an expiry.",
+        },
     ),
 )
 
 
+def count() -> int:
+    """How many questions there are: `for n in range(1, quiz.count() + 1): display(quiz.ask(n))`."""
+    return len(QUESTIONS)
+
+
 def ask(number: int) -> Question:
-    """Question `number` (1 to 5), to display."""
+    """Question `number` (1 to `count()`), to display; its answer stays folded."""
+    last = len(QUESTIONS)
+    menu = f"the questions are 1 to {last}: quiz.ask(1) … quiz.ask({last})."
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise QuestionNotFound(f"A question number is a whole number, not {number!r}; {menu}")
+    if not 1 <= number <= last:
+        raise QuestionNotFound(f"There is no question {number}; {menu}")
     return QUESTIONS[number - 1]
 
 
 def check(number: int, choice: str) -> Verdict:
-    """Whether `choice` is the answer to question `number`, and why."""
+    """Whether `choice` ("a" to "d") answers question `number`, and why; a wrong choice gets its own reason."""
     question = ask(number)
-    picked = choice.strip().strip("()").lower()
+    picked = choice.strip().strip("()").lower() if isinstance(choice, str) else ""
     if picked not in question.choices:
         return Verdict(False, f"Choose one of {', '.join(question.choices)} for question {number}.")
     if picked == question.answer:
         return Verdict(True, f"✓ Right. {question.why}")
-    return Verdict(False, f"✗ Not ({picked}). Think again, or open the answer under the question.")
+    return Verdict(
+        False,
+        f"✗ Not ({picked}). {question.why_not[picked]} "
+        f"Read question {number} again (quiz.ask({number})) and try another letter, or open the answer under it.",
+    )

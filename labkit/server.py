@@ -67,7 +67,7 @@ class LabApp:
             answered.append(status)
             return start_response(status, headers, *rest)
 
-        with self.cloud.change() as change:
+        with self.cloud.change(str(request["action"] or request["method"])) as change:
             body = list(self.moto_app(environ, keep_status))
             if answered and answered[0][:1] == "2" and changes_something(request["method"], request["action"]):
                 change.record = {"kind": "request", **request}
@@ -98,7 +98,7 @@ class LabApp:
         if action == "reset" and method == "POST":
             began = time.perf_counter()
             seed = parse_qs(environ.get("QUERY_STRING", "")).get("seed", [None])[0]
-            self.cloud.reset(seed=int(seed) if seed is not None else None)
+            self.cloud.reset(**({"seed": int(seed)} if seed is not None else {}))
             return _json(start_response, 200, {"seconds": time.perf_counter() - began})
         if action == "shutdown" and method == "POST":
             threading.Timer(0.05, self.stop.set).start()  # after this response has left

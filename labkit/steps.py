@@ -1,7 +1,8 @@
 """The canonical solution of each notebook: the AWS calls a student makes, replayed by `reset --to`.
 
-`labkit reset --to NN` wipes the lab, seeds moto's ids, and replays the steps of every notebook
-before NN, so the lab is exactly as a student who finished them would have it (same ids too).
+`labkit reset --to NN` wipes the lab and replays the steps of every notebook before NN, so the lab
+is exactly as a student who finished them would have it, with the same ids as the student's own run
+(every lab draws moto's ids from one seed, a stream per kind of change: labkit/cloud.py).
 Each function says which notebook teaches it; the names below are the lesson's names.
 """
 
@@ -19,6 +20,8 @@ SECOND_ROLE = "DemoEC2ReadOnlyRole"
 INSTANCE = "demo-instance"
 APP_SERVER = "app-server"
 APP_USER = "app-user"
+WEB_SERVER = "web-server"
+STARTER_USER = "alice"
 READ_ONLY = "arn:aws:iam::aws:policy/IAMReadOnlyAccess"
 EC2_READ_ONLY = "arn:aws:iam::aws:policy/AmazonEC2ReadOnlyAccess"
 AL2023 = [{"Name": "name", "Values": ["al2023-ami-2023.*-kernel-6.1-x86_64"]}]
@@ -39,8 +42,8 @@ NOTEBOOKS = {
 }
 
 
-def launch(lab: Lab, name: str) -> str:
-    """Launch one Amazon Linux 2023 t3.micro with a Name tag; returns its id."""
+def launch(lab: Lab, name: str, *, profile: str | None = None) -> str:
+    """Launch one Amazon Linux 2023 t3.micro with a Name tag (and an instance profile); returns its id."""
     ec2 = lab.client("ec2")
     image = ec2.describe_images(Owners=["amazon"], Filters=AL2023)["Images"][0]["ImageId"]
     reservation = ec2.run_instances(
@@ -49,6 +52,7 @@ def launch(lab: Lab, name: str) -> str:
         MinCount=1,
         MaxCount=1,
         TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}],
+        **({"IamInstanceProfile": {"Name": profile}} if profile else {}),
     )
     return str(reservation["Instances"][0]["InstanceId"])
 
@@ -99,10 +103,13 @@ def notebook_03(lab: Lab) -> None:
 
 
 def notebook_04(lab: Lab) -> None:
-    """Taught in 04-role-permissions: detach and re-attach the policy; switch roles and back.
+    """Taught in 04-role-permissions: detach and re-attach the policy; switch roles and back; launch
+    web-server with the role from the start, then terminate it.
 
     What remains: a second role, DemoEC2ReadOnlyRole, and its profile; demo-instance holds
-    DemoRoleForEC2 again, with IAMReadOnlyAccess attached again.
+    DemoRoleForEC2 again, with IAMReadOnlyAccess attached again. The key of alice that the notebook
+    leaves on demo-instance, to show that it wins over the role, is deleted again by its end, and
+    the credentials file removed, so neither remains.
     """
     iam, ec2 = lab.client("iam"), lab.client("ec2")
     iam.detach_role_policy(RoleName=ROLE, PolicyArn=READ_ONLY)
@@ -116,6 +123,7 @@ def notebook_04(lab: Lab) -> None:
         ec2.replace_iam_instance_profile_association(
             IamInstanceProfile={"Name": profile}, AssociationId=association["AssociationId"]
         )
+    ec2.terminate_instances(InstanceIds=[launch(lab, WEB_SERVER, profile=ROLE)])
 
 
 def notebook_05(lab: Lab) -> None:
@@ -157,8 +165,3 @@ STEPS: dict[str, Callable[[Lab], None]] = {
 def before(checkpoint: str) -> list[str]:
     """The notebooks whose steps come before `checkpoint` (itself excluded)."""
     return [number for number in STEPS if number < checkpoint]
-
-
-def seed_of(checkpoint: str) -> int:
-    """The seed for moto's ids at a checkpoint: fixed, so the same checkpoint yields the same ids."""
-    return 2000 + int(checkpoint)

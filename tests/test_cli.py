@@ -179,11 +179,90 @@ def test_status_shows_progress_for_instructors(home: Path) -> None:
     ]
     report = json.loads(labkit(home, "status", "--json").stdout)
     assert report["running"] is True and report["finished"] == "notebooks 00-02"
+    assert report["furthest"] == "02"
     assert report["progress"]["03"] == {
-        "ok": False,
+        "done": False,
+        "holds": False,
         "missing": ["demo-instance is running", "demo-instance holds DemoRoleForEC2"],
     }
     assert [i["name"] for i in report["instances"]] == ["app-server"]
+
+
+def test_status_of_a_student_who_finished_the_series_says_so(home: Path) -> None:
+    """06 deletes what 01-05 built: progress is the furthest point reached, not the first gap."""
+    import labkit as package
+    from labkit import steps
+
+    labkit(home, "reset", "--to", "06")
+    steps.notebook_06(package.connect(home))
+    status = labkit(home, "status").stdout
+    assert "Progress: finished the series" in status
+    rows = [line.split(None, 2) for line in status.splitlines() if ".ipynb" in line]
+    assert [row[0] for row in rows] == ["✓"] * 7
+    assert rows[1] == ["✓", "01-the-problem.ipynb", "done (later notebooks changed what it built)"]
+    report = json.loads(labkit(home, "status", "--json").stdout)
+    assert (report["finished"], report["furthest"]) == ("the series", "06")
+    assert all(entry["done"] for entry in report["progress"].values())
+    assert report["progress"]["06"] == {"done": True, "holds": True, "missing": []}
+
+
+def test_a_fresh_lab_has_not_finished_the_clean_up(home: Path) -> None:
+    """Notebook 06 cleans up what the series made; a lab that never made it has not done 06."""
+    labkit(home, "reset")
+    report = json.loads(labkit(home, "status", "--json").stdout)
+    assert (report["finished"], report["furthest"]) == ("notebook 00", "00")
+    assert report["progress"]["06"]["done"] is False
+    assert labkit(home, "check", "06").returncode == 1
+
+
+def test_ssh_to_an_instance_nothing_has_touched_yet_opens_its_shell(home: Path) -> None:
+    """The first thing a student types after `labkit reset --to 04` (it crashed with FileNotFoundError)."""
+    import pty
+
+    labkit(home, "reset", "--to", "04")
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(LABKIT, [LABKIT, "ssh", "demo-instance"], {**os.environ, "LABKIT_HOME": str(home)})
+    os.write(fd, b"aws iam list-users --query 'Users[].UserName' --output text\nexit 5\n")
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    shown = out.decode().replace("\r\n", "\n")
+    assert os.waitpid(pid, 0)[1] >> 8 == 5, shown
+    assert "Amazon Linux 2023 (simulated by labkit)" in shown and "[ec2-user@ip-172-31-" in shown
+    assert "admin\talice\tbob\tcarol" in shown and "Traceback" not in shown
+
+
+def test_env_on_a_stopped_lab_prints_only_shell_code(tmp_path: Path) -> None:
+    """`eval "$(labkit env)"` starts the lab; what it says about that goes to stderr, not into eval."""
+    try:
+        result = labkit(tmp_path, "env")
+        assert result.returncode == 0
+        assert subprocess.run(["bash", "-n"], input=result.stdout, text=True).returncode == 0
+        assert all(line.startswith(("unset ", "export ", "# ")) for line in result.stdout.splitlines())
+        assert "starting your lab" in result.stderr
+        assert (
+            as_admin(tmp_path, "aws sts get-caller-identity --query Arn --output text")
+            .stdout.strip()
+            .endswith(":user/admin")
+        )
+    finally:
+        labkit(tmp_path, "down")
+
+
+def test_output_cut_short_by_a_pipe_is_no_traceback(home: Path) -> None:
+    result = subprocess.run(
+        f"{LABKIT} status | head -1; {LABKIT} --help | head -1; {LABKIT} status | true; {LABKIT} check 03 | true",
+        shell=True, env={**os.environ, "LABKIT_HOME": str(home)}, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.stdout.startswith("Lab ") and "usage: labkit" in result.stdout
+    assert result.stderr == ""
 
 
 def test_down_stops_it(home: Path) -> None:

@@ -48,6 +48,22 @@ def test_a_role_ec2_may_not_assume_breaks_the_last_link(fresh_lab: labkit.Lab) -
 def test_the_policy_table_reads_the_lab_copies(lab: labkit.Lab) -> None:
     names = ["AmazonS3ReadOnlyAccess", "AmazonS3FullAccess", "IAMReadOnlyAccess", "CloudWatchAgentServerPolicy"]
     table = labkit.policy_table(lab, [f"arn:aws:iam::aws:policy/{n}" for n in names])
-    assert list(table["policy"]) == names
-    assert list(table["read-only"]) == ["yes", "no", "yes", "no"]
-    assert table.loc[1, "for example"] == "s3:*, s3-object-lambda:*"
+    frame = table.frame
+    assert list(frame["policy"]) == names
+    assert list(frame["read-only"]) == ["yes", "no", "yes", "no"]
+    allows = "allows (each * matches every action that begins so)"
+    assert frame.loc[1, allows] == "s3:*, s3-object-lambda:*"
+    assert list(frame["action patterns"])[:2] == [len(frame.loc[0, allows].split(", ")), 2]
+
+
+def test_the_policy_table_shows_every_cell_whole_and_no_row_numbers(lab: labkit.Lab) -> None:
+    """It showed pandas' index, cut long cells to '…', and called pattern counts 'actions allowed'."""
+    names = ["CloudWatchAgentServerPolicy", "AmazonSSMManagedInstanceCore", "AmazonS3FullAccess"]
+    table = labkit.policy_table(lab, [f"arn:aws:iam::aws:policy/{n}" for n in names])
+    longest = max(table.frame.iloc[:, -1], key=len)
+    assert len(longest) > 80
+    for shown in (repr(table), table._repr_html_()):
+        assert longest in shown and "…" not in shown and "..." not in shown
+        assert "actions allowed" not in shown and "action patterns" in shown
+    assert repr(table).splitlines()[1].lstrip().startswith(names[0])  # no row number before the name
+    assert "<th></th>" not in table._repr_html_() and "<th>0</th>" not in table._repr_html_()

@@ -154,6 +154,44 @@ def test_the_lab_outlives_the_clients_that_use_it(fresh_lab: labkit.Lab, lab_hom
     assert "made-by-a-kernel" in [u["UserName"] for u in again.client("iam").list_users()["Users"]]
 
 
+def test_after_down_and_up_a_connection_follows_its_lab(tmp_path: Path) -> None:
+    """Clients, instances and `%%instance` of an open notebook: one line while the lab is stopped,
+    and the same objects work again once `labkit up` has brought the lab back."""
+    from labkit import magic
+
+    lab = labkit.connect(tmp_path)
+    try:
+        iam = lab.client("iam")
+        instance_id = launch(lab, "box")
+        box = lab.instance("box")
+        stopped = lab.info.pid
+        labkit.down(tmp_path)
+        for call in (iam.list_users, lambda: box.run("aws sts get-caller-identity"), lambda: lab.instance("box")):
+            with pytest.raises(labkit.LabNotRunning) as caught:
+                call()
+            assert str(caught.value).startswith("Your lab has stopped (`labkit down`, or its process ended)")
+            assert "labkit up" in str(caught.value)
+        info, started = labkit.up(tmp_path)
+        assert started and info.pid != stopped
+        assert "alice" in [u["UserName"] for u in iam.list_users()["Users"]]
+        assert lab.info.pid == info.pid
+        assert box.run("curl -s http://169.254.169.254/latest/meta-data/instance-id").stdout == instance_id
+        assert magic._lab is lab
+    finally:
+        labkit.down(tmp_path)
+
+
+def test_a_lab_that_died_is_one_line_not_a_connection_traceback(tmp_path: Path) -> None:
+    lab = labkit.connect(tmp_path)
+    try:
+        os.kill(lab.info.pid, 9)
+        with pytest.raises(labkit.LabNotRunning) as caught:
+            lab.client("iam").list_users()
+        assert "labkit up" in str(caught.value)
+    finally:
+        labkit.down(tmp_path)
+
+
 def test_status_tells_what_the_lab_holds(demo: Demo) -> None:
     demo.attach()
     status = demo.lab.status()

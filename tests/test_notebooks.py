@@ -137,3 +137,18 @@ def test_each_notebook_runs_twice_in_a_row(path: Path, lab: labkit.Lab, monkeypa
         assert errors == ["LabNotReady"]
     else:
         assert errors == []
+
+
+def test_the_committed_outputs_show_the_ids_of_a_students_own_run(lab: labkit.Lab) -> None:
+    """Each notebook's outputs come from `reset --to` its own number; they must show the instance
+    ids a student's one lab shows all along (they showed a new demo-instance id in each notebook)."""
+    shown = {
+        found
+        for path in NOTEBOOKS
+        for cell in code_cells(path)
+        for output in cell.outputs
+        for found in re.findall(r"\bi-[0-9a-f]{17}\b", str(output))
+    }
+    lab.reset(to="06")
+    assert shown == {i.instance_id for i in lab.instances()}
+    assert len(shown) == 3  # app-server, demo-instance, web-server

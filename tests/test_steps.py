@@ -34,7 +34,26 @@ def test_the_same_checkpoint_yields_the_same_ids(lab: labkit.Lab) -> None:
     lab.reset()
     lab.reset(to="05")
     assert ids(lab) == first
-    assert len(first["instances"]) == 2 and first["profiles"][0].startswith("AIPA")
+    assert len(first["instances"]) == 3 and first["profiles"][0].startswith("AIPA")
+
+
+def test_a_students_own_run_and_the_checkpoints_share_their_ids(lab: labkit.Lab) -> None:
+    """A student's run does more than the steps (the metadata service hands out sessions, cells
+    describe, a call is refused): the ids the series shows must still be those of `reset --to`."""
+    ec2 = lab.client("ec2")
+    lab.reset()
+    steps.notebook_01(lab)
+    lab.instance(steps.APP_SERVER).run("aws iam list-users")  # no credentials yet
+    steps.notebook_02(lab)
+    steps.notebook_03(lab)
+    box = lab.instance(steps.INSTANCE)
+    assert box.run("aws iam list-users").ok  # a role session minted
+    ec2.describe_instances()
+    with pytest.raises(ec2.exceptions.ClientError):  # IncorrectState, as notebook 04 shows on purpose
+        ec2.associate_iam_instance_profile(IamInstanceProfile={"Name": steps.ROLE}, InstanceId=box.id)
+    own = ids(lab)
+    lab.reset(to="04")
+    assert ids(lab) == own
 
 
 def test_the_administrator_keys_do_not_follow_the_seed(lab: labkit.Lab) -> None:
