@@ -9,7 +9,7 @@ import os
 import shlex
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from labkit.checks import checkpoint
@@ -61,7 +61,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     lab = Lab(home, info)
     status = lab.status()
     progress = lab.progress()
-    since = datetime.fromtimestamp(info.started_at, timezone.utc).astimezone()
+    since = datetime.fromtimestamp(info.started_at, UTC).astimezone()
     if args.json:
         print(json.dumps({
             "running": True,

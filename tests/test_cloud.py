@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import weakref
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ EC2_TRUST = json.dumps({"Statement": [{"Effect": "Allow", "Principal": {"Service
 
 class Clock:
     def __init__(self) -> None:
-        self.now = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+        self.now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         return self.now

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import Demo
+from labkit import magic
 from labkit.instances import split_commands
 from labkit.magic import expand, instance_magic
 
@@ -49,6 +50,7 @@ def test_a_transcript_shows_continuation_lines_as_a_terminal_does(demo: Demo) ->
 
 
 def test_the_magic_runs_on_the_named_instance(demo: Demo, capsys: pytest.CaptureFixture[str]) -> None:
+    magic.register(demo.lab)  # as the notebook's labkit.connect() does (other tests connect to other labs)
     instance_magic("demo-instance", "echo {greeting}", {"greeting": "hi"})
     assert capsys.readouterr().out.strip() == f"{demo.box.prompt} echo hi\nhi"
 

@@ -152,3 +152,29 @@ def test_the_committed_outputs_show_the_ids_of_a_students_own_run(lab: labkit.La
     lab.reset(to="06")
     assert shown == {i.instance_id for i in lab.instances()}
     assert len(shown) == 3  # app-server, demo-instance, web-server
+
+
+def shown(path: Path) -> str:
+    """Everything the committed outputs of a notebook show (checked against a fresh run by nbval)."""
+    texts = []
+    for cell in code_cells(path):
+        for output in cell.outputs:
+            texts.append(output.get("text", "") + str(output.get("data", {}).get("text/plain", "")))
+    return "\n".join(texts)
+
+
+def test_the_series_shows_what_the_exam_asks() -> None:
+    by_number = {p.name[:2]: p for p in NOTEBOOKS}
+    permissions, metadata = shown(by_number["04"]), shown(by_number["05"])
+    # the credential provider chain: a leftover ~/.aws/credentials wins over the role, and the CLI says so
+    assert "shared-credentials-file" in permissions and "iam-role" in permissions
+    assert "arn:aws:iam::123456789012:user/alice" in permissions
+    # a role attached at launch
+    assert any("run_instances" in c.source and "IamInstanceProfile=" in c.source for c in code_cells(by_number["04"]))
+    assert len(set(re.findall(r"assumed-role/DemoRoleForEC2/(i-[0-9a-f]+)", permissions))) == 2  # and web-server
+    # the metadata service names the role, and has no path for its policies
+    assert "meta-data/iam/\ninfo\nsecurity-credentials/\n" in metadata.replace("\r", "")
+    assert '"PolicyName": "IAMReadOnlyAccess"' in metadata
+    # Lambda and ECS get their credentials by other routes than the metadata service
+    review = "\n".join(c.source for c in cells(by_number["06"]) if c.cell_type == "markdown")
+    assert "environment variables" in review and "169.254.170.2" in review and "this way" not in review

@@ -1,15 +1,34 @@
-"""environment.yml (conda, Binder), pyproject.toml and constraints.txt describe the same set."""
+"""environment.yml (conda, Binder), pyproject.toml and constraints.txt describe the same set, and pip
+can install that set on every Python the README names: the oldest pyproject.toml admits (Debian 12's
+own python3, 3.11.2, in CI) and the newest we name (NEWEST).
+
+The two resolver tests ask the package index (PyPI) and take about 20 s each with pip's cache warm.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import re
-from pathlib import Path
-
+import shutil
+import subprocess
+import sys
 import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
 import yaml
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
+NEWEST = "3.13"  # the newest Python the README names, and the newest we resolve the pins for
+PIP_PROGRESS = re.compile(  # pip's lines that say what it is doing, left out of a failure's message
+    r"\s*(━|Looking in |Downloading |Collecting |Obtaining |Using cached |Processing |WARNING: Location |"
+    r"Installing build |Checking if |Getting requirements |Preparing )"
+)
 
 
 def pyproject() -> dict[str, Requirement]:
@@ -26,6 +45,14 @@ def environment() -> dict[str, Requirement]:
 def constraints() -> dict[str, str]:
     pins = (line.split("==") for line in (ROOT / "constraints.txt").read_text().splitlines() if "==" in line)
     return {name.lower(): version for name, version in pins}
+
+
+def oldest_supported() -> str:
+    """The oldest Python that pyproject.toml's requires-python admits, as "3.11"."""
+    spec = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    oldest = re.fullmatch(r">=\s*(3\.\d+)", spec)
+    assert oldest, f"requires-python is a plain lower bound such as '>=3.11', not {spec!r}"
+    return oldest[1]
 
 
 def test_both_name_the_same_dependencies_with_the_same_extras() -> None:
@@ -46,3 +73,97 @@ def test_binder_installs_the_package_after_the_repository_is_copied() -> None:
     post_build = ROOT / "postBuild"
     assert post_build.stat().st_mode & 0o111
     assert "pip install --no-deps -e ." in post_build.read_text()
+
+
+def test_readme_names_the_pythons_that_pyproject_admits_and_the_suite_resolves_for() -> None:
+    quick_start = (ROOT / "README.md").read_text().partition("## Quick start")[2].partition("\n## ")[0]
+    named = re.search(r"Python (3\.\d+) to (3\.\d+)\b", quick_start)
+    assert named, f"README's quick start names the supported Pythons as 'Python {oldest_supported()} to {NEWEST}'"
+    assert (named[1], named[2]) == (oldest_supported(), NEWEST), "README, requires-python and NEWEST agree"
+
+
+def test_ruff_and_conda_target_the_oldest_supported_python() -> None:
+    oldest = oldest_supported()
+    ruff = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]["target-version"]
+    assert ruff == "py" + oldest.replace(".", ""), "ruff checks the code for the oldest Python we support"
+    conda = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
+    assert f"python={oldest}" in conda, "conda and Binder install the oldest Python we support, as tested"
+
+
+def interpreter(minor: str) -> tuple[Version, Path] | None:
+    """The oldest Python `minor` ("3.11") on this machine that runs, with its version; None if there is none.
+
+    Debian's own (/usr/bin) is looked at first, then /usr/local, pyenv's versions and PATH.
+    """
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    candidates = [Path(f"/usr/bin/python{minor}"), Path(f"/usr/local/bin/python{minor}")]
+    candidates += sorted(pyenv.glob(f"{minor}.*/bin/python{minor}"))
+    if on_path := shutil.which(f"python{minor}"):  # a pyenv shim may be there and refuse to run: tried below
+        candidates.append(Path(on_path))
+    found: list[tuple[Version, Path]] = []
+    for path in candidates:
+        try:
+            run = subprocess.run(
+                [path, "-c", "import platform; print(platform.python_version())"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+        except OSError:
+            continue
+        if run.returncode == 0 and run.stdout.startswith(f"{minor}."):
+            found.append((Version(run.stdout.strip()), path))
+    return min(found, default=None)
+
+
+def resolve(tmp_path: Path, minor: str) -> list[dict[str, Any]]:
+    """What `make test` would install for Python `minor` (`-c constraints.txt -e '.[test]'`), as pip's
+    resolver decides it, installing nothing: the report's "install" list.
+
+    With a real interpreter of that version when the machine has one (its own venv, without pip, so that
+    neither python3-venv nor a PEP 668 marker is needed; this pip runs under it with --python). Else
+    with --python-version, which checks each package's Requires-Python and wheel tags for that version.
+    """
+    report = tmp_path / "report.json"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    args = ["install", "--dry-run", "--ignore-installed", "--report", str(report)]
+    args += ["-c", "constraints.txt", "-e", ".[test]"]
+    found = interpreter(minor)
+    if found:
+        version, python = found
+        venv = tmp_path / "venv"
+        subprocess.run([python, "-m", "venv", "--without-pip", venv], check=True, timeout=120)
+        command, how = [*pip, "--python", str(venv / "bin" / "python"), *args], f"Python {version} ({python})"
+    else:
+        target = ["--python-version", minor, "--only-binary=:all:", "--target", str(tmp_path / "target")]
+        command, how = [*pip, *args, *target], f"--python-version {minor} (no Python {minor} on this machine)"
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    output = [line for line in (run.stdout + run.stderr).splitlines() if not PIP_PROGRESS.match(line)]
+    unreachable = "NewConnectionError" in run.stderr or "Temporary failure in name resolution" in run.stderr
+    if run.returncode and unreachable and not os.environ.get("CI"):
+        pytest.skip("the package index is unreachable from here (CI reaches it and runs this test)")
+    if run.returncode != 0:
+        tail = "\n".join(output[-20:])
+        pytest.fail(
+            f"pip cannot install constraints.txt on {how}. A pin whose Requires-Python excludes that Python "
+            f"shows up below as a conflict with that pin; pin the newest release that admits it.\n{tail}"
+        )
+    return json.loads(report.read_text())["install"]
+
+
+def test_the_pins_resolve_on_the_oldest_python_we_support(tmp_path: Path) -> None:
+    oldest = oldest_supported()
+    if os.environ.get("CI"):
+        assert interpreter(oldest), f"CI has a real Python {oldest} (Debian 12's /usr/bin/python{oldest})"
+    installs = resolve(tmp_path, oldest)
+    needs_newer = {
+        f"{p['metadata']['name']}=={p['metadata']['version']}": p["metadata"].get("requires_python")
+        for p in installs
+        if not SpecifierSet(p["metadata"].get("requires_python") or "").contains(f"{oldest}.0")
+    }
+    assert not needs_newer, f"every pin admits Python {oldest}.0, as requires-python says"
+
+
+def test_the_pins_resolve_on_the_newest_python_we_name(tmp_path: Path) -> None:
+    installs = resolve(tmp_path, NEWEST)
+    assert {p["metadata"]["name"].lower() for p in installs} >= {"labkit", "moto", "jupyterlab", "pandas"}
