@@ -8,7 +8,7 @@ STAMP   = $(VENV)/.installed
 TESTSTAMP = $(VENV)/.installed-test
 FIRST   = $(firstword $(wildcard notebooks/00-*.ipynb) .)
 
-.PHONY: setup lab test preflight lint notebooks bench clean install
+.PHONY: setup lab test preflight lint notebooks mutations bench clean install
 
 setup: $(STAMP)
 
@@ -37,9 +37,12 @@ notebooks: setup
 
 lint: setup
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	$(BIN)/ruff check labkit tests benchmarks/run tools/run-notebooks conftest.py
-	$(BIN)/ruff format --check labkit tests benchmarks/run tools/run-notebooks conftest.py
+	$(BIN)/ruff check labkit tests benchmarks/run tools/run-notebooks tools/mutations conftest.py
+	$(BIN)/ruff format --check labkit tests benchmarks/run tools/run-notebooks tools/mutations conftest.py
 	$(BIN)/mypy --ignore-missing-imports labkit
+
+mutations: $(TESTSTAMP)  # deliberate breakages the suite must catch (tools/mutations); not part of `make test`
+	$(BIN)/python tools/mutations
 
 bench: setup
 	$(BIN)/python benchmarks/run

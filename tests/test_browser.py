@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 import labkit
 
@@ -151,6 +152,18 @@ RAN_ALL_OR_STOPPED = """() => {
 }"""
 
 
+def kernel_idle(jupyterlab: JupyterLab, notebook: str, timeout: float = 90) -> None:
+    """Wait until the server says the notebook's kernel is started and idle."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sessions = jupyterlab.request("api/sessions")
+        states = [s["kernel"]["execution_state"] for s in sessions if s["path"].endswith(notebook)]
+        if states == ["idle"]:
+            return
+        assert time.monotonic() < deadline, f"the kernel of {notebook} is not idle after {timeout} s: {sessions}"
+        time.sleep(0.2)
+
+
 def test_the_attach_the_role_notebook_runs_in_jupyterlab(
     jupyterlab: JupyterLab, lab: labkit.Lab, tmp_path: Path
 ) -> None:
@@ -158,6 +171,7 @@ def test_the_attach_the_role_notebook_runs_in_jupyterlab(
     with chromium_page() as page:
         page.goto(jupyterlab.url("lab/tree/03-attach-the-role.ipynb"))
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+        kernel_idle(jupyterlab, "03-attach-the-role.ipynb")  # a cell run before its kernel is there does nothing
         page.get_by_role("menuitem", name="Edit", exact=True).click()  # the committed outputs go first
         page.get_by_role("menuitem", name="Clear Outputs of All Cells", exact=True).click()
         assert page.locator(".jp-OutputArea-output").count() == 0
@@ -166,10 +180,16 @@ def test_the_attach_the_role_notebook_runs_in_jupyterlab(
         shot = tmp_path / "attach-the-role.png"
         try:
             page.wait_for_function(RAN_ALL_OR_STOPPED, timeout=180_000)
-        finally:
-            prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_text_contents()
-            outputs = page.locator(".jp-OutputArea-output").all_text_contents()
+        except PlaywrightTimeout:
             page.screenshot(path=str(shot))
+            shown = page.locator(".jp-CodeCell .jp-InputPrompt").all_text_contents()
+            pytest.fail(
+                f"Run All did not finish in 180 s. Prompts: {shown}"
+                f"; sessions: {jupyterlab.request('api/sessions')}; screenshot: {shot}; "
+                f"server log: {(tmp_path / 'jupyterlab.log').read_text()[-2000:]}"
+            )
+        prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_text_contents()
+        outputs = page.locator(".jp-OutputArea-output").all_text_contents()
         errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count()
         diagrams = page.locator(".jp-OutputArea-output[data-mime-type='image/svg+xml']")
         if diagrams.count():

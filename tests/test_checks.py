@@ -6,6 +6,7 @@ import pytest
 
 import labkit
 from conftest import Demo
+from labkit import steps
 
 
 def test_a_fresh_lab_is_not_ready_for_a_later_notebook(fresh_lab: labkit.Lab) -> None:
@@ -48,3 +49,66 @@ def test_attaching_the_role_is_what_notebook_03_checks(demo: Demo) -> None:
 def test_an_error_in_a_notebook_shows_its_message_not_a_traceback() -> None:
     error = labkit.LabNotReady("The lab is not ready for notebook 03; ...")
     assert error._render_traceback_() == ["\x1b[1;31mLabNotReady\x1b[0m: The lab is not ready for notebook 03; ..."]
+
+
+BUILDS = {
+    "01": ["app-user exists, with IAMReadOnlyAccess", "app-server is running", "app-user has no access key left"],
+    "02": [
+        "role DemoRoleForEC2 exists",
+        "EC2 may assume it (trust policy)",
+        "IAMReadOnlyAccess is attached to it",
+        "instance profile DemoRoleForEC2 holds the role",
+    ],
+    "03": ["demo-instance is running", "demo-instance holds DemoRoleForEC2"],
+    "04": ["instance profile DemoEC2ReadOnlyRole holds its role"],
+    "05": ["demo-instance requires IMDSv2"],
+    "06": [
+        "the series' instances are terminated",
+        "its instance profiles are deleted",
+        "its roles are deleted",
+        "app-user is deleted",
+    ],
+}
+
+
+@pytest.mark.parametrize("number", list(BUILDS))
+def test_each_check_fails_before_its_notebook_and_names_what_it_builds(lab: labkit.Lab, number: str) -> None:
+    """The lab as it stands before notebook NN lacks exactly what NN builds, and NN's step supplies
+    it. (Before 04, the lab already holds what 04 puts back; before 06, all that 06 deletes is there.)
+
+    Guards against a check that says ✓ whatever the lab holds (checks were only ever tested to
+    pass). The mutations, in labkit/checks.py: for 04, the line
+    `_profile_roles(iam, steps.SECOND_ROLE) == [steps.SECOND_ROLE],` replaced by `True,`; for 05,
+    `tokens == "required"` replaced by `True`; for 06, `"06": _after_06,` by `"06": lambda lab: [],`.
+    """
+    lab.reset(to=number)
+    report = lab.check(number)
+    assert not report.ok
+    assert [c.item for c in report.missing] == BUILDS[number]
+    steps.STEPS[number](lab)
+    assert lab.check(number).ok, str(lab.check(number))
+
+
+def test_what_notebook_04_puts_back_is_checked_item_by_item(lab: labkit.Lab) -> None:
+    """A lab left in the middle of 04 (alice's key on demo-instance, the policy detached, the
+    second role attached) fails 04's check on each of those items, not only on the second role.
+
+    Guards against any of 04's other items saying ✓ whatever the lab holds (e.g. in
+    labkit/checks.py, `not keys` replaced by `True`)."""
+    lab.reset(to="05")
+    iam, ec2 = lab.client("iam"), lab.client("ec2")
+    key = iam.create_access_key(UserName=steps.STARTER_USER)["AccessKey"]
+    box = lab.instance(steps.INSTANCE)
+    assert box.run(f"aws configure set aws_access_key_id {key['AccessKeyId']}").ok
+    iam.detach_role_policy(RoleName=steps.ROLE, PolicyArn=steps.READ_ONLY)
+    association = steps.association_of(lab, box.id)
+    assert association is not None
+    ec2.replace_iam_instance_profile_association(
+        IamInstanceProfile={"Name": steps.SECOND_ROLE}, AssociationId=association["AssociationId"]
+    )
+    assert [c.item for c in lab.check("04").missing] == [
+        "no ~/.aws/credentials on demo-instance",
+        "alice has no access key",
+        "IAMReadOnlyAccess is attached to DemoRoleForEC2 again",
+        "demo-instance holds DemoRoleForEC2 again",
+    ]

@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import select
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import IO
 
 import nbformat
 import pytest
 
 import labkit
+from labkit.instances import CommandResult
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 REAL_AWS = str(Path(sys.executable).parent / "aws")
 FILLED = {"{key_id}": "AKIAEXAMPLEEXAMPLE00", "{secret}": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}
+FRESH_HOME, EXAMPLE_KEYS = "a fresh home", "the example keys configured"
+# What the instance's ~/.aws/credentials holds before each command: nothing (the role's credentials
+# answer, so calls succeed), or the example keys notebook 01 configures (AWS refuses them).
+HOMES = {
+    FRESH_HOME: None,
+    EXAMPLE_KEYS: "[default]\n"
+    f"aws_access_key_id = {FILLED['{key_id}']}\naws_secret_access_key = {FILLED['{secret}']}\n",
+}
 
 
 def notebook_commands() -> list[str]:
@@ -42,6 +55,10 @@ COMMANDS = [
     "aws help | head -5",
     "aws iam list-users --output table",
 ]
+API_CALLS = [command for command in COMMANDS if command.split()[1] in ("iam", "sts", "ec2")]
+# Every command in a fresh home; those that read credentials with the example keys configured too.
+CASES = [(FRESH_HOME, command) for command in COMMANDS] + [(EXAMPLE_KEYS, command) for command in API_CALLS]
+CASES.append((EXAMPLE_KEYS, "aws configure list"))
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +79,80 @@ def test_the_notebooks_type_the_demo_commands() -> None:
     assert len(COMMANDS) >= 10
 
 
-@pytest.mark.parametrize("command", COMMANDS)
-def test_the_warm_aws_prints_exactly_what_a_fresh_one_prints(box: labkit.Instance, command: str) -> None:
-    warm = box.run(command)
-    fresh = box.run(command.replace("aws", REAL_AWS, 1))
+def make_home(box: labkit.Instance, credentials: str | None) -> None:
+    """The instance's home with no ~/.aws at all, or with only these credentials in it."""
+    shutil.rmtree(box.home / ".aws", ignore_errors=True)
+    if credentials is not None:
+        (box.home / ".aws").mkdir()
+        (box.home / ".aws" / "credentials").write_text(credentials)
+
+
+@pytest.fixture(scope="module")
+def compared(box: labkit.Instance) -> dict[tuple[str, str], tuple[CommandResult, CommandResult]]:
+    """Each command in each home, run by the warm aws and then by a fresh aws process, the home made
+    anew before each run (the notebooks' `aws configure set` lines write to it)."""
+    results = {}
+    for home, command in CASES:
+        runs = []
+        for aws in ("aws", REAL_AWS):
+            make_home(box, HOMES[home])
+            runs.append(box.run(command.replace("aws", aws, 1)))
+        results[home, command] = (runs[0], runs[1])
+    make_home(box, None)
+    return results
+
+
+@pytest.mark.parametrize(("home", "command"), CASES)
+def test_the_warm_aws_prints_exactly_what_a_fresh_one_prints(
+    compared: dict[tuple[str, str], tuple[CommandResult, CommandResult]], home: str, command: str
+) -> None:
+    """Guards, with the test below, against the warm aws forcing text output (mutation in
+    labkit/cliserver.py, `_run`: `os.environ.update(request["env"])` replaced by
+    `os.environ.update(request["env"], AWS_DEFAULT_OUTPUT="text")`)."""
+    warm, fresh = compared[home, command]
     assert (warm.exit_code, warm.stdout, warm.stderr) == (fresh.exit_code, fresh.stdout, fresh.stderr)
+
+
+def printed_json(result: CommandResult) -> bool:
+    """Whether the command printed one JSON document (the CLI's default output)."""
+    try:
+        json.loads(result.stdout)
+    except ValueError:
+        return False
+    return True
+
+
+def test_in_a_fresh_home_the_compared_calls_succeed_and_print_json(
+    compared: dict[tuple[str, str], tuple[CommandResult, CommandResult]],
+) -> None:
+    """The positive control of the comparison: in a fresh home the role's credentials answer, so
+    the API calls the notebooks type succeed, and those that choose no output print JSON, warm and
+    fresh. Those the role does not allow (create-user, describe-instances) are refused.
+
+    Guards against the warm aws forcing text output (mutation in labkit/cliserver.py, `_run`:
+    `os.environ.update(request["env"])` replaced by
+    `os.environ.update(request["env"], AWS_DEFAULT_OUTPUT="text")`), which survived a comparison
+    of failed calls only.
+    """
+    fresh_home = {command: runs for (home, command), runs in compared.items() if home == FRESH_HOME}
+    succeeded = [command for command in API_CALLS if all(run.exit_code == 0 for run in fresh_home[command])]
+    refused = [command.split()[:3] for command in API_CALLS if command not in succeeded]
+    assert refused == [["aws", "iam", "create-user"], ["aws", "ec2", "describe-instances"]]  # it may read IAM only
+    assert len(succeeded) >= 8
+    as_json = [command for command in succeeded if all(printed_json(run) for run in fresh_home[command])]
+    assert as_json == [command for command in succeeded if "--output" not in command]
+    assert len(as_json) >= 4
+
+
+def test_with_the_example_keys_the_compared_calls_fail_as_aws_refuses_those_keys(
+    compared: dict[tuple[str, str], tuple[CommandResult, CommandResult]],
+) -> None:
+    """The failures compared: with notebook 01's example keys, AWS refuses every API call (as EC2 and
+    as IAM and STS refuse a key they do not know)."""
+    for command in API_CALLS:
+        warm, fresh = compared[EXAMPLE_KEYS, command]
+        refused = "(AuthFailure)" if command.startswith("aws ec2") else "(InvalidClientTokenId)"
+        assert warm.exit_code == fresh.exit_code == 255 and refused in fresh.stderr, command
 
 
 def logged(stderr: str) -> list[str]:
@@ -103,13 +189,99 @@ def test_without_the_warm_server_the_real_cli_answers(box: labkit.Instance, lab:
     assert result.stdout.strip() == f"arn:aws:sts::123456789012:assumed-role/DemoRoleForEC2/{box.id}"
 
 
-def test_a_command_cut_short_leaves_the_server_serving(box: labkit.Instance) -> None:
-    box.run("rm -rf ~/.aws")
-    client = subprocess.Popen(["bash", "-c", "aws iam list-users"], env=box.environ(), cwd=box.home,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    client.send_signal(signal.SIGKILL)
-    client.wait()
-    assert box.run("aws sts get-caller-identity --query Arn --output text").exit_code == 0
+def parent_and_state(pid: int) -> tuple[int, str] | None:
+    """A process's parent and state (R, S, Z…) as /proc shows them, or None once it has gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[1]), fields[0]
+
+
+def children(pid: int) -> set[int]:
+    """The processes whose parent is `pid`, zombies included."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (parent_and_state(int(entry.name)) or (0, ""))[0] == pid:
+            found.add(int(entry.name))
+    return found
+
+
+def runs_under(pid: int, parent: int) -> bool:
+    """Whether process `pid` is alive (not a zombie) and a child of `parent`."""
+    found = parent_and_state(pid)
+    return found is not None and found[0] == parent and found[1] not in ("Z", "X")
+
+
+def warm_server(lab: labkit.Lab) -> int:
+    """The pid of the lab's warm `aws` server, a child of the lab process."""
+    found = []
+    for pid in children(lab.current().pid):
+        try:
+            if b"labkit.cliserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            continue
+    assert len(found) == 1, f"the lab process should run one warm aws server; it runs {found}"
+    return found[0]
+
+
+def read_until(stream: IO[bytes], wanted: bytes, timeout: float) -> bytes:
+    """What a pipe gives until `wanted` appears in it, the pipe ends or `timeout` seconds pass."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while wanted not in seen and time.monotonic() < deadline:
+        if select.select([stream], [], [], 0.1)[0]:
+            chunk = os.read(stream.fileno(), 4096)
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
+def test_a_command_cut_short_leaves_the_server_serving(box: labkit.Instance, lab: labkit.Lab) -> None:
+    """The client of a command the warm server's child is running is killed (SIGKILL): the next
+    command is served at once, beside the one cut short, byte for byte as by a fresh aws; the cut
+    child ends when its input does, and leaves no zombie behind.
+
+    The command is `aws configure`, waiting at its first prompt for input that never comes: its
+    prompt, printed by the server's child (the client prints nothing), and that child, found under
+    the server in /proc and still running once its client is dead, show the cut came mid-command.
+
+    Guards against a server that waits for each command to end before taking the next (mutation in
+    labkit/cliserver.py, `serve`: `if os.fork() == 0:` replaced by `if (pid := os.fork()) == 0 or
+    any(signal.sigtimedwait([], 0.01) for _ in iter(lambda: os.path.exists(f"/proc/{pid}"), False)):`);
+    against one that dies as it reaps, after which the instance's `aws` quietly runs the real CLI and
+    every comparison above still passes (`connection.close()` replaced by
+    `connection.close(); os.wait()`); and against children left unreaped
+    (`signal.signal(signal.SIGCHLD, signal.SIG_IGN)` replaced by `..., signal.SIG_DFL)`).
+    """
+    make_home(box, None)
+    server = warm_server(lab)
+    before = children(server)
+    with subprocess.Popen(["bash", "-c", "aws configure"], env=box.environ(), cwd=box.home,
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          start_new_session=True) as client:  # fmt: skip
+        assert client.stdin is not None and client.stdout is not None
+        prompt = read_until(client.stdout, b"AWS Access Key ID [", timeout=30)
+        assert prompt.startswith(b"AWS Access Key ID ["), prompt  # the command runs, in the server's child
+        cut = children(server) - before
+        assert len(cut) == 1, cut
+        child = cut.pop()
+        os.killpg(client.pid, signal.SIGKILL)
+        client.wait()
+        assert runs_under(child, server)  # cut short, mid-command
+        warm = box.run("aws sts get-caller-identity", timeout=30)
+        fresh = box.run(f"{REAL_AWS} sts get-caller-identity")
+        assert (warm.exit_code, warm.stdout, warm.stderr) == (fresh.exit_code, fresh.stdout, fresh.stderr)
+        assert warm.exit_code == 0 and json.loads(warm.stdout)["Arn"].endswith(f"/DemoRoleForEC2/{box.id}")
+        assert runs_under(child, server)  # still waiting for its input: served beside it
+        client.stdin.close()  # the input of `aws configure` ends, as at Ctrl-D: the cut command stops
+    deadline = time.monotonic() + 15
+    while parent_and_state(child) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert parent_and_state(child) is None  # gone, and reaped
+    assert warm_server(lab) == server
 
 
 def test_paths_the_cli_takes_from_home_at_import_follow_each_command(tmp_path: Path) -> None:

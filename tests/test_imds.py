@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+import labkit
 from conftest import EC2_TRUST, NO_CREDENTIALS, ROLE, Demo, create_role, launch
 from labkit.cloud import InstanceFacts
 from labkit.imds import MetadataService, Tokens, error_reply
@@ -222,6 +223,44 @@ def test_replacing_the_association_switches_the_role(attached: Demo) -> None:
     assert attached.box.run(f"curl -s {BASE}/meta-data/iam/security-credentials/").stdout == "OtherRole"
     arn = attached.box.run("aws sts get-caller-identity --query Arn --output text").stdout.strip()
     assert arn == f"arn:aws:sts::123456789012:assumed-role/OtherRole/{attached.instance_id}"
+
+
+def credentials(box: labkit.Instance, role: str) -> dict[str, str]:
+    """The credentials document the instance's metadata service hands out for `role`, via curl."""
+    return dict(json.loads(box.run(f"curl -s {BASE}/meta-data/iam/security-credentials/{role}").stdout))
+
+
+def caller(box: labkit.Instance) -> str:
+    """Who the instance's own `aws` CLI is, with the credentials it finds (the metadata service's)."""
+    return box.run("aws sts get-caller-identity --query Arn --output text").stdout.strip()
+
+
+def test_two_instances_with_one_role_each_get_their_own_session(attached: Demo) -> None:
+    """Guards against the role-session cache keyed by role instead of by instance (issue 16): the
+    second instance then receives the first one's session, `assumed-role/DemoRoleForEC2/i-<the first>`."""
+    second_id = launch(attached.lab, "second-instance")
+    attached.ec2.associate_iam_instance_profile(IamInstanceProfile={"Name": ROLE}, InstanceId=second_id)
+    second = attached.lab.instance(second_id)
+    first_keys, second_keys = credentials(attached.box, ROLE), credentials(second, ROLE)
+    assert first_keys["AccessKeyId"] != second_keys["AccessKeyId"]
+    assert caller(attached.box) == f"arn:aws:sts::123456789012:assumed-role/{ROLE}/{attached.instance_id}"
+    assert caller(second) == f"arn:aws:sts::123456789012:assumed-role/{ROLE}/{second_id}"
+
+
+def test_replacing_the_association_after_a_session_was_handed_out_serves_the_new_role(attached: Demo) -> None:
+    """Guards against a stale role after the association was replaced (issue 16): the cached session
+    kept without checking that it is for the instance's current role. The credentials are fetched
+    before the switch, so a session is cached when the role changes."""
+    before = credentials(attached.box, ROLE)
+    assert caller(attached.box) == f"arn:aws:sts::123456789012:assumed-role/{ROLE}/{attached.instance_id}"
+    create_role(attached.iam, "OtherRole")
+    association = attached.ec2.describe_iam_instance_profile_associations()["IamInstanceProfileAssociations"][0]
+    attached.ec2.replace_iam_instance_profile_association(
+        IamInstanceProfile={"Name": "OtherRole"}, AssociationId=association["AssociationId"]
+    )
+    after = credentials(attached.box, "OtherRole")
+    assert after["Code"] == "Success" and after["AccessKeyId"] != before["AccessKeyId"]
+    assert caller(attached.box) == f"arn:aws:sts::123456789012:assumed-role/OtherRole/{attached.instance_id}"
 
 
 def test_error_pages_are_the_ones_aws_sends() -> None:

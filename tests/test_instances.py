@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 import labkit
-from conftest import Demo, launch
+from conftest import Demo, create_role, launch
+
+EC2_READ_ONLY = "arn:aws:iam::aws:policy/AmazonEC2ReadOnlyAccess"
 
 
 def test_the_environment_is_built_from_nothing(demo: Demo) -> None:
@@ -15,6 +17,22 @@ def test_the_environment_is_built_from_nothing(demo: Demo) -> None:
     expected = {"HOME", "USER", "LOGNAME", "SHELL", "HOSTNAME", "PATH", "LANG", "TERM",
                 "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"} | proxies | shell  # fmt: skip
     assert names == expected
+
+
+def test_the_cli_on_an_instance_works_in_the_labs_region(demo: Demo) -> None:
+    """The instance's `aws` uses the lab's region, us-east-1, where the lab keeps its instances.
+
+    Guards against another region in the instance's environment, which only notebook 04's `aws ec2`
+    line caught (mutation in labkit/instances.py, `Instance.environ`: `"AWS_DEFAULT_REGION": REGION`
+    replaced by `"AWS_DEFAULT_REGION": "eu-west-1"`): there the lab has no instances at all.
+    """
+    create_role(demo.iam, "EC2Reader", policy=EC2_READ_ONLY)
+    demo.attach("EC2Reader")
+    listed = "aws ec2 describe-instances --query 'Reservations[].Instances[].InstanceId' --output text"
+    configured, described = demo.box.run_lines(f"aws configure list\n{listed}").results
+    rows = [line.split() for line in configured.stdout.splitlines()]
+    assert [row for row in rows if row[:1] == ["region"]] == [["region", "us-east-1", "env", "AWS_DEFAULT_REGION"]]
+    assert (described.exit_code, described.stdout.split()) == (0, [demo.instance_id])
 
 
 def test_the_shell_starts_in_the_instance_home(demo: Demo) -> None:

@@ -19,6 +19,8 @@ CREDENTIALS = "http://169.254.169.254/latest/meta-data/iam/security-credentials/
 
 CANARY_KEY = "AKIACANARYCANARY0001"
 CANARY_SECRET = "canary/secret/canary/secret/canary/0001"
+CANARY_TOKEN = "canary-session-token-canary-session-token-0001"
+CANARIES = (CANARY_KEY, CANARY_SECRET, CANARY_TOKEN, "eu-west-3")
 
 
 @pytest.fixture
@@ -34,6 +36,7 @@ def canary_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", CANARY_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CANARY_SECRET)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", CANARY_TOKEN)
     monkeypatch.setenv("AWS_PROFILE", "canary")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-3")
     return home
@@ -41,10 +44,40 @@ def canary_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_nothing_on_an_instance_sees_or_uses_the_host_credentials(demo: Demo, canary_home: Path) -> None:
     seen = demo.box.run("env; cat ~/.aws/credentials; ls -a ~")
-    assert CANARY_KEY not in seen.stdout + seen.stderr
+    assert [canary for canary in CANARIES if canary in seen.stdout + seen.stderr] == []
     assert str(canary_home) not in seen.stdout
     result = demo.box.run("aws iam list-users")
     assert (result.exit_code, result.stderr.strip()) == (255, NO_CREDENTIALS)
+
+
+def aws_variables(listing: str, separator: str = "\n") -> dict[str, str]:
+    """The AWS_* variables in a listing of an environment (`env`, or /proc/PID/environ)."""
+    pairs = (entry.split("=", 1) for entry in listing.split(separator) if "=" in entry)
+    return {name: value for name, value in pairs if name.startswith("AWS_")}
+
+
+def test_no_aws_variable_of_the_host_reaches_an_instance(demo: Demo, canary_home: Path) -> None:
+    """An instance's shell and the processes it starts hold only the lab's AWS_* variables, and
+    nothing run there prints a canary value of the host, whether or not `aws` finds credentials.
+
+    Guards against the host's AWS_SECRET_ACCESS_KEY copied into the instance's environment (mutation
+    in labkit/instances.py, `Instance.environ`: `"AWS_DEFAULT_REGION": REGION,` followed by
+    `**{k: v for k, v in os.environ.items() if k == "AWS_SECRET_ACCESS_KEY"},`): a secret without
+    its key id leaves `aws` saying "Unable to locate credentials", so only the environment shows it.
+    """
+    own = "cat /proc/self/environ | tr '\\0' '\\n'"  # the environment a process there starts with
+    control = subprocess.run(["bash", "-c", own], capture_output=True, text=True, check=True).stdout
+    assert aws_variables(control)["AWS_SECRET_ACCESS_KEY"] == CANARY_SECRET  # the probe sees the host's
+    lab = {"AWS_ENDPOINT_URL": demo.lab.api_url, "AWS_DEFAULT_REGION": "us-east-1"}
+    shell, process = demo.box.run_lines(f"env\n{own}").results
+    assert aws_variables(shell.stdout) == aws_variables(process.stdout) == lab
+    ran = demo.box.run_lines(
+        "python3 -c 'import os; print(os.environ)'\naws configure list\naws iam list-users\n"
+        "aws sts get-caller-identity\naws --debug sts get-caller-identity\nls -a ~; cat ~/.aws/*"
+    )
+    printed = str(ran)
+    assert [canary for canary in (*CANARIES, str(canary_home)) if canary in printed] == []
+    assert "AWS_ENDPOINT_URL" in printed and "<not set>" in printed  # it did print the environment
 
 
 def test_lab_clients_read_no_aws_variable_and_no_file_under_the_home_aws(lab_home: Path, canary_home: Path) -> None:

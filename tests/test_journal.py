@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +21,7 @@ import pytest
 import labkit
 from labkit.home import read_info, write_info
 from labkit.journal import Journal, action_of, changes_something
+from labkit.steps import ROLE, SECOND_ROLE, association_of
 
 CREDENTIALS = "http://169.254.169.254/latest/meta-data/iam/security-credentials/DemoRoleForEC2"
 
@@ -69,6 +72,119 @@ def test_a_killed_lab_comes_back_as_it_was(own_lab: labkit.Lab, capsys: pytest.C
     again = back.instance("demo-instance")
     assert again.run("cat notes/file").stdout.strip() == "kept"
     assert again.run("aws iam list-users --query 'Users[].UserName' --output text").exit_code == 0
+
+
+def test_copied_credentials_keep_their_role_across_a_role_switch_and_a_crash(own_lab: labkit.Lab) -> None:
+    """Guards against role sessions replayed after everything else on restore (issue 16): the session
+    of DemoRoleForEC2 then replays after the switch to DemoEC2ReadOnlyRole, and the keys a student
+    copied come back as the other role."""
+    own_lab.reset(to="05")  # demo-instance holds DemoRoleForEC2; DemoEC2ReadOnlyRole exists
+    box = own_lab.instance("demo-instance")
+    first = json.loads(box.run(f"curl -s {CREDENTIALS}").stdout)
+    association = association_of(own_lab, box.id)
+    assert association is not None
+    own_lab.client("ec2").replace_iam_instance_profile_association(
+        IamInstanceProfile={"Name": SECOND_ROLE}, AssociationId=association["AssociationId"]
+    )
+    second = json.loads(box.run(f"curl -s {CREDENTIALS.removesuffix(ROLE) + SECOND_ROLE}").stdout)
+    assert second["AccessKeyId"] != first["AccessKeyId"]
+    kill(own_lab)
+
+    back = labkit.connect(own_lab.home)
+    copied = back.client(
+        "sts",
+        aws_access_key_id=first["AccessKeyId"],
+        aws_secret_access_key=first["SecretAccessKey"],
+        aws_session_token=first["Token"],
+    )
+    assert copied.get_caller_identity()["Arn"] == f"arn:aws:sts::123456789012:assumed-role/{ROLE}/{box.id}"
+    again = back.instance("demo-instance")
+    current = json.loads(again.run(f"curl -s {CREDENTIALS.removesuffix(ROLE) + SECOND_ROLE}").stdout)
+    assert current["AccessKeyId"] == second["AccessKeyId"]
+    arn = again.run("aws sts get-caller-identity --query Arn --output text").stdout.strip()
+    assert arn == f"arn:aws:sts::123456789012:assumed-role/{SECOND_ROLE}/{box.id}"
+
+
+def strace_calls(trace: str) -> list[tuple[str, str, str]]:
+    """The system calls in `strace -f` output, as (thread id, name, arguments and result), in the
+    order each thread made them; a call another thread interrupted is joined back into one."""
+    calls: list[tuple[str, str, str]] = []
+    pending: dict[str, tuple[str, str]] = {}
+    for line in trace.splitlines():
+        tid, _, event = line.partition(" ")
+        event = event.lstrip()
+        if resumed := re.match(r"<\.\.\. (\w+) resumed>(.*)", event):
+            name, start = pending.pop(tid, (resumed[1], ""))
+            calls.append((tid, name, start + resumed[2]))
+        elif call := re.match(r"(\w+)\((.*)", event):
+            if call[2].endswith("<unfinished ...>"):
+                pending[tid] = (call[1], call[2].removesuffix("<unfinished ...>"))
+            else:
+                calls.append((tid, call[1], call[2]))
+    calls.extend((tid, name, start) for tid, (name, start) in pending.items())  # cut short by detaching
+    return calls
+
+
+def test_a_change_is_on_disk_before_it_is_acknowledged(own_lab: labkit.Lab, tmp_path: Path) -> None:
+    """Guards against the journal without fsync (issue 16): a killed lab keeps its written pages, so
+    only the kernel can tell. strace, attached to every thread of the lab process, shows the thread
+    that serves CreateUser write the change to journal.jsonl, fsync it, and only then send the HTTP
+    response; without the fsync it writes, then responds."""
+    strace = shutil.which("strace")
+    assert strace, "this test needs strace: apt-get install -y strace"
+    iam, pid, trace = own_lab.client("iam"), own_lab.info.pid, tmp_path / "strace.txt"
+    calls = "trace=fsync,fdatasync,write,writev,sendto,sendmsg"
+    command = [strace, "-f", "-yy", "-s", "40", "-e", calls, "-o", str(trace), "-p", str(pid)]
+    tracer = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not every_thread_traced(pid, by=tracer.pid):
+            assert tracer.poll() is None, f"strace could not attach: {tracer.communicate()[1]}"
+            assert time.monotonic() < deadline, "strace did not attach to every thread of the lab within 10 s"
+            time.sleep(0.02)
+        iam.create_user(UserName="on-disk")
+        while '"HTTP/1.1 ' not in trace.read_text() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        tracer.terminate()
+        tracer.communicate(timeout=10)
+    journal = own_lab.home / "journal.jsonl"
+    record = journal.read_bytes().splitlines(keepends=True)[-1]
+    assert json.loads(record)["action"] == "CreateUser"
+    traced = strace_calls(trace.read_text())
+    steps = [(tid, step) for tid, name, rest in traced if (step := what(name, rest, journal, own_lab.info.api_port))]
+    writers = {tid for tid, step in steps if step.startswith("write journal")}
+    assert len(writers) == 1, f"one thread writes the change to the journal; the trace shows: {steps}"
+    assert [step for tid, step in steps if tid in writers] == [
+        f"write journal = {len(record)}",
+        "fsync journal = 0",
+        "response",
+    ]
+
+
+def every_thread_traced(pid: int, *, by: int) -> bool:
+    """Whether process `by` traces every thread of process `pid` (a thread that just ended counts)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            if f"TracerPid:\t{by}\n" not in (task / "status").read_text():
+                return False
+        except FileNotFoundError:
+            continue
+    return True
+
+
+def what(name: str, rest: str, journal: Path, api_port: int) -> str:
+    """What one traced call means here: a write or fsync of the journal (with its result), the start
+    of an HTTP response sent from the lab's API port (a bare `socket:[…]` where strace cannot name
+    the connection), or '' for anything else."""
+    fd = re.match(r"\d+<(.*?)>[,)]", rest)
+    if fd is None:
+        return ""
+    if fd[1] == str(journal):
+        result = rest.rsplit(" = ", 1)[1].strip() if " = " in rest else "(unfinished)"
+        return f"{'fsync' if name in ('fsync', 'fdatasync') else name} journal = {result}"
+    sent_by_the_api = fd[1].startswith((f"TCP:[127.0.0.1:{api_port}->", "socket:["))
+    return "response" if sent_by_the_api and '"HTTP/1.1 ' in rest else ""
 
 
 def test_reset_clears_the_record(own_lab: labkit.Lab) -> None:

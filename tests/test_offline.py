@@ -5,7 +5,8 @@ of canary keys. Besides `lo`, the namespace's only way out is a TUN device that 
 is routed to: the test reads every packet sent there (and drops it), so any attempt by any process
 (the lab, the notebook kernels, the `aws` CLI and curl on instances) to reach beyond loopback, a DNS
 lookup included, is recorded. inotify reports every open of the student's ~/.aws. The test asserts
-that nothing went out, and that nothing opened the student's ~/.aws.
+that nothing went out, that nothing opened the student's ~/.aws, and that no canary value and no
+AWS_* variable of the student reached the instance's environment (`env`, and /proc/self/environ).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 CANARY = "AKIACANARYCANARY7777"
+CANARY_SECRET = "canary/secret/canary/secret/canary/7777"
 
 SCENARIO = textwrap.dedent(
     """
@@ -42,6 +44,8 @@ SCENARIO = textwrap.dedent(
                     "curl -s -m 5 http://example.com/", "curl -s -m 5 https://example.com/",
                     "python3 -c 'import boto3; boto3.client(\\"iam\\").list_roles()'"]:
         print(command, box.run(command).exit_code, flush=True)
+    for line in box.run("env").stdout.splitlines() + box.run("cat /proc/self/environ").stdout.split(chr(0)):
+        print("instance environment:", line, flush=True)
     for path in sorted(Path(sys.argv[2]).glob("[0-9][0-9]-*.ipynb")):
         lab.reset(to=path.name[:2])
         nb = nbformat.read(path, as_version=4)
@@ -109,14 +113,19 @@ class Opens:
 def student_home(path: Path) -> dict[str, str]:
     """A HOME and environment whose AWS credentials are recognisable canaries."""
     (path / ".aws").mkdir(parents=True)
-    (path / ".aws" / "credentials").write_text(f"[default]\naws_access_key_id = {CANARY}\naws_secret_access_key = x\n")
+    (path / ".aws" / "credentials").write_text(
+        f"[default]\naws_access_key_id = {CANARY}\naws_secret_access_key = {CANARY_SECRET}\n"
+    )
     (path / ".aws" / "config").write_text("[default]\nregion = eu-west-3\n")
     keep = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    canaries = {"AWS_ACCESS_KEY_ID": CANARY, "AWS_SECRET_ACCESS_KEY": "x", "AWS_PROFILE": "default"}
+    canaries = {"AWS_ACCESS_KEY_ID": CANARY, "AWS_SECRET_ACCESS_KEY": CANARY_SECRET, "AWS_PROFILE": "default"}
     return {**keep, "HOME": str(path), **canaries}
 
 
 def test_the_demo_and_the_notebooks_stay_on_loopback_and_off_the_students_aws(tmp_path: Path) -> None:
+    """Guards, among others, against the host's AWS_SECRET_ACCESS_KEY copied into an instance's
+    environment (mutation in labkit/instances.py, `Instance.environ`: `"AWS_DEFAULT_REGION": REGION,`
+    followed by `**{k: v for k, v in os.environ.items() if k == "AWS_SECRET_ACCESS_KEY"},`)."""
     assert shutil.which("unshare") and shutil.which("ip"), ".ci/run installs util-linux and iproute2"
     assert Path("/dev/net/tun").exists(), "the namespace's way out is a TUN device: this kernel has none"
     (tmp_path / "scenario.py").write_text(SCENARIO)
@@ -138,7 +147,11 @@ def test_the_demo_and_the_notebooks_stay_on_loopback_and_off_the_students_aws(tm
     notebooks = [f"{p.name} ran" for p in sorted(NOTEBOOKS.glob("*.ipynb"))]
     assert [line for line in ran if line.endswith(" ran")] == notebooks
     assert "aws iam list-users 0" in ran and "curl -s -m 5 https://example.com/ 56" in ran
-    assert CANARY not in done.stdout + done.stderr
+    environment = [line.split(": ", 1)[1] for line in ran if line.startswith("instance environment: ")]
+    names = sorted(entry.split("=")[0] for entry in environment if entry.startswith("AWS_"))
+    assert names == 2 * ["AWS_DEFAULT_REGION"] + 2 * ["AWS_ENDPOINT_URL"]  # the lab's, in `env` and in /proc
+    assert "AWS_DEFAULT_REGION=us-east-1" in environment  # the control: the instance's environment was read
+    assert [canary for canary in (CANARY, CANARY_SECRET) if canary in done.stdout + done.stderr] == []
     packets = sent.read_text().splitlines()
     assert "IPv4 protocol 6 to 192.0.2.1" in packets  # the wire does see an attempt to go out
     assert [packet for packet in packets if not packet.endswith(" to 192.0.2.1")] == []

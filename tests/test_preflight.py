@@ -12,7 +12,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PREFLIGHT = REPO / "tools" / "preflight"
 NO_CHROMIUM = "make test needs chromium: apt-get install chromium, as root (Debian/Ubuntu)"
-TOOLS = ("bash", "curl", "unshare", "ip", "make")
+TOOLS = ("bash", "curl", "unshare", "ip", "strace", "make")
 
 
 def machine(tmp_path: Path, *, without: tuple[str, ...] = (), chromium: bool = True) -> dict[str, str]:
