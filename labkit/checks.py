@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from labkit import steps
+from labkit import solutions
 from labkit.errors import CheckpointNotFound, LabNotReady
+from labkit.protocol import instance_home
 from labkit.trust import ec2_may_assume
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ def _profile_roles(iam: Any, name: str) -> list[str] | None:
 
 
 def _held_role(lab: Lab, instance_id: str | None) -> str | None:
-    association = steps.association_of(lab, instance_id) if instance_id else None
+    association = solutions.association_of(lab, instance_id) if instance_id else None
     return str(association["IamInstanceProfile"]["Arn"]).rsplit("/", 1)[-1] if association else None
 
 
@@ -104,17 +105,19 @@ def _after_00(lab: Lab) -> list[Check]:
 def _after_01(lab: Lab) -> list[Check]:
     iam = lab.client("iam")
     users = {u["UserName"] for u in iam.list_users()["Users"]}
-    has_user = steps.APP_USER in users
+    has_user = solutions.APP_USER in users
     policies = (
-        {p["PolicyArn"] for p in iam.list_attached_user_policies(UserName=steps.APP_USER)["AttachedPolicies"]}
+        {p["PolicyArn"] for p in iam.list_attached_user_policies(UserName=solutions.APP_USER)["AttachedPolicies"]}
         if has_user
         else set()
     )
-    keys = iam.list_access_keys(UserName=steps.APP_USER)["AccessKeyMetadata"] if has_user else []
-    server = steps.running_instance_id(lab, steps.APP_SERVER)
-    leaked_file = server is not None and (lab.home / "instances" / server / "home" / ".aws" / "credentials").exists()
+    keys = iam.list_access_keys(UserName=solutions.APP_USER)["AccessKeyMetadata"] if has_user else []
+    server = solutions.running_instance_id(lab, solutions.APP_SERVER)
+    leaked_file = server is not None and (instance_home(lab.home, server) / ".aws" / "credentials").exists()
     return [
-        Check("app-user exists, with IAMReadOnlyAccess", steps.READ_ONLY in policies, _fix("01", "create app-user")),
+        Check(
+            "app-user exists, with IAMReadOnlyAccess", solutions.READ_ONLY in policies, _fix("01", "create app-user")
+        ),
         Check("app-server is running", server is not None, _fix("01", "launch app-server")),
         Check("app-user has no access key left", has_user and not keys, _fix("01", "delete app-user's access key")),
         Check(
@@ -125,31 +128,31 @@ def _after_01(lab: Lab) -> list[Check]:
 
 def _after_02(lab: Lab) -> list[Check]:
     iam = lab.client("iam")
-    role = _role(iam, steps.ROLE)
+    role = _role(iam, solutions.ROLE)
     trusted = role is not None and ec2_may_assume(json.dumps(role["AssumeRolePolicyDocument"]))
     return [
-        Check(f"role {steps.ROLE} exists", role is not None, _fix("02", "create_role")),
+        Check(f"role {solutions.ROLE} exists", role is not None, _fix("02", "create_role")),
         Check("EC2 may assume it (trust policy)", trusted, _fix("02", "create it with the EC2 trust policy")),
         Check(
             "IAMReadOnlyAccess is attached to it",
-            role is not None and steps.READ_ONLY in _attached(iam, steps.ROLE),
+            role is not None and solutions.READ_ONLY in _attached(iam, solutions.ROLE),
             _fix("02", "attach_role_policy"),
         ),
         Check(
-            f"instance profile {steps.ROLE} holds the role",
-            _profile_roles(iam, steps.ROLE) == [steps.ROLE],
+            f"instance profile {solutions.ROLE} holds the role",
+            _profile_roles(iam, solutions.ROLE) == [solutions.ROLE],
             _fix("02", "create_instance_profile and add_role_to_instance_profile"),
         ),
     ]
 
 
 def _after_03(lab: Lab) -> list[Check]:
-    instance_id = steps.running_instance_id(lab, steps.INSTANCE)
+    instance_id = solutions.running_instance_id(lab, solutions.INSTANCE)
     return [
         Check("demo-instance is running", instance_id is not None, _fix("03", "launch demo-instance")),
         Check(
-            f"demo-instance holds {steps.ROLE}",
-            _held_role(lab, instance_id) == steps.ROLE,
+            f"demo-instance holds {solutions.ROLE}",
+            _held_role(lab, instance_id) == solutions.ROLE,
             _fix("03", "associate_iam_instance_profile"),
         ),
     ]
@@ -157,10 +160,10 @@ def _after_03(lab: Lab) -> list[Check]:
 
 def _after_04(lab: Lab) -> list[Check]:
     iam = lab.client("iam")
-    instance_id = steps.running_instance_id(lab, steps.INSTANCE)
-    role = _role(iam, steps.ROLE)
-    keys = iam.list_access_keys(UserName=steps.STARTER_USER)["AccessKeyMetadata"]
-    home = lab.home / "instances" / instance_id / "home" if instance_id else None
+    instance_id = solutions.running_instance_id(lab, solutions.INSTANCE)
+    role = _role(iam, solutions.ROLE)
+    keys = iam.list_access_keys(UserName=solutions.STARTER_USER)["AccessKeyMetadata"]
+    home = instance_home(lab.home, instance_id) if instance_id else None
     return [
         Check(
             "no ~/.aws/credentials on demo-instance",
@@ -169,25 +172,25 @@ def _after_04(lab: Lab) -> list[Check]:
         ),
         Check("alice has no access key", not keys, _fix("04", "delete alice's access key")),
         Check(
-            f"IAMReadOnlyAccess is attached to {steps.ROLE} again",
-            role is not None and steps.READ_ONLY in _attached(iam, steps.ROLE),
+            f"IAMReadOnlyAccess is attached to {solutions.ROLE} again",
+            role is not None and solutions.READ_ONLY in _attached(iam, solutions.ROLE),
             _fix("04", "attach_role_policy again"),
         ),
         Check(
-            f"instance profile {steps.SECOND_ROLE} holds its role",
-            _profile_roles(iam, steps.SECOND_ROLE) == [steps.SECOND_ROLE],
+            f"instance profile {solutions.SECOND_ROLE} holds its role",
+            _profile_roles(iam, solutions.SECOND_ROLE) == [solutions.SECOND_ROLE],
             _fix("04", "create the second role"),
         ),
         Check(
-            f"demo-instance holds {steps.ROLE} again",
-            _held_role(lab, instance_id) == steps.ROLE,
+            f"demo-instance holds {solutions.ROLE} again",
+            _held_role(lab, instance_id) == solutions.ROLE,
             _fix("04", "replace_iam_instance_profile_association back"),
         ),
     ]
 
 
 def _after_05(lab: Lab) -> list[Check]:
-    instance_id = steps.running_instance_id(lab, steps.INSTANCE)
+    instance_id = solutions.running_instance_id(lab, solutions.INSTANCE)
     tokens = None
     if instance_id is not None:
         described = lab.client("ec2").describe_instances(InstanceIds=[instance_id])
@@ -199,14 +202,16 @@ def _after_05(lab: Lab) -> list[Check]:
 
 def _after_06(lab: Lab) -> list[Check]:
     iam = lab.client("iam")
-    ours = [i for i in lab.instances() if i.name in (steps.INSTANCE, steps.APP_SERVER)]
+    ours = [i for i in lab.instances() if i.name in (solutions.INSTANCE, solutions.APP_SERVER)]
     left = [i.name for i in ours if i.state != "terminated"]
     # Terminated instances stay listed for a while, as on AWS: the evidence that the series ran and
     # was cleaned up, which a lab that never started the series does not have.
-    ended = {i.name for i in ours if i.state == "terminated"} == {steps.INSTANCE, steps.APP_SERVER}
-    roles = [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"] in (steps.ROLE, steps.SECOND_ROLE)]
+    ended = {i.name for i in ours if i.state == "terminated"} == {solutions.INSTANCE, solutions.APP_SERVER}
+    roles = [
+        r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"] in (solutions.ROLE, solutions.SECOND_ROLE)
+    ]
     profiles = [p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]]
-    users = [u["UserName"] for u in iam.list_users()["Users"] if u["UserName"] == steps.APP_USER]
+    users = [u["UserName"] for u in iam.list_users()["Users"] if u["UserName"] == solutions.APP_USER]
     terminate = f"terminate {', '.join(left)}" if left else "work through 01-05, then terminate their instances"
     return [
         Check("the series' instances are terminated", ended and not left, _fix("06", terminate)),
@@ -266,7 +271,7 @@ def checkpoint(number: str | int) -> str:
     if name not in CHECKS:
         raise CheckpointNotFound(
             f"There is no notebook {number}; the checkpoints are {', '.join(CHECKS)} "
-            f"({', '.join(steps.NOTEBOOKS.values())})."
+            f"({', '.join(solutions.NOTEBOOKS.values())})."
         )
     return name
 

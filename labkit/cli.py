@@ -14,9 +14,9 @@ from typing import Any
 
 from labkit.checks import checkpoint
 from labkit.errors import LabError
-from labkit.home import lab_home
 from labkit.lab import Lab, connect, down, running_info, up
-from labkit.steps import NOTEBOOKS, before
+from labkit.solutions import NOTEBOOKS, before
+from labkit.statedir import lab_home
 
 EPILOG = """examples:
   labkit up                          start the lab (or find the running one)

@@ -128,11 +128,11 @@ def diagram(lab: Lab, instance: str, *, profile: str | None = None) -> Diagram:
 
     The profile drawn is the one attached to the instance, or `profile` when you name the one you
     mean to attach: then the diagram shows which links of the chain exist yet."""
-    from labkit import steps
+    from labkit import solutions
 
     iam, ec2 = lab.client("iam"), lab.client("ec2")
     box = lab.instance(instance)
-    association = steps.association_of(lab, box.id)
+    association = solutions.association_of(lab, box.id)
     held = str(association["IamInstanceProfile"]["Arn"]).rsplit("/", 1)[-1] if association else None
     profile_name = profile or held
     try:

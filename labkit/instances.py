@@ -31,11 +31,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from labkit.cliserver import client_script
-from labkit.cloud import REGION
 from labkit.errors import LabError
-from labkit.home import LabInfo
-from labkit.imds import instance_key
+from labkit.protocol import BIN_DIR, CLI_SOCKET, REGION, client_script, instance_home, instance_key
+from labkit.statedir import LabInfo
 
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 TERMINAL_STYLE = "background:#1e1e1e;color:#e6e6e6;padding:8px 10px;border-radius:4px;font-family:monospace"
@@ -211,8 +209,8 @@ _WRITTEN: set[Path] = set()
 def _bin_dir(lab_home: Path) -> Path:
     """The instance's own bin directory: the real `aws` CLI and Python, nothing else of ours.
     Written once per lab by this process, not for every command (one stat checks it is still there)."""
-    if lab_home in _WRITTEN and (lab_home / "bin" / "aws").exists():
-        return lab_home / "bin"
+    if lab_home in _WRITTEN and (lab_home / BIN_DIR / "aws").exists():
+        return lab_home / BIN_DIR
     here = Path(sys.executable).parent
     aws = here / "aws"
     if not aws.exists():
@@ -223,10 +221,10 @@ def _bin_dir(lab_home: Path) -> Path:
                 "Install the lab with `make lab` (or `pip install -e .`)."
             )
         aws = Path(found)
-    bin_dir = lab_home / "bin"
+    bin_dir = lab_home / BIN_DIR
     bin_dir.mkdir(exist_ok=True)
     wanted = {
-        "aws": client_script(sys.executable, str(lab_home / "aws.sock"), str(aws)),
+        "aws": client_script(sys.executable, str(lab_home / CLI_SOCKET), str(aws)),
         "python3": f'#!/bin/sh\nexec "{sys.executable}" "$@"\n',
     }
     for name, text in wanted.items():
@@ -275,7 +273,7 @@ class Instance:
     @property
     def home(self) -> Path:
         """This instance's home directory (its `~`)."""
-        path = self.lab_home / "instances" / self.id / "home"
+        path = instance_home(self.lab_home, self.id)
         path.mkdir(parents=True, exist_ok=True)
         return path
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labkit.cloud import REGION
 from labkit.errors import InstanceNotFound, InstanceNotRunning, LabError, LabNotRunning, LabStartFailed
-from labkit.home import LOG_FILE, LabInfo, ensure_home, lab_home, read_info, remove_info
 from labkit.instances import Instance
+from labkit.protocol import LOG_FILE, REGION, START_LOCK
+from labkit.statedir import LabInfo, ensure_home, lab_home, read_info, remove_info
 
 if TYPE_CHECKING:
     import pandas
@@ -88,7 +88,7 @@ def _lab_process_env() -> dict[str, str]:
 def _start(home: Path) -> LabInfo:
     log = open(home / LOG_FILE, "ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "labkit.server", "--home", str(home)],
+        [sys.executable, "-m", "labkit.labprocess.main", "--home", str(home)],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -116,7 +116,7 @@ def _start(home: Path) -> LabInfo:
 def up(home: str | os.PathLike[str] | None = None) -> tuple[LabInfo, bool]:
     """Start the lab of `home` unless it runs already; returns its record and whether it started."""
     path = ensure_home(lab_home(home))
-    with open(path / ".start.lock", "w") as lock:
+    with open(path / START_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         info = running_info(path)
         if info is not None:
@@ -374,17 +374,17 @@ class Lab:
         """Wipe the lab back to a fresh one, or (`to="03"`) to where a student who finished the
         notebooks before 03 would have it, with the same ids every time. `say` prints each step as it
         goes. Returns the seconds taken."""
-        from labkit import checks, steps
+        from labkit import checks, solutions
 
         began = time.perf_counter()
         name = checks.checkpoint(to) if to is not None else None
         _control(self.current(), "reset", method="POST")  # every reset draws ids from the same seed
         if name is None:
             return time.perf_counter() - began
-        for notebook in steps.before(name):
+        for notebook in solutions.before(name):
             if say:
-                print(f"  replaying notebook {notebook} ({steps.NOTEBOOKS[notebook]})…", flush=True)
-            steps.STEPS[notebook](self)
+                print(f"  replaying notebook {notebook} ({solutions.NOTEBOOKS[notebook]})…", flush=True)
+            solutions.STEPS[notebook](self)
         return time.perf_counter() - began
 
     def check(self, notebook: str | int) -> CheckReport:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import labkit
-from labkit.steps import launch
+from labkit.solutions import launch
 
 ROLE = "DemoRoleForEC2"
 READ_ONLY = "arn:aws:iam::aws:policy/IAMReadOnlyAccess"

@@ -85,7 +85,7 @@ def test_an_instance_id_from_another_lab(at_04: labkit.Lab, tmp_path: Path) -> N
     ours = {i.instance_id for i in at_04.instances()}
     try:  # every lab draws ids from the same seed: its first launches give the ids ours has
         foreign = next(
-            i for i in (labkit.steps.launch(elsewhere, "foreign") for _ in range(len(ours) + 1)) if i not in ours
+            i for i in (labkit.solutions.launch(elsewhere, "foreign") for _ in range(len(ours) + 1)) if i not in ours
         )
     finally:
         labkit.down(elsewhere.home)

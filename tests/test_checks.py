@@ -6,7 +6,7 @@ import pytest
 
 import labkit
 from conftest import Demo
-from labkit import steps
+from labkit import solutions
 
 
 def test_a_fresh_lab_is_not_ready_for_a_later_notebook(fresh_lab: labkit.Lab) -> None:
@@ -78,14 +78,14 @@ def test_each_check_fails_before_its_notebook_and_names_what_it_builds(lab: labk
 
     Guards against a check that says ✓ whatever the lab holds (checks were only ever tested to
     pass). The mutations, in labkit/checks.py: for 04, the line
-    `_profile_roles(iam, steps.SECOND_ROLE) == [steps.SECOND_ROLE],` replaced by `True,`; for 05,
+    `_profile_roles(iam, solutions.SECOND_ROLE) == [solutions.SECOND_ROLE],` replaced by `True,`; for 05,
     `tokens == "required"` replaced by `True`; for 06, `"06": _after_06,` by `"06": lambda lab: [],`.
     """
     lab.reset(to=number)
     report = lab.check(number)
     assert not report.ok
     assert [c.item for c in report.missing] == BUILDS[number]
-    steps.STEPS[number](lab)
+    solutions.STEPS[number](lab)
     assert lab.check(number).ok, str(lab.check(number))
 
 
@@ -97,14 +97,14 @@ def test_what_notebook_04_puts_back_is_checked_item_by_item(lab: labkit.Lab) -> 
     labkit/checks.py, `not keys` replaced by `True`)."""
     lab.reset(to="05")
     iam, ec2 = lab.client("iam"), lab.client("ec2")
-    key = iam.create_access_key(UserName=steps.STARTER_USER)["AccessKey"]
-    box = lab.instance(steps.INSTANCE)
+    key = iam.create_access_key(UserName=solutions.STARTER_USER)["AccessKey"]
+    box = lab.instance(solutions.INSTANCE)
     assert box.run(f"aws configure set aws_access_key_id {key['AccessKeyId']}").ok
-    iam.detach_role_policy(RoleName=steps.ROLE, PolicyArn=steps.READ_ONLY)
-    association = steps.association_of(lab, box.id)
+    iam.detach_role_policy(RoleName=solutions.ROLE, PolicyArn=solutions.READ_ONLY)
+    association = solutions.association_of(lab, box.id)
     assert association is not None
     ec2.replace_iam_instance_profile_association(
-        IamInstanceProfile={"Name": steps.SECOND_ROLE}, AssociationId=association["AssociationId"]
+        IamInstanceProfile={"Name": solutions.SECOND_ROLE}, AssociationId=association["AssociationId"]
     )
     assert [c.item for c in lab.check("04").missing] == [
         "no ~/.aws/credentials on demo-instance",

@@ -191,10 +191,10 @@ def test_status_shows_progress_for_instructors(home: Path) -> None:
 def test_status_of_a_student_who_finished_the_series_says_so(home: Path) -> None:
     """06 deletes what 01-05 built: progress is the furthest point reached, not the first gap."""
     import labkit as package
-    from labkit import steps
+    from labkit import solutions
 
     labkit(home, "reset", "--to", "06")
-    steps.notebook_06(package.connect(home))
+    solutions.notebook_06(package.connect(home))
     status = labkit(home, "status").stdout
     assert "Progress: finished the series" in status
     rows = [line.split(None, 2) for line in status.splitlines() if ".ipynb" in line]

@@ -107,7 +107,7 @@ def test_the_warm_aws_prints_exactly_what_a_fresh_one_prints(
     compared: dict[tuple[str, str], tuple[CommandResult, CommandResult]], home: str, command: str
 ) -> None:
     """Guards, with the test below, against the warm aws forcing text output (mutation in
-    labkit/cliserver.py, `_run`: `os.environ.update(request["env"])` replaced by
+    labkit/labprocess/cliserver.py, `_run`: `os.environ.update(request["env"])` replaced by
     `os.environ.update(request["env"], AWS_DEFAULT_OUTPUT="text")`)."""
     warm, fresh = compared[home, command]
     assert (warm.exit_code, warm.stdout, warm.stderr) == (fresh.exit_code, fresh.stdout, fresh.stderr)
@@ -129,7 +129,7 @@ def test_in_a_fresh_home_the_compared_calls_succeed_and_print_json(
     the API calls the notebooks type succeed, and those that choose no output print JSON, warm and
     fresh. Those the role does not allow (create-user, describe-instances) are refused.
 
-    Guards against the warm aws forcing text output (mutation in labkit/cliserver.py, `_run`:
+    Guards against the warm aws forcing text output (mutation in labkit/labprocess/cliserver.py, `_run`:
     `os.environ.update(request["env"])` replaced by
     `os.environ.update(request["env"], AWS_DEFAULT_OUTPUT="text")`), which survived a comparison
     of failed calls only.
@@ -218,7 +218,7 @@ def warm_server(lab: labkit.Lab) -> int:
     found = []
     for pid in children(lab.current().pid):
         try:
-            if b"labkit.cliserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if b"labkit.labprocess.cliserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 found.append(pid)
         except OSError:
             continue
@@ -249,7 +249,7 @@ def test_a_command_cut_short_leaves_the_server_serving(box: labkit.Instance, lab
     the server in /proc and still running once its client is dead, show the cut came mid-command.
 
     Guards against a server that waits for each command to end before taking the next (mutation in
-    labkit/cliserver.py, `serve`: `if os.fork() == 0:` replaced by `if (pid := os.fork()) == 0 or
+    labkit/labprocess/cliserver.py, `serve`: `if os.fork() == 0:` replaced by `if (pid := os.fork()) == 0 or
     any(signal.sigtimedwait([], 0.01) for _ in iter(lambda: os.path.exists(f"/proc/{pid}"), False)):`);
     against one that dies as it reaps, after which the instance's `aws` quietly runs the real CLI and
     every comparison above still passes (`connection.close()` replaced by
@@ -288,7 +288,7 @@ def test_paths_the_cli_takes_from_home_at_import_follow_each_command(tmp_path: P
     probe = textwrap.dedent(f"""
         import os, sys
         os.environ["HOME"] = {str(tmp_path / "server")!r}
-        from labkit import cliserver
+        from labkit.labprocess import cliserver
         cliserver.warm()
         places = cliserver._home_paths({str(tmp_path / "server")!r})
         cliserver._repoint(places, {str(tmp_path / "server")!r}, "/home/ec2-user")
@@ -307,7 +307,9 @@ def test_the_warm_server_ends_with_its_lab_even_one_killed_while_it_warms_up(tmp
     os.kill(info.pid, signal.SIGKILL)  # at once: the server is still warming up
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        servers = subprocess.run(["pgrep", "-f", f"labkit.cliserver {tmp_path}"], capture_output=True, text=True)
+        servers = subprocess.run(
+            ["pgrep", "-f", f"labkit.labprocess.cliserver {tmp_path}"], capture_output=True, text=True
+        )
         if not servers.stdout.strip():
             break
         time.sleep(0.2)

@@ -10,8 +10,8 @@ import pytest
 
 import labkit
 from conftest import EC2_TRUST, NO_CREDENTIALS, ROLE, Demo, create_role, launch
-from labkit.cloud import InstanceFacts
-from labkit.imds import MetadataService, Tokens, error_reply
+from labkit.labprocess.backends import InstanceFacts
+from labkit.labprocess.imds import MetadataService, Tokens, error_reply
 
 BASE = "http://169.254.169.254/latest"
 FACTS = InstanceFacts(

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 import labkit
-from labkit.home import read_info, write_info
-from labkit.journal import Journal, action_of, changes_something
-from labkit.steps import ROLE, SECOND_ROLE, association_of
+from labkit.labprocess.journal import Journal, action_of, changes_something
+from labkit.solutions import ROLE, SECOND_ROLE, association_of
+from labkit.statedir import read_info, write_info
 
 CREDENTIALS = "http://169.254.169.254/latest/meta-data/iam/security-credentials/DemoRoleForEC2"
 

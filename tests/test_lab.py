@@ -18,7 +18,7 @@ import pytest
 
 import labkit
 from conftest import Demo, create_role, launch
-from labkit.home import lab_home, read_info, write_info
+from labkit.statedir import lab_home, read_info, write_info
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

@@ -31,13 +31,13 @@ SCENARIO = textwrap.dedent(
     import nbformat
     from nbclient import NotebookClient
     import labkit
-    from labkit import steps
+    from labkit import solutions
 
     home = sys.argv[1]
     os.environ["LABKIT_HOME"] = home
     lab = labkit.connect(home)
     lab.reset(to="03")
-    steps.notebook_03(lab)
+    solutions.notebook_03(lab)
     box = lab.instance("demo-instance")
     for command in ["aws iam list-users", "aws iam create-user --user-name x", "aws sts get-caller-identity",
                     "curl -s http://169.254.169.254/latest/meta-data/iam/security-credentials/DemoRoleForEC2",

@@ -106,7 +106,7 @@ def _access_keys_are_never_seeded() -> None:
     from moto.iam import models
     from moto.sts import models as sts_models
 
-    from labkit.cloud import SECRETS, fresh_key_id, fresh_secret
+    from labkit.labprocess.backends import SECRETS, fresh_key_id, fresh_secret
 
     original = models.AccessKey.__init__
     token = sts_models.random_session_token
@@ -192,7 +192,7 @@ def _botocore_data_read_once() -> None:
     """
     from botocore import loaders
 
-    from labkit.botodata import read_once
+    from labkit.labprocess.botodata import read_once
 
     read_once(loaders)
 
@@ -205,7 +205,7 @@ def _only_the_labs_region_of_instance_types() -> None:
     """
     from moto.utilities import utils
 
-    from labkit.cloud import REGION
+    from labkit.labprocess.backends import REGION
 
     load_resource = utils.load_resource
 

@@ -1,6 +1,6 @@
 """The lab process: the emulated AWS endpoint and the metadata service, on loopback.
 
-    python -m labkit.server --home DIR
+    python -m labkit.labprocess.main --home DIR
 
 Started in the background by `labkit up` or `labkit.connect()`; one per state directory. It
 serves two ports on 127.0.0.1, both chosen free at start:
@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from labkit.home import LabInfo, ensure_home, lab_home, read_info, remove_info, write_info
-from labkit.journal import Journal, action_of, changes_something
+from labkit.labprocess.journal import Journal, action_of, changes_something
+from labkit.protocol import CLI_SERVER_HOME, CLI_SOCKET
+from labkit.statedir import LabInfo, ensure_home, lab_home, read_info, remove_info, write_info
 
 CONTROL_PREFIX = "/_labkit/"
-CLI_SOCKET = "aws.sock"
 
 StartResponse = Callable[..., Any]
 
@@ -132,31 +132,31 @@ def _json(start_response: StartResponse, status: int, data: dict[str, Any]) -> l
 
 
 def _start_cli_server(home: Path) -> subprocess.Popen[bytes] | None:
-    """The warm `aws` of the lab's instances (labkit/cliserver.py); it ends when this process does."""
+    """The warm `aws` of the lab's instances (labkit/labprocess/cliserver.py); it ends when this process does."""
     path = home / CLI_SOCKET
     if len(str(path)) > 100:  # a Unix socket's path must be short; instances then run the real aws
         print(f"labkit: {path} is too long for a socket; instances run the plain aws CLI", flush=True)
         return None
-    private = home / "cli-server-home"  # its own HOME: it never reads the student's
+    private = home / CLI_SERVER_HOME  # its own HOME: it never reads the student's
     private.mkdir(mode=0o700, exist_ok=True)
     env = {key: value for key, value in os.environ.items() if key != "PYTHONHASHSEED"}  # as any aws process
     env["HOME"] = str(private)
-    command = [sys.executable, "-m", "labkit.cliserver", str(path), str(os.getpid())]
+    command = [sys.executable, "-m", "labkit.labprocess.cliserver", str(path), str(os.getpid())]
     return subprocess.Popen(command, stdin=subprocess.DEVNULL, env=env)
 
 
 def serve(home: Path) -> None:
     """Run the lab until it is told to stop (shutdown endpoint, SIGTERM or SIGINT)."""
-    from labkit.cloud import Cloud, configure_moto, new_admin_keys
+    from labkit.labprocess.backends import Cloud, configure_moto, new_admin_keys
 
     configure_moto()
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
-    from labkit import patches
-    from labkit.imds import ImdsProxy, MetadataService, Tokens
+    from labkit.labprocess import motofixes
+    from labkit.labprocess.imds import ImdsProxy, MetadataService, Tokens
 
-    patches.apply()
+    motofixes.apply()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     secret = secrets.token_hex(32)
     cloud = Cloud(home, new_admin_keys(), journal=Journal(home))
@@ -199,7 +199,7 @@ def serve(home: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m labkit.server", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m labkit.labprocess.main", description=__doc__.splitlines()[0])
     parser.add_argument("--home", help="the lab's state directory (default: $LABKIT_HOME)")
     args = parser.parse_args(argv)
     serve(ensure_home(lab_home(args.home)))

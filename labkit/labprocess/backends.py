@@ -23,11 +23,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from labkit.journal import Journal
+from labkit.labprocess.journal import Journal
+from labkit.protocol import ACCOUNT_ID, INSTANCES_DIR, REGION
 from labkit.trust import ec2_may_assume
 
-ACCOUNT_ID = "123456789012"
-REGION = "us-east-1"
 ADMIN_USER = "admin"
 ADMIN_POLICY_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
 STARTER_USERS = ("alice", "bob", "carol")
@@ -213,7 +212,7 @@ class Cloud:
         yield the same ids (see `_drawing`). Secrets never follow it. The journal starts anew.
         """
         with self.lock:
-            shutil.rmtree(self.home / "instances", ignore_errors=True)
+            shutil.rmtree(self.home / INSTANCES_DIR, ignore_errors=True)
             self._fresh(seed)
             if self.journal is not None:
                 self.journal.start({"seed": seed, "admin": list(self.admin_keys)})

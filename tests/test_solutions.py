@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 import labkit
-from labkit import steps
+from labkit import solutions
 from labkit.checks import checkpoint
 
 
@@ -42,15 +42,15 @@ def test_a_students_own_run_and_the_checkpoints_share_their_ids(lab: labkit.Lab)
     describe, a call is refused): the ids the series shows must still be those of `reset --to`."""
     ec2 = lab.client("ec2")
     lab.reset()
-    steps.notebook_01(lab)
-    lab.instance(steps.APP_SERVER).run("aws iam list-users")  # no credentials yet
-    steps.notebook_02(lab)
-    steps.notebook_03(lab)
-    box = lab.instance(steps.INSTANCE)
+    solutions.notebook_01(lab)
+    lab.instance(solutions.APP_SERVER).run("aws iam list-users")  # no credentials yet
+    solutions.notebook_02(lab)
+    solutions.notebook_03(lab)
+    box = lab.instance(solutions.INSTANCE)
     assert box.run("aws iam list-users").ok  # a role session minted
     ec2.describe_instances()
     with pytest.raises(ec2.exceptions.ClientError):  # IncorrectState, as notebook 04 shows on purpose
-        ec2.associate_iam_instance_profile(IamInstanceProfile={"Name": steps.ROLE}, InstanceId=box.id)
+        ec2.associate_iam_instance_profile(IamInstanceProfile={"Name": solutions.ROLE}, InstanceId=box.id)
     own = ids(lab)
     lab.reset(to="04")
     assert ids(lab) == own
@@ -71,5 +71,5 @@ def test_checkpoint_names() -> None:
 
 
 def test_each_step_names_the_notebook_that_teaches_it() -> None:
-    for number, step in steps.STEPS.items():
-        assert step.__doc__ is not None and step.__doc__.startswith(f"Taught in {steps.NOTEBOOKS[number][:-6]}")
+    for number, step in solutions.STEPS.items():
+        assert step.__doc__ is not None and step.__doc__.startswith(f"Taught in {solutions.NOTEBOOKS[number][:-6]}")

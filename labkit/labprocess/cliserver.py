@@ -1,6 +1,6 @@
 """A warm `aws` CLI for the lab's instances: the same program, without paying its start-up each time.
 
-    python -m labkit.cliserver SOCKET LAB_PID    (started by the lab process; it ends with it)
+    python -m labkit.labprocess.cliserver SOCKET LAB_PID    (started by the lab process; it ends with it)
 
 A fresh `aws` process spends most of its time importing the CLI and reading botocore's JSON models.
 This server does that once, then forks a child per command. The instance's `aws` (a few lines, see
@@ -25,33 +25,10 @@ import sys
 import types
 from typing import Any
 
-from labkit.botodata import read_once
+from labkit.labprocess.botodata import read_once
+from labkit.protocol import HEADER
 
-HEADER = struct.Struct(">I")
 WARM_SERVICES = ("iam", "sts", "ec2")
-
-
-def client_script(python: str, socket_path: str, real_aws: str) -> str:
-    """The instance's `aws`: hand the command to the warm server, or run the real CLI."""
-    return f"""#!{python} -IS
-# The lab's `aws`: the real AWS CLI, run by a warm copy of it (labkit/cliserver.py).
-import array, json, os, socket, struct, sys
-try:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect({socket_path!r})
-except OSError:
-    os.execv({python!r}, [{python!r}, {real_aws!r}] + sys.argv[1:])
-request = json.dumps({{"argv": sys.argv[1:], "env": dict(os.environ), "cwd": os.getcwd()}}).encode()
-fds = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))]
-s.sendmsg([struct.pack(">I", len(request)) + request], fds)
-status = b""
-while len(status) < 4:
-    chunk = s.recv(4 - len(status))
-    if not chunk:
-        break
-    status += chunk
-sys.exit(struct.unpack(">i", status)[0] if len(status) == 4 else 255)
-"""
 
 
 def warm() -> None:

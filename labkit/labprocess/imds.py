@@ -27,7 +27,8 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from labkit.cloud import InstanceFacts, RoleSession, utcnow
+from labkit.labprocess.backends import InstanceFacts, RoleSession, utcnow
+from labkit.protocol import instance_key
 
 IMDS_HOSTS = {"169.254.169.254", "fd00:ec2::254"}
 TOKEN_PATH = "/latest/api/token"
@@ -84,11 +85,6 @@ def error_reply(status: int, note: str = "") -> Reply:
     if status == 404:
         return Reply(404, _PAGE_404.format(note=f"\n  <p>{note}</p>" if note else ""))
     return Reply(status, _PAGE.format(code=status, reason=_REASONS[status]))
-
-
-def instance_key(secret: str, instance_id: str) -> str:
-    """The proxy password of one instance: what proves a request comes from its shell."""
-    return hmac.new(secret.encode(), b"instance:" + instance_id.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def _timestamp(moment: datetime) -> str:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-JOURNAL_FILE = "journal.jsonl"
+from labkit.protocol import JOURNAL_FILE
+
 FORMAT = 1
 READ_ONLY_PREFIXES = ("Get", "List", "Describe")
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from labkit import patches
-from labkit.cloud import REFRESH_BEFORE, ROLE_SESSION_SECONDS, Cloud, configure_moto, new_admin_keys
+from labkit.labprocess import motofixes
+from labkit.labprocess.backends import REFRESH_BEFORE, ROLE_SESSION_SECONDS, Cloud, configure_moto, new_admin_keys
 
 EC2_TRUST = json.dumps({"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
                                        "Action": "sts:AssumeRole"}]})  # fmt: skip
@@ -34,7 +34,7 @@ def clock() -> Clock:
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory, clock: Clock) -> Cloud:
     configure_moto()
-    patches.apply()
+    motofixes.apply()
     cloud = Cloud(Path(tmp_path_factory.mktemp("cloud")), new_admin_keys(), clock=clock)
     cloud.bootstrap()
     return cloud

@@ -5,7 +5,7 @@ One directory is one lab: `$LABKIT_HOME` if set, else a per-user directory
 
     lab.json         ports, pid and administrator keys of the running lab (owner-only)
     lab.log          what the lab process printed
-    journal.jsonl    every change made to the lab, to bring it back after a crash (labkit.journal)
+    journal.jsonl    every change made to the lab, to bring it back after a crash (labkit.labprocess.journal)
     instances/<id>/  the home directory of each simulated instance
 """
 
@@ -17,8 +17,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-INFO_FILE = "lab.json"
-LOG_FILE = "lab.log"
+from labkit.protocol import INFO_FILE
 
 
 def lab_home(home: str | os.PathLike[str] | None = None) -> Path:

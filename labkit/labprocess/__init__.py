@@ -1,0 +1,15 @@
+"""The lab process: moto as AWS, the metadata service, the journal, and the warm `aws` it starts.
+
+    python -m labkit.labprocess.main --home DIR      # started by `labkit up` or labkit.connect()
+
+Nothing here is imported by the student's kernel or the `labkit` command: they reach the lab over
+HTTP and agree with it only through labkit.protocol and labkit.statedir.
+
+    main.py        the process: the API port (moto + /_labkit/ control) and the metadata port
+    backends.py    moto's backends, the bootstrap, resets, role sessions, ids from one seed
+    imds.py        the Instance Metadata Service (IMDSv1 and v2), as an HTTP proxy
+    journal.py     the durable record of changes, replayed after a crash
+    motofixes.py   every change the lab makes to moto and botocore, each with its reason
+    botodata.py    botocore's data files, decoded once per process
+    cliserver.py   the warm `aws` of instances (its own process, started by main.py)
+"""

@@ -1,0 +1,76 @@
+"""What the lab's three programs agree on, and nothing else.
+
+The student's kernel and the `labkit` command (the client), the lab process (labkit.labprocess)
+and the warm `aws` of instances share no code but this module and labkit.statedir. Here is:
+
+- the lab's one account and region;
+- the state directory's layout (`lab.json`, `journal.jsonl`, `aws.sock`, `instances/<id>/home`, …);
+- how an instance proves who it is to the metadata service (its proxy password);
+- the warm `aws` socket protocol: the script an instance runs as `aws`, and its frame header.
+
+It imports nothing of labkit's, and only the standard library.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import struct
+from pathlib import Path
+
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+
+# The state directory (labkit.statedir.lab_home): one lab.
+INFO_FILE = "lab.json"  # ports, pid, administrator keys and secret of the running lab (owner-only)
+LOG_FILE = "lab.log"  # what the lab process printed
+JOURNAL_FILE = "journal.jsonl"  # every change, to bring the lab back after a crash
+START_LOCK = ".start.lock"  # held while a lab starts, so that two never start for one directory
+CLI_SOCKET = "aws.sock"  # the warm `aws` server's socket
+CLI_SERVER_HOME = "cli-server-home"  # the warm `aws` server's own HOME: never the student's
+BIN_DIR = "bin"  # the instances' own `aws` and `python3`
+INSTANCES_DIR = "instances"  # one directory per instance
+
+
+def instance_dir(home: Path, instance_id: str) -> Path:
+    """Where the lab keeps what belongs to one instance."""
+    return home / INSTANCES_DIR / instance_id
+
+
+def instance_home(home: Path, instance_id: str) -> Path:
+    """The instance's own home directory: its `~`."""
+    return instance_dir(home, instance_id) / "home"
+
+
+def instance_key(secret: str, instance_id: str) -> str:
+    """The proxy password of one instance: what proves a request to the metadata service comes
+    from its shell. Derived from the lab's secret, so only the lab and its client can make it."""
+    return hmac.new(secret.encode(), b"instance:" + instance_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+# The warm `aws`: a request is a 4-byte big-endian length and a JSON object (argv, env, cwd), sent
+# with the command's stdin, stdout and stderr (SCM_RIGHTS); the answer, a 4-byte exit status.
+HEADER = struct.Struct(">I")
+
+
+def client_script(python: str, socket_path: str, real_aws: str) -> str:
+    """The instance's `aws`: hand the command to the warm server, or run the real CLI."""
+    return f"""#!{python} -IS
+# The lab's `aws`: the real AWS CLI, run by a warm copy of it (labkit/labprocess/cliserver.py).
+import array, json, os, socket, struct, sys
+try:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect({socket_path!r})
+except OSError:
+    os.execv({python!r}, [{python!r}, {real_aws!r}] + sys.argv[1:])
+request = json.dumps({{"argv": sys.argv[1:], "env": dict(os.environ), "cwd": os.getcwd()}}).encode()
+fds = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))]
+s.sendmsg([struct.pack(">I", len(request)) + request], fds)
+status = b""
+while len(status) < 4:
+    chunk = s.recv(4 - len(status))
+    if not chunk:
+        break
+    status += chunk
+sys.exit(struct.unpack(">i", status)[0] if len(status) == 4 else 255)
+"""
