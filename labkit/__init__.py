@@ -8,6 +8,11 @@
 moto plays AWS on loopback with IAM authorization on; labkit adds what moto lacks: each
 instance's Instance Metadata Service, and a sealed shell per instance. In a notebook,
 `connect()` also registers the `%%instance NAME` cell magic.
+
+Layers, each built on the one before, never the reverse: the connection to the lab (`lab.py`:
+clients, instances, a fresh reset); the lesson's names (`catalogue.py`); the lesson (`solutions.py`,
+`checks.py`, `display.py`, `quiz.py`, `magic.py`), gathered in `lesson.py`, whose `Lab` is what
+`connect()` returns.
 """
 
 from labkit import quiz
@@ -25,7 +30,8 @@ from labkit.errors import (
     ResourceNotFound,
 )
 from labkit.instances import CommandResult, Instance, Transcript
-from labkit.lab import Lab, LabStatus, connect, down, up
+from labkit.lab import LabStatus, down, up
+from labkit.lesson import Lab, connect
 
 __all__ = [
     "Check",

@@ -15,15 +15,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from labkit import solutions
-from labkit.errors import CheckpointNotFound, LabNotReady
+from labkit.catalogue import (
+    APP_SERVER,
+    APP_USER,
+    INSTANCE,
+    PROFILE,
+    READ_ONLY,
+    ROLE,
+    SECOND_PROFILE,
+    SECOND_ROLE,
+    STARTER_USER,
+    checkpoint,
+)
+from labkit.errors import LabNotReady
 from labkit.protocol import instance_home
+from labkit.solutions import association_of, running_instance_id
 from labkit.trust import ec2_may_assume
 
 if TYPE_CHECKING:
     import pandas
 
-    from labkit.lab import Lab
+    from labkit.lab import Connection
 
 
 @dataclass(frozen=True)
@@ -92,32 +104,30 @@ def _profile_roles(iam: Any, name: str) -> list[str] | None:
         return None
 
 
-def _held_role(lab: Lab, instance_id: str | None) -> str | None:
-    association = solutions.association_of(lab, instance_id) if instance_id else None
+def _held_role(lab: Connection, instance_id: str | None) -> str | None:
+    association = association_of(lab, instance_id) if instance_id else None
     return str(association["IamInstanceProfile"]["Arn"]).rsplit("/", 1)[-1] if association else None
 
 
-def _after_00(lab: Lab) -> list[Check]:
+def _after_00(lab: Connection) -> list[Check]:
     arn = lab.client("sts").get_caller_identity()["Arn"]
     return [Check("the lab answers, and you act as its administrator", arn.endswith(":user/admin"), "run `labkit up`")]
 
 
-def _after_01(lab: Lab) -> list[Check]:
+def _after_01(lab: Connection) -> list[Check]:
     iam = lab.client("iam")
     users = {u["UserName"] for u in iam.list_users()["Users"]}
-    has_user = solutions.APP_USER in users
+    has_user = APP_USER in users
     policies = (
-        {p["PolicyArn"] for p in iam.list_attached_user_policies(UserName=solutions.APP_USER)["AttachedPolicies"]}
+        {p["PolicyArn"] for p in iam.list_attached_user_policies(UserName=APP_USER)["AttachedPolicies"]}
         if has_user
         else set()
     )
-    keys = iam.list_access_keys(UserName=solutions.APP_USER)["AccessKeyMetadata"] if has_user else []
-    server = solutions.running_instance_id(lab, solutions.APP_SERVER)
+    keys = iam.list_access_keys(UserName=APP_USER)["AccessKeyMetadata"] if has_user else []
+    server = running_instance_id(lab, APP_SERVER)
     leaked_file = server is not None and (instance_home(lab.home, server) / ".aws" / "credentials").exists()
     return [
-        Check(
-            "app-user exists, with IAMReadOnlyAccess", solutions.READ_ONLY in policies, _fix("01", "create app-user")
-        ),
+        Check("app-user exists, with IAMReadOnlyAccess", READ_ONLY in policies, _fix("01", "create app-user")),
         Check("app-server is running", server is not None, _fix("01", "launch app-server")),
         Check("app-user has no access key left", has_user and not keys, _fix("01", "delete app-user's access key")),
         Check(
@@ -126,43 +136,43 @@ def _after_01(lab: Lab) -> list[Check]:
     ]
 
 
-def _after_02(lab: Lab) -> list[Check]:
+def _after_02(lab: Connection) -> list[Check]:
     iam = lab.client("iam")
-    role = _role(iam, solutions.ROLE)
+    role = _role(iam, ROLE)
     trusted = role is not None and ec2_may_assume(json.dumps(role["AssumeRolePolicyDocument"]))
     return [
-        Check(f"role {solutions.ROLE} exists", role is not None, _fix("02", "create_role")),
+        Check(f"role {ROLE} exists", role is not None, _fix("02", "create_role")),
         Check("EC2 may assume it (trust policy)", trusted, _fix("02", "create it with the EC2 trust policy")),
         Check(
             "IAMReadOnlyAccess is attached to it",
-            role is not None and solutions.READ_ONLY in _attached(iam, solutions.ROLE),
+            role is not None and READ_ONLY in _attached(iam, ROLE),
             _fix("02", "attach_role_policy"),
         ),
         Check(
-            f"instance profile {solutions.ROLE} holds the role",
-            _profile_roles(iam, solutions.ROLE) == [solutions.ROLE],
+            f"instance profile {PROFILE} holds the role",
+            _profile_roles(iam, PROFILE) == [ROLE],
             _fix("02", "create_instance_profile and add_role_to_instance_profile"),
         ),
     ]
 
 
-def _after_03(lab: Lab) -> list[Check]:
-    instance_id = solutions.running_instance_id(lab, solutions.INSTANCE)
+def _after_03(lab: Connection) -> list[Check]:
+    instance_id = running_instance_id(lab, INSTANCE)
     return [
         Check("demo-instance is running", instance_id is not None, _fix("03", "launch demo-instance")),
         Check(
-            f"demo-instance holds {solutions.ROLE}",
-            _held_role(lab, instance_id) == solutions.ROLE,
+            f"demo-instance holds {ROLE}",
+            _held_role(lab, instance_id) == ROLE,
             _fix("03", "associate_iam_instance_profile"),
         ),
     ]
 
 
-def _after_04(lab: Lab) -> list[Check]:
+def _after_04(lab: Connection) -> list[Check]:
     iam = lab.client("iam")
-    instance_id = solutions.running_instance_id(lab, solutions.INSTANCE)
-    role = _role(iam, solutions.ROLE)
-    keys = iam.list_access_keys(UserName=solutions.STARTER_USER)["AccessKeyMetadata"]
+    instance_id = running_instance_id(lab, INSTANCE)
+    role = _role(iam, ROLE)
+    keys = iam.list_access_keys(UserName=STARTER_USER)["AccessKeyMetadata"]
     home = instance_home(lab.home, instance_id) if instance_id else None
     return [
         Check(
@@ -172,25 +182,25 @@ def _after_04(lab: Lab) -> list[Check]:
         ),
         Check("alice has no access key", not keys, _fix("04", "delete alice's access key")),
         Check(
-            f"IAMReadOnlyAccess is attached to {solutions.ROLE} again",
-            role is not None and solutions.READ_ONLY in _attached(iam, solutions.ROLE),
+            f"IAMReadOnlyAccess is attached to {ROLE} again",
+            role is not None and READ_ONLY in _attached(iam, ROLE),
             _fix("04", "attach_role_policy again"),
         ),
         Check(
-            f"instance profile {solutions.SECOND_ROLE} holds its role",
-            _profile_roles(iam, solutions.SECOND_ROLE) == [solutions.SECOND_ROLE],
+            f"instance profile {SECOND_PROFILE} holds its role",
+            _profile_roles(iam, SECOND_PROFILE) == [SECOND_ROLE],
             _fix("04", "create the second role"),
         ),
         Check(
-            f"demo-instance holds {solutions.ROLE} again",
-            _held_role(lab, instance_id) == solutions.ROLE,
+            f"demo-instance holds {ROLE} again",
+            _held_role(lab, instance_id) == ROLE,
             _fix("04", "replace_iam_instance_profile_association back"),
         ),
     ]
 
 
-def _after_05(lab: Lab) -> list[Check]:
-    instance_id = solutions.running_instance_id(lab, solutions.INSTANCE)
+def _after_05(lab: Connection) -> list[Check]:
+    instance_id = running_instance_id(lab, INSTANCE)
     tokens = None
     if instance_id is not None:
         described = lab.client("ec2").describe_instances(InstanceIds=[instance_id])
@@ -200,18 +210,16 @@ def _after_05(lab: Lab) -> list[Check]:
     ]
 
 
-def _after_06(lab: Lab) -> list[Check]:
+def _after_06(lab: Connection) -> list[Check]:
     iam = lab.client("iam")
-    ours = [i for i in lab.instances() if i.name in (solutions.INSTANCE, solutions.APP_SERVER)]
+    ours = [i for i in lab.instances() if i.name in (INSTANCE, APP_SERVER)]
     left = [i.name for i in ours if i.state != "terminated"]
     # Terminated instances stay listed for a while, as on AWS: the evidence that the series ran and
     # was cleaned up, which a lab that never started the series does not have.
-    ended = {i.name for i in ours if i.state == "terminated"} == {solutions.INSTANCE, solutions.APP_SERVER}
-    roles = [
-        r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"] in (solutions.ROLE, solutions.SECOND_ROLE)
-    ]
+    ended = {i.name for i in ours if i.state == "terminated"} == {INSTANCE, APP_SERVER}
+    roles = [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"] in (ROLE, SECOND_ROLE)]
     profiles = [p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]]
-    users = [u["UserName"] for u in iam.list_users()["Users"] if u["UserName"] == solutions.APP_USER]
+    users = [u["UserName"] for u in iam.list_users()["Users"] if u["UserName"] == APP_USER]
     terminate = f"terminate {', '.join(left)}" if left else "work through 01-05, then terminate their instances"
     return [
         Check("the series' instances are terminated", ended and not left, _fix("06", terminate)),
@@ -221,7 +229,7 @@ def _after_06(lab: Lab) -> list[Check]:
     ]
 
 
-CHECKS: dict[str, Callable[[Lab], list[Check]]] = {
+CHECKS: dict[str, Callable[[Connection], list[Check]]] = {
     "00": _after_00,
     "01": _after_01,
     "02": _after_02,
@@ -260,23 +268,12 @@ class Progress:
         return f"notebooks 00-{last}" if last > "00" else "notebook 00"
 
 
-def progress(lab: Lab) -> Progress:
+def progress(lab: Connection) -> Progress:
     """For every notebook, whether the lab holds what it builds, and how far the student got."""
     return Progress({number: check(lab, number) for number in CHECKS})
 
 
-def checkpoint(number: str | int) -> str:
-    """'3', 3 and '03' all name checkpoint '03'; anything else is a clear error."""
-    name = f"{int(number):02d}" if str(number).isdigit() else str(number)
-    if name not in CHECKS:
-        raise CheckpointNotFound(
-            f"There is no notebook {number}; the checkpoints are {', '.join(CHECKS)} "
-            f"({', '.join(solutions.NOTEBOOKS.values())})."
-        )
-    return name
-
-
-def check(lab: Lab, notebook: str | int) -> CheckReport:
+def check(lab: Connection, notebook: str | int) -> CheckReport:
     """Whether the lab holds what notebook `notebook` builds."""
     name = checkpoint(notebook)
     items = tuple(CHECKS[name](lab))
@@ -289,7 +286,7 @@ def check(lab: Lab, notebook: str | int) -> CheckReport:
     return CheckReport(verdict, items)
 
 
-def ready_for(lab: Lab, notebook: str | int) -> CheckReport:
+def ready_for(lab: Connection, notebook: str | int) -> CheckReport:
     """Whether the lab holds what the notebooks before `notebook` built; raises LabNotReady if not."""
     name = checkpoint(notebook)
     items = tuple(item for earlier in CHECKS if earlier < name or earlier == "00" for item in CHECKS[earlier](lab))

@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from labkit.checks import checkpoint
+from labkit.catalogue import NOTEBOOKS, checkpoint
 from labkit.errors import LabError
-from labkit.lab import Lab, connect, down, running_info, up
-from labkit.solutions import NOTEBOOKS, before
+from labkit.lab import down, running_info, up
+from labkit.lesson import Lab, connect
+from labkit.solutions import before
 from labkit.statedir import lab_home
 
 EPILOG = """examples:
@@ -81,11 +82,14 @@ def _cmd_status(args: argparse.Namespace) -> int:
                 n: {"done": progress.done(n), "holds": r.ok, "missing": [c.item for c in r.missing]}
                 for n, r in progress.reports.items()
             },
+            "fixes_missing": info.fixes_missing,
         }, indent=2))  # fmt: skip
         return 0
     print(f"Lab {status.pid} running at {status.api_url} since {since:%Y-%m-%d %H:%M} (state in {status.home})")
     print(f"  users:     {', '.join(status.users) or '-'}")
     print(f"  roles:     {', '.join(status.roles) or '-'}")
+    if info.fixes_missing:  # the installed moto lacks what these changes need (labkit/labprocess/motofixes)
+        print(f"  not applied to this moto: {', '.join(info.fixes_missing)} (why: lab.log in {status.home})")
     print("  instances:" + ("" if status.instances else " -"))
     for inst in status.instances:
         role = status.role_of(inst)

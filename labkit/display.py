@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from labkit.errors import ResourceNotFound
+from labkit.solutions import association_of
 from labkit.trust import ec2_may_assume
 
 if TYPE_CHECKING:
     import pandas
 
-    from labkit.lab import Lab
+    from labkit.lab import Connection
 
 
 @dataclass(frozen=True)
@@ -123,16 +124,14 @@ def _actions(iam: Any, policy_arn: str) -> list[str]:
     return allowed
 
 
-def diagram(lab: Lab, instance: str, *, profile: str | None = None) -> Diagram:
+def diagram(lab: Connection, instance: str, *, profile: str | None = None) -> Diagram:
     """Role → instance profile → instance → metadata service → AWS APIs, for one running instance.
 
     The profile drawn is the one attached to the instance, or `profile` when you name the one you
     mean to attach: then the diagram shows which links of the chain exist yet."""
-    from labkit import solutions
-
     iam, ec2 = lab.client("iam"), lab.client("ec2")
     box = lab.instance(instance)
-    association = solutions.association_of(lab, box.id)
+    association = association_of(lab, box.id)
     held = str(association["IamInstanceProfile"]["Arn"]).rsplit("/", 1)[-1] if association else None
     profile_name = profile or held
     try:
@@ -190,7 +189,7 @@ class PolicyTable:
         return f'<div style="white-space:normal">{table}</div>'
 
 
-def policy_table(lab: Lab, policy_arns: list[str]) -> PolicyTable:
+def policy_table(lab: Connection, policy_arns: list[str]) -> PolicyTable:
     """The lab's own copies of AWS managed policies: the action patterns each allows, in full.
 
     A pattern is what the policy says (`s3:*`, `s3:Get*`); one pattern can stand for hundreds of

@@ -1,5 +1,8 @@
 """A connection to the lab: start it when needed, act as its administrator, reach its instances.
 
+The connection knows nothing of the lesson: the notebooks' steps, checks and `%%instance` are built
+on it (labkit/lesson.py), never the reverse.
+
 Every client made here talks to the lab on loopback with the lab's administrator keys, through a
 botocore session that reads no `AWS_*` variable and no file under `~/.aws`: a student's own AWS
 credentials are never read, used or copied.
@@ -17,7 +20,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from labkit.errors import InstanceNotFound, InstanceNotRunning, LabError, LabNotRunning, LabStartFailed
 from labkit.instances import Instance
@@ -26,8 +29,6 @@ from labkit.statedir import LabInfo, ensure_home, lab_home, read_info, remove_in
 
 if TYPE_CHECKING:
     import pandas
-
-    from labkit.checks import CheckReport, Progress
 
 START_TIMEOUT = 60.0
 _STOPPED = (
@@ -167,24 +168,6 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def connect(home: str | os.PathLike[str] | None = None, *, start: bool = True) -> Lab:
-    """Connect to the lab of `home` (default `$LABKIT_HOME`), starting it if it is not running."""
-    from labkit import magic
-
-    path = lab_home(home)
-    info = running_info(path)
-    if info is None:
-        if not start:
-            raise LabNotRunning(f"No lab is running for {path}. Start it with `labkit up` (or labkit.connect()).")
-        print("labkit: starting your lab (a few seconds)…", flush=True)
-        info, started = up(path)
-        if started and info.restoration():
-            print(f"labkit: {info.restoration()}")
-    lab = Lab(path, info)
-    magic.register(lab)
-    return lab
-
-
 def sealed_botocore_session() -> Any:
     """A botocore session that reads no AWS_* variable and no file under ~/.aws."""
     import botocore.session
@@ -247,10 +230,10 @@ class LabStatus:
         return roles[0] if roles else None
 
 
-class Lab:
-    """A running lab: its administrator's clients, its instances, its reset.
+class Connection:
+    """A running lab: its administrator's clients, its instances, its reset to a fresh lab.
 
-    A Lab follows its state directory: after `labkit down` and `labkit up` (or a crash and a
+    A connection follows its state directory: after `labkit down` and `labkit up` (or a crash and a
     restart) its clients, instances and `%%instance` cells reach the new lab process, which the
     journal has brought back with the same keys. While no lab runs, they say so in one line."""
 
@@ -258,6 +241,20 @@ class Lab:
         self.home = home
         self.info = info
         self._clients: dict[tuple[str | None, ...], Any] = {}
+
+    @classmethod
+    def open(cls, home: str | os.PathLike[str] | None = None, *, start: bool = True) -> Self:
+        """Connect to the lab of `home` (default `$LABKIT_HOME`), starting it if it is not running."""
+        path = lab_home(home)
+        info = running_info(path)
+        if info is None:
+            if not start:
+                raise LabNotRunning(f"No lab is running for {path}. Start it with `labkit up` (or labkit.connect()).")
+            print("labkit: starting your lab (a few seconds)…", flush=True)
+            info, started = up(path)
+            if started and info.restoration():
+                print(f"labkit: {info.restoration()}")
+        return cls(path, info)
 
     def current(self) -> LabInfo:
         """The record of the lab running now for this state directory (raises LabNotRunning)."""
@@ -370,42 +367,15 @@ class Lab:
         target = running[0]
         return Instance(self.home, self.current, target.instance_id, name=target.name, private_ip=target.private_ip)
 
-    def reset(self, *, to: str | int | None = None, say: bool = True) -> float:
-        """Wipe the lab back to a fresh one, or (`to="03"`) to where a student who finished the
-        notebooks before 03 would have it, with the same ids every time. `say` prints each step as it
-        goes. Returns the seconds taken."""
-        from labkit import checks, solutions
-
+    def reset(self) -> float:
+        """Wipe the lab back to a freshly bootstrapped one; every reset draws ids from the same seed.
+        Returns the seconds taken."""
         began = time.perf_counter()
-        name = checks.checkpoint(to) if to is not None else None
-        _control(self.current(), "reset", method="POST")  # every reset draws ids from the same seed
-        if name is None:
-            return time.perf_counter() - began
-        for notebook in solutions.before(name):
-            if say:
-                print(f"  replaying notebook {notebook} ({solutions.NOTEBOOKS[notebook]})…", flush=True)
-            solutions.STEPS[notebook](self)
+        _control(self.current(), "reset", method="POST")
         return time.perf_counter() - began
 
-    def check(self, notebook: str | int) -> CheckReport:
-        """Whether the lab holds what notebook `notebook` builds, item by item."""
-        from labkit import checks
-
-        return checks.check(self, notebook)
-
-    def progress(self) -> Progress:
-        """For every notebook, whether the lab holds what it builds, and how far the student got."""
-        from labkit import checks
-
-        return checks.progress(self)
-
-    def ready_for(self, notebook: str | int) -> CheckReport:
-        """Whether the lab holds what the notebooks before `notebook` built (raises LabNotReady if not)."""
-        from labkit import checks
-
-        return checks.ready_for(self, notebook)
-
     def status(self) -> LabStatus:
+        """What the lab holds: its users, roles and instances, and which role each instance holds."""
         iam = self.client("iam")
         return LabStatus(
             home=self.home,

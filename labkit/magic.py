@@ -8,7 +8,8 @@ The instance is named by id or Name tag. Each line runs in turn in one shell on 
 typed after `ssh ec2-user@...`, and the cell shows them like a terminal: the prompt and command,
 its output, its errors set apart, a non-zero exit status. As with IPython's `!` commands, a
 Python value in braces (`{key_id}`) is filled in before the line runs. Registered by
-`labkit.connect()` when it runs in IPython.
+`labkit.connect()` when it runs in IPython, on the lab it returns: each `connect()` binds the cell
+magic to its own lab.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from labkit.lab import Lab
+from labkit import awserror
 
-_lab: Lab | None = None
+if TYPE_CHECKING:
+    from labkit.lab import Connection
+
 _PYTHON_VALUE = re.compile(r"\{([A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[[^\[\]{}]+\])*)\}")
 
 
@@ -38,40 +40,31 @@ def expand(text: str, namespace: dict[str, Any]) -> str:
     return _PYTHON_VALUE.sub(value, text)
 
 
-def instance_magic(line: str, cell: str, local_ns: dict[str, Any] | None = None) -> None:
+def instance_magic(lab: Connection, line: str, cell: str, local_ns: dict[str, Any] | None = None) -> None:
+    """Run `cell`, line by line, on `lab`'s instance named in `line`, and show it like a terminal."""
     from IPython.display import display
-
-    from labkit.lab import connect
 
     ref = line.strip()
     if not ref:
         print("Usage: %%instance INSTANCE (an instance id or Name tag), then one shell command per line.")
         return
-    lab = _lab if _lab is not None else connect()
     display(lab.instance(ref).run_lines(expand(cell, local_ns or {})))
 
 
-def register(lab: Lab) -> None:
-    """Make `%%instance` run on `lab`'s instances, and AWS's refusals show as AWS's one line
-    (labkit/awserror.py); in IPython only, elsewhere nothing happens."""
-    global _lab
-    _lab = lab
+def register(lab: Connection) -> None:
+    """Make `%%instance` run on `lab`'s instances (in place of any lab registered before), and AWS's
+    refusals show as AWS's one line (labkit/awserror.py); in IPython only, elsewhere nothing happens."""
     try:
         from IPython import get_ipython
     except ImportError:
         return
     shell = get_ipython()
-    if shell is not None and "instance" not in shell.magics_manager.magics["cell"]:
-        shell.register_magic_function(_with_namespace(shell), magic_kind="cell", magic_name="instance")
-    if shell is not None:
-        from labkit import awserror
+    if shell is None:
+        return
 
-        awserror.register(shell)
-
-
-def _with_namespace(shell: Any) -> Any:
     def instance(line: str, cell: str) -> None:
-        instance_magic(line, cell, shell.user_ns)
+        instance_magic(lab, line, cell, shell.user_ns)
 
     instance.__doc__ = __doc__
-    return instance
+    shell.register_magic_function(instance, magic_kind="cell", magic_name="instance")
+    awserror.register(shell)

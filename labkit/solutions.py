@@ -3,7 +3,7 @@
 `labkit reset --to NN` wipes the lab and replays the steps of every notebook before NN, so the lab
 is exactly as a student who finished them would have it, with the same ids as the student's own run
 (every lab draws moto's ids from one seed, a stream per kind of change: labkit/labprocess/backends.py).
-Each function says which notebook teaches it; the names below are the lesson's names.
+Each function says which notebook teaches it; the names it uses are in labkit/catalogue.py.
 """
 
 from __future__ import annotations
@@ -12,37 +12,41 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from labkit.catalogue import (
+    AL2023,
+    APP_SERVER,
+    APP_USER,
+    EC2_READ_ONLY,
+    EC2_TRUST_POLICY,
+    INSTANCE,
+    PROFILE,
+    READ_ONLY,
+    ROLE,
+    SECOND_PROFILE,
+    SECOND_ROLE,
+    WEB_SERVER,
+)
+
 if TYPE_CHECKING:
-    from labkit.lab import Lab
+    from labkit.lab import Connection
 
-ROLE = "DemoRoleForEC2"
-SECOND_ROLE = "DemoEC2ReadOnlyRole"
-INSTANCE = "demo-instance"
-APP_SERVER = "app-server"
-APP_USER = "app-user"
-WEB_SERVER = "web-server"
-STARTER_USER = "alice"
-READ_ONLY = "arn:aws:iam::aws:policy/IAMReadOnlyAccess"
-EC2_READ_ONLY = "arn:aws:iam::aws:policy/AmazonEC2ReadOnlyAccess"
-AL2023 = [{"Name": "name", "Values": ["al2023-ami-2023.*-kernel-6.1-x86_64"]}]
-EC2_TRUST_POLICY: dict[str, Any] = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"},
-    ],
-}
-NOTEBOOKS = {
-    "00": "00-welcome.ipynb",
-    "01": "01-the-problem.ipynb",
-    "02": "02-create-the-role.ipynb",
-    "03": "03-attach-the-role.ipynb",
-    "04": "04-role-permissions.ipynb",
-    "05": "05-instance-metadata.ipynb",
-    "06": "06-review.ipynb",
-}
+__all__ = [
+    "STEPS",
+    "association_of",
+    "before",
+    "create_role_for_ec2",
+    "launch",
+    "notebook_01",
+    "notebook_02",
+    "notebook_03",
+    "notebook_04",
+    "notebook_05",
+    "notebook_06",
+    "running_instance_id",
+]
 
 
-def launch(lab: Lab, name: str, *, profile: str | None = None) -> str:
+def launch(lab: Connection, name: str, *, profile: str | None = None) -> str:
     """Launch one Amazon Linux 2023 t3.micro with a Name tag (and an instance profile); returns its id."""
     ec2 = lab.client("ec2")
     image = ec2.describe_images(Owners=["amazon"], Filters=AL2023)["Images"][0]["ImageId"]
@@ -57,7 +61,7 @@ def launch(lab: Lab, name: str, *, profile: str | None = None) -> str:
     return str(reservation["Instances"][0]["InstanceId"])
 
 
-def create_role_for_ec2(lab: Lab, name: str, policy_arn: str) -> None:
+def create_role_for_ec2(lab: Connection, name: str, policy_arn: str) -> None:
     """A role EC2 may assume, one managed policy, and the instance profile the console would make."""
     iam = lab.client("iam")
     iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(EC2_TRUST_POLICY))
@@ -66,7 +70,7 @@ def create_role_for_ec2(lab: Lab, name: str, policy_arn: str) -> None:
     iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
 
 
-def association_of(lab: Lab, instance_id: str) -> dict[str, Any] | None:
+def association_of(lab: Connection, instance_id: str) -> dict[str, Any] | None:
     """The instance's current instance-profile association, if it has one."""
     found = lab.client("ec2").describe_iam_instance_profile_associations(
         Filters=[{"Name": "instance-id", "Values": [instance_id]}, {"Name": "state", "Values": ["associated"]}]
@@ -74,12 +78,12 @@ def association_of(lab: Lab, instance_id: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
-def running_instance_id(lab: Lab, name: str) -> str | None:
+def running_instance_id(lab: Connection, name: str) -> str | None:
     found = [i for i in lab.instances() if i.name == name and i.state == "running"]
     return found[0].instance_id if found else None
 
 
-def notebook_01(lab: Lab) -> None:
+def notebook_01(lab: Connection) -> None:
     """Taught in 01-the-problem: an app user with IAMReadOnlyAccess, the app-server it ran on.
 
     The access key the notebook writes to app-server's disk is deleted again by its end, and the
@@ -91,18 +95,18 @@ def notebook_01(lab: Lab) -> None:
     launch(lab, APP_SERVER)
 
 
-def notebook_02(lab: Lab) -> None:
+def notebook_02(lab: Connection) -> None:
     """Taught in 02-create-the-role: DemoRoleForEC2, trusted by EC2, with IAMReadOnlyAccess and its profile."""
     create_role_for_ec2(lab, ROLE, READ_ONLY)
 
 
-def notebook_03(lab: Lab) -> None:
+def notebook_03(lab: Connection) -> None:
     """Taught in 03-attach-the-role: launch demo-instance and attach DemoRoleForEC2 ("Modify IAM role")."""
     instance_id = launch(lab, INSTANCE)
-    lab.client("ec2").associate_iam_instance_profile(IamInstanceProfile={"Name": ROLE}, InstanceId=instance_id)
+    lab.client("ec2").associate_iam_instance_profile(IamInstanceProfile={"Name": PROFILE}, InstanceId=instance_id)
 
 
-def notebook_04(lab: Lab) -> None:
+def notebook_04(lab: Connection) -> None:
     """Taught in 04-role-permissions: detach and re-attach the policy; switch roles and back; launch
     web-server with the role from the start, then terminate it.
 
@@ -117,23 +121,23 @@ def notebook_04(lab: Lab) -> None:
     create_role_for_ec2(lab, SECOND_ROLE, EC2_READ_ONLY)
     instance_id = running_instance_id(lab, INSTANCE)
     assert instance_id is not None, "notebook 03 launches demo-instance"
-    for profile in (SECOND_ROLE, ROLE):
+    for profile in (SECOND_PROFILE, PROFILE):
         association = association_of(lab, instance_id)
         assert association is not None, "notebook 03 attaches DemoRoleForEC2"
         ec2.replace_iam_instance_profile_association(
             IamInstanceProfile={"Name": profile}, AssociationId=association["AssociationId"]
         )
-    ec2.terminate_instances(InstanceIds=[launch(lab, WEB_SERVER, profile=ROLE)])
+    ec2.terminate_instances(InstanceIds=[launch(lab, WEB_SERVER, profile=PROFILE)])
 
 
-def notebook_05(lab: Lab) -> None:
+def notebook_05(lab: Connection) -> None:
     """Taught in 05-instance-metadata: require IMDSv2 (session tokens) on demo-instance."""
     instance_id = running_instance_id(lab, INSTANCE)
     assert instance_id is not None, "notebook 03 launches demo-instance"
     lab.client("ec2").modify_instance_metadata_options(InstanceId=instance_id, HttpTokens="required")
 
 
-def notebook_06(lab: Lab) -> None:
+def notebook_06(lab: Connection) -> None:
     """Taught in 06-review: clean up everything the series made."""
     iam, ec2 = lab.client("iam"), lab.client("ec2")
     instance_ids = [i.instance_id for i in lab.instances() if i.name in (INSTANCE, APP_SERVER) and i.state == "running"]
@@ -143,16 +147,16 @@ def notebook_06(lab: Lab) -> None:
             ec2.disassociate_iam_instance_profile(AssociationId=association["AssociationId"])
     if instance_ids:
         ec2.terminate_instances(InstanceIds=instance_ids)
-    for name, policy in ((ROLE, READ_ONLY), (SECOND_ROLE, EC2_READ_ONLY)):
-        iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName=name)
-        iam.delete_instance_profile(InstanceProfileName=name)
-        iam.detach_role_policy(RoleName=name, PolicyArn=policy)
-        iam.delete_role(RoleName=name)
+    for role, profile, policy in ((ROLE, PROFILE, READ_ONLY), (SECOND_ROLE, SECOND_PROFILE, EC2_READ_ONLY)):
+        iam.remove_role_from_instance_profile(InstanceProfileName=profile, RoleName=role)
+        iam.delete_instance_profile(InstanceProfileName=profile)
+        iam.detach_role_policy(RoleName=role, PolicyArn=policy)
+        iam.delete_role(RoleName=role)
     iam.detach_user_policy(UserName=APP_USER, PolicyArn=READ_ONLY)
     iam.delete_user(UserName=APP_USER)
 
 
-STEPS: dict[str, Callable[[Lab], None]] = {
+STEPS: dict[str, Callable[[Connection], None]] = {
     "01": notebook_01,
     "02": notebook_02,
     "03": notebook_03,

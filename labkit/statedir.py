@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from labkit.protocol import INFO_FILE
@@ -52,6 +52,7 @@ class LabInfo:
     started_at: float
     restored: int = -1  # changes replayed from the journal at start; -1: a new lab, nothing to restore
     problem: str = ""  # what was wrong with the journal, if anything
+    fixes_missing: list[str] = field(default_factory=list)  # the lab's changes to moto it could not apply
 
     def restoration(self) -> str:
         """One line on what the lab brought back when it started, or '' for a new lab."""

@@ -11,14 +11,10 @@ from typing import Any
 import pytest
 
 import labkit
+from labkit.catalogue import EC2_TRUST_POLICY as EC2_TRUST
+from labkit.catalogue import INSTANCE, PROFILE, READ_ONLY, ROLE
 from labkit.solutions import launch
 
-ROLE = "DemoRoleForEC2"
-READ_ONLY = "arn:aws:iam::aws:policy/IAMReadOnlyAccess"
-EC2_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-}
 NO_CREDENTIALS = 'Unable to locate credentials. You can configure credentials by running "aws configure".'
 
 
@@ -59,7 +55,7 @@ class Demo:
     instance_id: str
     box: labkit.Instance
 
-    def attach(self, profile: str = ROLE) -> str:
+    def attach(self, profile: str = PROFILE) -> str:
         response = self.ec2.associate_iam_instance_profile(
             IamInstanceProfile={"Name": profile}, InstanceId=self.instance_id
         )
@@ -70,8 +66,8 @@ class Demo:
 def demo(fresh_lab: labkit.Lab) -> Demo:
     iam, ec2 = fresh_lab.client("iam"), fresh_lab.client("ec2")
     create_role(iam)
-    instance_id = launch(fresh_lab, "demo-instance")
-    return Demo(fresh_lab, iam, ec2, instance_id, fresh_lab.instance("demo-instance"))
+    instance_id = launch(fresh_lab, INSTANCE)
+    return Demo(fresh_lab, iam, ec2, instance_id, fresh_lab.instance(INSTANCE))
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ import pytest
 import labkit
 from conftest import Demo
 from labkit import solutions
+from labkit.catalogue import INSTANCE, NOTEBOOKS, READ_ONLY, ROLE, SECOND_PROFILE, STARTER_USER
+from labkit.checks import CHECKS
 
 
 def test_a_fresh_lab_is_not_ready_for_a_later_notebook(fresh_lab: labkit.Lab) -> None:
@@ -78,7 +80,7 @@ def test_each_check_fails_before_its_notebook_and_names_what_it_builds(lab: labk
 
     Guards against a check that says ✓ whatever the lab holds (checks were only ever tested to
     pass). The mutations, in labkit/checks.py: for 04, the line
-    `_profile_roles(iam, solutions.SECOND_ROLE) == [solutions.SECOND_ROLE],` replaced by `True,`; for 05,
+    `_profile_roles(iam, SECOND_PROFILE) == [SECOND_ROLE],` replaced by `True,`; for 05,
     `tokens == "required"` replaced by `True`; for 06, `"06": _after_06,` by `"06": lambda lab: [],`.
     """
     lab.reset(to=number)
@@ -97,14 +99,14 @@ def test_what_notebook_04_puts_back_is_checked_item_by_item(lab: labkit.Lab) -> 
     labkit/checks.py, `not keys` replaced by `True`)."""
     lab.reset(to="05")
     iam, ec2 = lab.client("iam"), lab.client("ec2")
-    key = iam.create_access_key(UserName=solutions.STARTER_USER)["AccessKey"]
-    box = lab.instance(solutions.INSTANCE)
+    key = iam.create_access_key(UserName=STARTER_USER)["AccessKey"]
+    box = lab.instance(INSTANCE)
     assert box.run(f"aws configure set aws_access_key_id {key['AccessKeyId']}").ok
-    iam.detach_role_policy(RoleName=solutions.ROLE, PolicyArn=solutions.READ_ONLY)
+    iam.detach_role_policy(RoleName=ROLE, PolicyArn=READ_ONLY)
     association = solutions.association_of(lab, box.id)
     assert association is not None
     ec2.replace_iam_instance_profile_association(
-        IamInstanceProfile={"Name": solutions.SECOND_ROLE}, AssociationId=association["AssociationId"]
+        IamInstanceProfile={"Name": SECOND_PROFILE}, AssociationId=association["AssociationId"]
     )
     assert [c.item for c in lab.check("04").missing] == [
         "no ~/.aws/credentials on demo-instance",
@@ -112,3 +114,7 @@ def test_what_notebook_04_puts_back_is_checked_item_by_item(lab: labkit.Lab) -> 
         "IAMReadOnlyAccess is attached to DemoRoleForEC2 again",
         "demo-instance holds DemoRoleForEC2 again",
     ]
+
+
+def test_every_notebook_of_the_catalogue_has_its_check() -> None:
+    assert list(CHECKS) == list(NOTEBOOKS)

@@ -284,14 +284,20 @@ def test_a_command_cut_short_leaves_the_server_serving(box: labkit.Instance, lab
     assert warm_server(lab) == server
 
 
+def servers_of(home: Path) -> set[int]:
+    """The warm aws servers of the lab of `home`, by their command line."""
+    found = subprocess.run(["pgrep", "-f", f"labkit.labprocess.cliserver {home}/"], capture_output=True, text=True)
+    return {int(pid) for pid in found.stdout.split()}
+
+
 def test_paths_the_cli_takes_from_home_at_import_follow_each_command(tmp_path: Path) -> None:
     probe = textwrap.dedent(f"""
         import os, sys
         os.environ["HOME"] = {str(tmp_path / "server")!r}
         from labkit.labprocess import cliserver
         cliserver.warm()
-        places = cliserver._home_paths({str(tmp_path / "server")!r})
-        cliserver._repoint(places, {str(tmp_path / "server")!r}, "/home/ec2-user")
+        places = cliserver.paths_from_home({str(tmp_path / "server")!r})
+        cliserver.repoint(places, {str(tmp_path / "server")!r}, "/home/ec2-user")
         loaders = sys.modules["botocore.loaders"]
         utils = sys.modules["botocore.utils"]
         print(loaders.Loader.CUSTOMER_DATA_PATH)
@@ -304,7 +310,12 @@ def test_paths_the_cli_takes_from_home_at_import_follow_each_command(tmp_path: P
 
 def test_the_warm_server_ends_with_its_lab_even_one_killed_while_it_warms_up(tmp_path: Path) -> None:
     info, _ = labkit.up(tmp_path)
-    os.kill(info.pid, signal.SIGKILL)  # at once: the server is still warming up
+    deadline = time.monotonic() + 15
+    while not (started := children(info.pid) & servers_of(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the lab starts its server just after it answers
+    assert len(started) == 1, "the lab should have started its warm aws server"
+    assert not (tmp_path / "aws.sock").exists()  # still warming up: it listens once warm
+    os.kill(info.pid, signal.SIGKILL)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         servers = subprocess.run(

@@ -14,16 +14,19 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
 import labkit
+from labkit.catalogue import ROLE, SECOND_ROLE
 from labkit.labprocess.journal import Journal, action_of, changes_something
-from labkit.solutions import ROLE, SECOND_ROLE, association_of
+from labkit.solutions import association_of
 from labkit.statedir import read_info, write_info
 
 CREDENTIALS = "http://169.254.169.254/latest/meta-data/iam/security-credentials/DemoRoleForEC2"
+MOTO = version("moto")
 
 
 @pytest.fixture
@@ -35,7 +38,7 @@ def own_lab(tmp_path: Path) -> Iterator[labkit.Lab]:
 
 def kill(lab: labkit.Lab) -> None:
     os.kill(lab.info.pid, signal.SIGKILL)
-    while labkit.lab._pid_alive(lab.info.pid):
+    while labkit.lab.running_info(lab.home) is not None:  # it no longer answers for its state directory
         time.sleep(0.01)
 
 
@@ -218,6 +221,52 @@ def test_an_unreadable_journal_is_set_aside_and_the_lab_starts_fresh(own_lab: la
     assert info.problem.startswith("the journal could not be read: its first line, the header, is unreadable")
     assert (own_lab.home / "journal.jsonl.damaged").read_text() == "this is not a journal\n"
     assert users(labkit.connect(own_lab.home)) == ["admin", "alice", "bob", "carol"]
+
+
+def written_under(journal: Path, version: str, *, twice: int | None = None) -> str:
+    """Make the journal's header say it was written under moto `version` (and repeat its change number
+    `twice`, which then cannot be replayed twice); returns what the file now holds."""
+    lines = journal.read_text().splitlines()
+    header = json.loads(lines[0])
+    assert header["moto"] == MOTO  # what this lab wrote
+    lines[0] = json.dumps({**header, "moto": version}, separators=(",", ":"))
+    if twice is not None:
+        lines.insert(twice + 1, lines[twice])
+    text = "\n".join(lines) + "\n"
+    journal.write_text(text)
+    return text
+
+
+def test_a_journal_from_another_moto_that_replays_cleanly_is_kept(own_lab: labkit.Lab) -> None:
+    own_lab.client("iam").create_user(UserName="made-under-another-moto")
+    kill(own_lab)
+    journal = own_lab.home / "journal.jsonl"
+    written_under(journal, "5.0.0")
+    info, started = labkit.up(own_lab.home)
+    assert started and (info.restored, info.problem) == (1, "")
+    assert "made-under-another-moto" in users(labkit.connect(own_lab.home))
+    assert json.loads(journal.read_text().splitlines()[0])["moto"] == MOTO  # what follows is under this one
+    assert not list(own_lab.home.glob("journal.jsonl.*"))
+
+
+def test_a_journal_from_another_moto_that_does_not_replay_is_set_aside_with_a_note(own_lab: labkit.Lab) -> None:
+    own_lab.client("iam").create_user(UserName="first")
+    own_lab.client("iam").create_user(UserName="second")
+    kill(own_lab)
+    journal = own_lab.home / "journal.jsonl"
+    edited = written_under(journal, "5.0.0", twice=1)  # CreateUser first, again: EntityAlreadyExists
+    info, started = labkit.up(own_lab.home)
+    assert started and info.restored == 1
+    aside = own_lab.home / "journal.jsonl.moto-5.0.0"
+    assert info.problem == (
+        f"the journal was written under moto 5.0.0 and this lab runs moto {MOTO}: change 2 could not be "
+        "replayed (replaying CreateUser gave HTTP 409); it and later ones were dropped; "
+        f"the whole journal was kept as {aside}"
+    )
+    assert aside.read_text() == edited
+    assert "first" in users(labkit.connect(own_lab.home)) and "second" not in users(labkit.connect(own_lab.home))
+    kept = journal.read_text().splitlines()
+    assert json.loads(kept[0])["moto"] == MOTO and len(kept) == 2
 
 
 def test_a_port_now_taken_by_another_program_neither_fools_nor_hangs_up(own_lab: labkit.Lab) -> None:

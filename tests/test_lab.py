@@ -18,6 +18,7 @@ import pytest
 
 import labkit
 from conftest import Demo, create_role, launch
+from labkit.magic import instance_magic
 from labkit.statedir import lab_home, read_info, write_info
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -154,11 +155,9 @@ def test_the_lab_outlives_the_clients_that_use_it(fresh_lab: labkit.Lab, lab_hom
     assert "made-by-a-kernel" in [u["UserName"] for u in again.client("iam").list_users()["Users"]]
 
 
-def test_after_down_and_up_a_connection_follows_its_lab(tmp_path: Path) -> None:
+def test_after_down_and_up_a_connection_follows_its_lab(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Clients, instances and `%%instance` of an open notebook: one line while the lab is stopped,
     and the same objects work again once `labkit up` has brought the lab back."""
-    from labkit import magic
-
     lab = labkit.connect(tmp_path)
     try:
         iam = lab.client("iam")
@@ -176,7 +175,9 @@ def test_after_down_and_up_a_connection_follows_its_lab(tmp_path: Path) -> None:
         assert "alice" in [u["UserName"] for u in iam.list_users()["Users"]]
         assert lab.info.pid == info.pid
         assert box.run("curl -s http://169.254.169.254/latest/meta-data/instance-id").stdout == instance_id
-        assert magic._lab is lab
+        capsys.readouterr()
+        instance_magic(lab, "box", "curl -s http://169.254.169.254/latest/meta-data/instance-id")
+        assert capsys.readouterr().out.strip().endswith(instance_id)
     finally:
         labkit.down(tmp_path)
 
@@ -211,15 +212,21 @@ def test_env_makes_a_terminal_aws_act_as_the_administrator(lab: labkit.Lab) -> N
     assert result.stdout.strip() == "arn:aws:iam::123456789012:user/admin"
 
 
-def test_down_stops_the_lab_and_a_stale_record_does_not_fool_up(tmp_path: Path) -> None:
-    info, started = labkit.up(tmp_path)
-    assert started
+def test_down_leaves_no_process_not_even_a_zombie(tmp_path: Path) -> None:
+    info, started = labkit.up(tmp_path)  # this test's process is the lab's parent
+    assert started and Path(f"/proc/{info.pid}").exists()
     assert labkit.down(tmp_path) is True
-    assert read_info(tmp_path) is None
+    assert not Path(f"/proc/{info.pid}").exists()  # a zombie would still be listed there
     with pytest.raises(ProcessLookupError):
         os.kill(info.pid, 0)
+    assert read_info(tmp_path) is None
     with pytest.raises(labkit.LabNotRunning, match="labkit up"):
         labkit.connect(tmp_path, start=False)
+
+
+def test_a_stale_record_does_not_fool_up_or_down(tmp_path: Path) -> None:
+    info, _ = labkit.up(tmp_path)
+    labkit.down(tmp_path)
     write_info(tmp_path, info)  # the record a killed lab leaves behind
     second, started = labkit.up(tmp_path)
     assert started and second.pid != info.pid

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import IPython
 import pytest
 
+import labkit
 from conftest import Demo
 from labkit import magic
 from labkit.instances import split_commands
@@ -50,11 +56,41 @@ def test_a_transcript_shows_continuation_lines_as_a_terminal_does(demo: Demo) ->
 
 
 def test_the_magic_runs_on_the_named_instance(demo: Demo, capsys: pytest.CaptureFixture[str]) -> None:
-    magic.register(demo.lab)  # as the notebook's labkit.connect() does (other tests connect to other labs)
-    instance_magic("demo-instance", "echo {greeting}", {"greeting": "hi"})
+    instance_magic(demo.lab, "demo-instance", "echo {greeting}", {"greeting": "hi"})
     assert capsys.readouterr().out.strip() == f"{demo.box.prompt} echo hi\nhi"
 
 
-def test_the_magic_without_an_instance_says_how_to_use_it(capsys: pytest.CaptureFixture[str]) -> None:
-    instance_magic("", "aws iam list-users")
+def test_the_magic_without_an_instance_says_how_to_use_it(lab: labkit.Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    instance_magic(lab, "", "aws iam list-users")
     assert capsys.readouterr().out.startswith("Usage: %%instance INSTANCE")
+
+
+class Shell:
+    """What `magic.register` uses of an IPython shell: its namespace, its magics, its error display."""
+
+    def __init__(self, user_ns: dict[str, Any]) -> None:
+        self.user_ns = user_ns
+        self.cell_magics: dict[str, Callable[[str, str], None]] = {}
+
+    def register_magic_function(self, function: Callable[[str, str], None], magic_kind: str, magic_name: str) -> None:
+        assert magic_kind == "cell"
+        self.cell_magics[magic_name] = function
+
+    def set_custom_exc(self, exc_tuple: tuple[type[BaseException], ...], handler: Any) -> None:
+        pass
+
+
+def test_the_magic_runs_on_the_lab_registered_last(
+    demo: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each `labkit.connect()` registers `%%instance` for its own lab: one connected before, and
+    stopped since, does not keep the magic."""
+    shell = Shell({"greeting": "hi"})
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
+    stopped = labkit.Lab(tmp_path, demo.lab.info)  # no lab runs for tmp_path
+    magic.register(stopped)
+    with pytest.raises(labkit.LabNotRunning):
+        shell.cell_magics["instance"]("demo-instance", "echo {greeting}")
+    magic.register(demo.lab)
+    shell.cell_magics["instance"]("demo-instance", "echo {greeting}")
+    assert capsys.readouterr().out.strip() == f"{demo.box.prompt} echo hi\nhi"

@@ -16,7 +16,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 import labkit
-from labkit import solutions
+from labkit import catalogue
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 BY_NAME = pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
@@ -35,7 +35,7 @@ def tags(cell: Any) -> list[str]:
 
 
 def test_the_series_is_the_seven_notebooks_of_the_lesson() -> None:
-    assert [p.name for p in NOTEBOOKS] == list(solutions.NOTEBOOKS.values())
+    assert [p.name for p in NOTEBOOKS] == list(catalogue.NOTEBOOKS.values())
 
 
 @BY_NAME
@@ -90,7 +90,7 @@ def test_the_notebook_opens_and_closes_as_the_series_does(path: Path) -> None:
     markdown = [c.source for c in every if c.cell_type == "markdown"]
     assert any(m.startswith("## Summary") for m in markdown)
     assert any(m.startswith("**Self-check.**") and "<details>" in m for m in markdown)
-    following = solutions.NOTEBOOKS.get(f"{int(number) + 1:02d}", solutions.NOTEBOOKS["00"])
+    following = catalogue.NOTEBOOKS.get(f"{int(number) + 1:02d}", catalogue.NOTEBOOKS["00"])
     assert following in every[-1].source
 
 

@@ -8,7 +8,7 @@ import pytest
 
 import labkit
 from labkit import solutions
-from labkit.checks import checkpoint
+from labkit.catalogue import APP_SERVER, INSTANCE, NOTEBOOKS, PROFILE, checkpoint
 
 
 def ids(lab: labkit.Lab) -> dict[str, Any]:
@@ -43,14 +43,14 @@ def test_a_students_own_run_and_the_checkpoints_share_their_ids(lab: labkit.Lab)
     ec2 = lab.client("ec2")
     lab.reset()
     solutions.notebook_01(lab)
-    lab.instance(solutions.APP_SERVER).run("aws iam list-users")  # no credentials yet
+    lab.instance(APP_SERVER).run("aws iam list-users")  # no credentials yet
     solutions.notebook_02(lab)
     solutions.notebook_03(lab)
-    box = lab.instance(solutions.INSTANCE)
+    box = lab.instance(INSTANCE)
     assert box.run("aws iam list-users").ok  # a role session minted
     ec2.describe_instances()
     with pytest.raises(ec2.exceptions.ClientError):  # IncorrectState, as notebook 04 shows on purpose
-        ec2.associate_iam_instance_profile(IamInstanceProfile={"Name": solutions.ROLE}, InstanceId=box.id)
+        ec2.associate_iam_instance_profile(IamInstanceProfile={"Name": PROFILE}, InstanceId=box.id)
     own = ids(lab)
     lab.reset(to="04")
     assert ids(lab) == own
@@ -72,4 +72,4 @@ def test_checkpoint_names() -> None:
 
 def test_each_step_names_the_notebook_that_teaches_it() -> None:
     for number, step in solutions.STEPS.items():
-        assert step.__doc__ is not None and step.__doc__.startswith(f"Taught in {solutions.NOTEBOOKS[number][:-6]}")
+        assert step.__doc__ is not None and step.__doc__.startswith(f"Taught in {NOTEBOOKS[number][:-6]}")

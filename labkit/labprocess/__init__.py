@@ -9,7 +9,7 @@ HTTP and agree with it only through labkit.protocol and labkit.statedir.
     backends.py    moto's backends, the bootstrap, resets, role sessions, ids from one seed
     imds.py        the Instance Metadata Service (IMDSv1 and v2), as an HTTP proxy
     journal.py     the durable record of changes, replayed after a crash
-    motofixes.py   every change the lab makes to moto and botocore, each with its reason
+    motofixes/     every change the lab makes to moto, botocore and awscli: one record each
     botodata.py    botocore's data files, decoded once per process
     cliserver.py   the warm `aws` of instances (its own process, started by main.py)
 """

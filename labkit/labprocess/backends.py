@@ -49,6 +49,13 @@ def configure_moto() -> None:
     os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "false")
 
 
+def moto_version() -> str:
+    """The installed moto's version, which the journal's header records."""
+    from moto import __version__
+
+    return str(__version__)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -197,7 +204,7 @@ class Cloud:
             iam = self.iam
             iam.create_user(REGION, ADMIN_USER)
             iam.attach_user_policy(ADMIN_POLICY_ARN, ADMIN_USER)
-            key = iam.create_access_key(ADMIN_USER)
+            key = iam.create_access_key(ADMIN_USER)  # motofixes: admin_keys_chosen_by_the_lab
             del iam.access_keys[key.physical_resource_id]
             key.access_key_id, key.secret_access_key = self.admin_keys
             iam.access_keys[key.physical_resource_id] = key
@@ -215,14 +222,14 @@ class Cloud:
             shutil.rmtree(self.home / INSTANCES_DIR, ignore_errors=True)
             self._fresh(seed)
             if self.journal is not None:
-                self.journal.start({"seed": seed, "admin": list(self.admin_keys)})
+                self.journal.start({"seed": seed, "admin": list(self.admin_keys), "moto": moto_version()})
 
     def _fresh(self, seed: int) -> None:
         """Fresh backends, seeded and bootstrapped; the instances' home directories are left alone."""
         from moto.moto_api._internal import mock_random
         from moto.moto_api._internal.models import moto_api_backend
 
-        moto_api_backend.reset()
+        moto_api_backend.reset()  # motofixes: ids_follow_the_lab_seed, as in _drawing
         self._sessions.clear()
         self._seed, self._streams = seed, {}
         mock_random.seed(seed)
@@ -275,6 +282,7 @@ class Cloud:
             return None
         self.admin_keys = (contents.header["admin"][0], contents.header["admin"][1])
         journal, self.journal = self.journal, None  # nothing replayed is journaled again
+        # motofixes: replay_without_authorization
         authorization, settings.INITIAL_NO_AUTH_ACTION_COUNT = settings.INITIAL_NO_AUTH_ACTION_COUNT, float("inf")
         replayed = 0
         try:
@@ -299,7 +307,17 @@ class Cloud:
         finally:
             settings.INITIAL_NO_AUTH_ACTION_COUNT = authorization
             self.journal = journal
-        if contents.problem:
+        written_under, running = contents.header.get("moto"), moto_version()
+        if written_under and written_under != running:  # a header without it (older labkit): this moto
+            contents.header["moto"] = running  # what follows is written under this one
+            if contents.problem:
+                aside = self.journal.set_aside(contents.problem, suffix=f"moto-{written_under}")
+                contents.problem = (
+                    f"the journal was written under moto {written_under} and this lab runs moto {running}: "
+                    f"{contents.problem}; the whole journal was kept as {aside}"
+                )
+            self.journal.keep(contents)
+        elif contents.problem:
             self.journal.keep(contents)
         return Restored(len(contents.changes), contents.problem)
 
@@ -364,7 +382,7 @@ class Cloud:
 
     def _mint(self, facts: InstanceFacts, now: datetime) -> RoleSession:
         assert facts.role_arn is not None
-        assumed = self.sts.assume_role(
+        assumed = self.sts.assume_role(  # motofixes: role_sessions_minted_in_the_lab
             region_name=REGION,
             role_session_name=facts.instance_id,
             role_arn=facts.role_arn,

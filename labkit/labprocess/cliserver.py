@@ -25,37 +25,23 @@ import sys
 import types
 from typing import Any
 
-from labkit.labprocess.botodata import read_once
+from labkit.labprocess import motofixes
+from labkit.labprocess.motofixes.warm_aws import CLI_DATA_DIRS
 from labkit.protocol import HEADER
 
 WARM_SERVICES = ("iam", "sts", "ec2")
 
 
 def warm() -> None:
-    """Import the CLI and read, once, the botocore data a lesson's commands need."""
+    """Import the CLI, apply the warm aws's changes to botocore (motofixes, `apply(CLI)`), and read,
+    once, the botocore data a lesson's commands need. Raises motofixes.RequiredFixMissing when one
+    it cannot do without is missing from the installed botocore."""
     import awscli.clidriver
 
-    loaders = sys.modules["botocore.loaders"]  # awscli's own botocore, once awscli is imported
-    read_once(loaders)
-    listed = loaders.Loader.list_available_services
-    installed: set[str] = set()  # the installed packages' data directories, filled in below
-    services: dict[tuple[Any, ...], Any] = {}
-
-    def list_available_services(self: Any, type_name: str) -> Any:
-        """Remembered when every directory searched belongs to the installed packages; a command's
-        own ~/.aws/models or AWS_DATA_PATH, if it has any, is listed afresh each time."""
-        searched = tuple(path for path in self.search_paths if os.path.isdir(path))
-        if not set(searched) <= installed:
-            return listed(self, type_name)
-        if (searched, type_name) not in services:
-            services[(searched, type_name)] = listed(self, type_name)
-        return list(services[(searched, type_name)])
-
-    setattr(loaders.Loader, "list_available_services", list_available_services)  # noqa: B010
-    _handlers_register_quickly(sys.modules["botocore.hooks"])
+    motofixes.apply(motofixes.CLI)
     driver = awscli.clidriver.create_clidriver()
     loader = driver.session.get_component("data_loader")
-    installed.update(path for path in loader.search_paths if os.path.isdir(path))
+    CLI_DATA_DIRS.update(path for path in loader.search_paths if os.path.isdir(path))
     for service in WARM_SERVICES:
         driver.session.get_service_model(service)
         for kind in ("paginators-1", "waiters-2", "endpoint-rule-set-1"):
@@ -73,46 +59,11 @@ def warm() -> None:
     import awscli.table  # noqa: F401
 
 
-def _handlers_register_quickly(hooks: types.ModuleType) -> None:
-    """Each command's new session registers about 390 event handlers, and for each one botocore
-    works out two things that never change: the event's name after aliasing, and whether the handler
-    takes **kwargs (through `inspect`). Together about half of a warm command's time. Both are now
-    remembered across sessions; what a session logs (`--debug`) and raises stays the same."""
-    aliases, logger = hooks.EVENT_ALIASES, hooks.logger
-    alias_of = hooks.EventAliaser._alias_event_name
-    aliased: dict[str, str] = {}
-
-    def _alias_event_name(self: Any, event_name: str) -> str:
-        if event_name in self._alias_name_cache or self._event_aliases is not aliases:
-            return alias_of(self, event_name)
-        if event_name not in aliased:
-            aliased[event_name] = alias_of(self, event_name)  # logs the change, as for any new session
-        elif aliased[event_name] != event_name:
-            logger.debug("Changing event name from %s to %s", event_name, aliased[event_name])
-        self._alias_name_cache[event_name] = aliased[event_name]
-        return aliased[event_name]
-
-    accepts_kwargs = hooks.accepts_kwargs
-    takes_kwargs: dict[Any, Any] = {}
-
-    def remembered_accepts_kwargs(func: Any) -> Any:
-        key = getattr(func, "__func__", func)  # a bound method takes what its function takes
-        try:
-            return takes_kwargs[key]
-        except KeyError:
-            takes_kwargs[key] = accepts_kwargs(func)
-            return takes_kwargs[key]
-        except TypeError:  # not hashable: work it out each time
-            return accepts_kwargs(func)
-
-    setattr(hooks.EventAliaser, "_alias_event_name", _alias_event_name)  # noqa: B010
-    setattr(hooks, "accepts_kwargs", remembered_accepts_kwargs)  # noqa: B010
-
-
-def _home_paths(home: str) -> list[tuple[Any, str | None]]:
+def paths_from_home(home: str) -> list[tuple[Any, str | None]]:
     """Where the warm CLI holds paths it computed from HOME when it was imported (caches, models,
     history): (owner, attribute) for strings in modules and classes, (function, None) for functions
-    with such a default. Found once, in the server, since every child starts from the same state."""
+    with such a default. Found once, in the server, since every child starts from the same state.
+    With `repoint`, the change recorded as motofixes `paths_follow_each_commands_home`."""
     prefix = home.rstrip("/") + "/"
     found: list[tuple[Any, str | None]] = []
 
@@ -142,7 +93,7 @@ def _home_paths(home: str) -> list[tuple[Any, str | None]]:
     return found
 
 
-def _repoint(places: list[tuple[Any, str | None]], old_home: str, new_home: str) -> None:
+def repoint(places: list[tuple[Any, str | None]], old_home: str, new_home: str) -> None:
     """Make the paths at `places` follow the command's own HOME, as in a fresh process."""
     prefix = old_home.rstrip("/") + "/"
 
@@ -206,7 +157,7 @@ def _run(connection: socket.socket, home_paths: list[tuple[Any, str | None]]) ->
         ]
         data_path.append(os.path.join(os.path.dirname(os.path.abspath(awscli.__file__)), "data"))
         os.environ["AWS_DATA_PATH"] = os.pathsep.join(data_path)
-        _repoint(home_paths, warm_home, os.environ.get("HOME", "/"))
+        repoint(home_paths, warm_home, os.environ.get("HOME", "/"))
         sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115 - the process's own streams
         sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
         sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)  # noqa: SIM115
@@ -237,8 +188,12 @@ def serve(path: str, lab: int) -> None:
     """Warm up, then fork a child per command until the lab process `lab`, our parent, is gone."""
     if os.getppid() != lab:  # it died while we were starting
         return
-    warm()
-    home_paths = _home_paths(os.environ.get("HOME", ""))
+    try:
+        warm()
+    except motofixes.RequiredFixMissing as error:  # instances then run the plain aws CLI
+        print(error, flush=True)
+        return
+    home_paths = paths_from_home(os.environ.get("HOME", ""))
     if os.path.exists(path):
         os.unlink(path)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -1,6 +1,6 @@
 """The lab's durable record: every change, on disk before it is acknowledged, replayed after a crash.
 
-    journal.jsonl   line 1: the header (seed of the last reset, administrator keys)
+    journal.jsonl   line 1: the header (seed of the last reset, administrator keys, moto's version)
                     then one line per change: an AWS request that changed something, or a role
                     session the metadata service handed out
 
@@ -85,9 +85,10 @@ class Journal:
         assert contents.header is not None
         self._rewrite(contents.header, contents.changes)
 
-    def set_aside(self, reason: str) -> Path:
-        """Move a journal that cannot be used out of the way, keeping it for inspection."""
-        aside = self.path.with_name(f"{JOURNAL_FILE}.damaged")
+    def set_aside(self, reason: str, *, suffix: str = "damaged") -> Path:
+        """Move a journal that cannot be used out of the way, keeping it for inspection
+        (as journal.jsonl.damaged, or with another `suffix`)."""
+        aside = self.path.with_name(f"{JOURNAL_FILE}.{suffix}")
         os.replace(self.path, aside)
         return aside
 

@@ -156,7 +156,11 @@ def serve(home: Path) -> None:
     from labkit.labprocess import motofixes
     from labkit.labprocess.imds import ImdsProxy, MetadataService, Tokens
 
-    motofixes.apply()
+    try:
+        fixes_missing = motofixes.apply(motofixes.LAB)
+    except motofixes.RequiredFixMissing as error:  # one line, the last in lab.log: `labkit up` shows it
+        print(error, flush=True)
+        sys.exit(1)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     secret = secrets.token_hex(32)
     cloud = Cloud(home, new_admin_keys(), journal=Journal(home))
@@ -180,6 +184,7 @@ def serve(home: Path) -> None:
         started_at=app.started_at,
         restored=restored.changes if restored else -1,
         problem=restored.problem if restored else "",
+        fixes_missing=fixes_missing,
     )
     write_info(home, info)
     cli = _start_cli_server(home)

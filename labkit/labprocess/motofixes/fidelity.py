@@ -1,21 +1,18 @@
-"""The lab's changes to moto: where it differs from AWS in what the lesson shows, and where a
-one-account, one-region lab can skip work moto does for every partition.
-
-Each change is small, applied once in the lab process after moto is imported, and says why.
-Everything else is moto as it is.
+"""The lab's changes to moto where it differs from AWS in what the lesson shows (fidelity), and where
+one lab must never share a secret with another (isolation). Each is a record in registry.py; each
+function here is that record's `apply`, run once in the lab process.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
-from datetime import datetime
 from typing import Any
 
 LAB_PARTITION = "aws"
-_applied = False
 
 
-def _default_subnet_address() -> None:
+def default_subnet_address() -> None:
     """Fidelity: an instance launched without a subnet gets an address in its AZ's default subnet.
 
     On AWS it is 172.31.x.x (the default VPC); moto keeps an EC2-Classic random 10.x address
@@ -35,7 +32,7 @@ def _default_subnet_address() -> None:
     setattr(Instance, "prep_nics", prep_nics)  # noqa: B010 - a patch, said plainly
 
 
-def _metadata_options_keep_what_is_not_named() -> None:
+def metadata_options_keep_what_is_not_named() -> None:
     """Fidelity: ModifyInstanceMetadataOptions changes only the options it names.
 
     moto replaces them all, so `HttpTokens=required` alone would also blank `HttpEndpoint`.
@@ -59,7 +56,7 @@ def _metadata_options_keep_what_is_not_named() -> None:
     setattr(InstanceBackend, "modify_instance_metadata_options", modify_instance_metadata_options)  # noqa: B010
 
 
-def _inactive_keys_are_refused() -> None:
+def inactive_keys_are_refused() -> None:
     """Fidelity: a request signed with an Inactive access key is refused, as AWS refuses it.
 
     moto looks the key up and ignores its status, so a deactivated (leaked) key would keep working.
@@ -78,7 +75,7 @@ def _inactive_keys_are_refused() -> None:
     setattr(access_control.IAMUserAccessKey, "__init__", __init__)  # noqa: B010
 
 
-def _ids_look_like_aws() -> None:
+def ids_look_like_aws() -> None:
     """Fidelity: instance profile ids are AIPA… and user ids AIDA…, as role ids are AROA….
 
     moto gives them 20 random lower-case characters, which `iam/info` and `list-users` would show.
@@ -98,7 +95,7 @@ def _ids_look_like_aws() -> None:
     setattr(models.IAMBackend, "create_user", with_id(models.IAMBackend.create_user, "AIDA"))  # noqa: B010
 
 
-def _access_keys_are_never_seeded() -> None:
+def access_keys_are_never_seeded() -> None:
     """Isolation: access key ids and secrets (users' keys, role sessions) and session tokens come
     from a real random source, not from moto's seeded one, so that two labs reset to the same
     checkpoint never share a key. moto still draws its own values first, so every other id keeps
@@ -120,25 +117,12 @@ def _access_keys_are_never_seeded() -> None:
     setattr(sts_models, "random_session_token", lambda: SECRETS.draw(token))  # noqa: B010
 
 
-def _errors_say_what_aws_says() -> None:
-    """Fidelity: the errors a student meets in the lesson read as AWS's do.
-
-    - a role or instance profile that does not exist: AWS's wording of NoSuchEntity;
-    - a trust policy that is not JSON: MalformedPolicyDocument (moto accepts it);
-    - an instance profile EC2 cannot find: EC2's InvalidParameterValue (moto lets IAM's error through).
-    """
-    from moto.ec2 import utils as ec2_utils
-    from moto.ec2.exceptions import EC2ClientError
-    from moto.ec2.models import iam_instance_profile
-    from moto.ec2.responses import instances as ec2_instances
+def not_found_says_what_aws_says() -> None:
+    """A role or instance profile that does not exist: AWS's wording of NoSuchEntity."""
     from moto.iam import models
-    from moto.iam.exceptions import MalformedPolicyDocument, NotFoundException
+    from moto.iam.exceptions import NotFoundException
 
-    get_role, get_profile, create_role = (
-        models.IAMBackend.get_role,
-        models.IAMBackend.get_instance_profile,
-        models.IAMBackend.create_role,
-    )
+    get_role, get_profile = models.IAMBackend.get_role, models.IAMBackend.get_instance_profile
 
     def get_role_as_aws(self: Any, role_name: str) -> Any:
         try:
@@ -152,12 +136,35 @@ def _errors_say_what_aws_says() -> None:
         except NotFoundException:
             raise NotFoundException(f"Instance Profile {profile_name} cannot be found.") from None
 
+    setattr(models.IAMBackend, "get_role", get_role_as_aws)  # noqa: B010
+    setattr(models.IAMBackend, "get_instance_profile", get_profile_as_aws)  # noqa: B010
+
+
+def trust_policy_must_be_json() -> None:
+    """A trust policy that is not JSON: MalformedPolicyDocument."""
+    from moto.iam import models
+    from moto.iam.exceptions import MalformedPolicyDocument
+
+    create_role = models.IAMBackend.create_role
+
     def create_role_as_aws(self: Any, role_name: str, assume_role_policy_document: str, *args: Any, **kw: Any) -> Any:
         try:
             json.loads(assume_role_policy_document)
         except ValueError:
             raise MalformedPolicyDocument("This policy contains invalid Json") from None
         return create_role(self, role_name, assume_role_policy_document, *args, **kw)
+
+    setattr(models.IAMBackend, "create_role", create_role_as_aws)  # noqa: B010
+
+
+FILTER_PROFILES_IN = ("moto.ec2.utils", "moto.ec2.models.iam_instance_profile", "moto.ec2.responses.instances")
+
+
+def ec2_names_a_missing_profile() -> None:
+    """An instance profile EC2 cannot find: EC2's InvalidParameterValue, not IAM's NoSuchEntity."""
+    from moto.ec2 import utils as ec2_utils
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.iam.exceptions import NotFoundException
 
     original_filter = ec2_utils.filter_iam_instance_profiles
 
@@ -176,80 +183,11 @@ def _errors_say_what_aws_says() -> None:
                 f"Invalid IAM Instance Profile {field}",
             ) from None
 
-    setattr(models.IAMBackend, "get_role", get_role_as_aws)  # noqa: B010
-    setattr(models.IAMBackend, "get_instance_profile", get_profile_as_aws)  # noqa: B010
-    setattr(models.IAMBackend, "create_role", create_role_as_aws)  # noqa: B010
-    for module in (ec2_utils, iam_instance_profile, ec2_instances):
-        setattr(module, "filter_iam_instance_profiles", filter_iam_instance_profiles)  # noqa: B010
+    for name in FILTER_PROFILES_IN:  # each module imported the function by name
+        setattr(importlib.import_module(name), "filter_iam_instance_profiles", filter_iam_instance_profiles)  # noqa: B010
 
 
-def _botocore_data_read_once() -> None:
-    """Speed: decode botocore's data files once per process, not once per botocore session.
-
-    moto makes a new session for EC2's regions three times while its EC2 models are imported, and
-    one for its backends; each read botocore's 1.2 MB endpoints file and EC2's service model again
-    (0.15 s a session). Must run before moto's EC2 models are imported.
-    """
-    from botocore import loaders
-
-    from labkit.labprocess.botodata import read_once
-
-    read_once(loaders)
-
-
-def _only_the_labs_region_of_instance_types() -> None:
-    """Speed: read which instance types each location offers for the lab's region only.
-
-    moto decodes ~100 files, one per region and location type, when its EC2 models are first
-    imported (0.8 s of a cold start); the lab lives in us-east-1. Must run before that import.
-    """
-    from moto.utilities import utils
-
-    from labkit.labprocess.backends import REGION
-
-    load_resource = utils.load_resource
-
-    def only_the_labs_region(filename: str, *args: Any, **kwargs: Any) -> Any:
-        if "instance_type_offerings" in filename and not filename.rsplit("/", 1)[-1].startswith(REGION + "."):
-            return []
-        return load_resource(filename, *args, **kwargs)
-
-    setattr(utils, "load_resource", only_the_labs_region)  # noqa: B010
-
-
-def _managed_policies_once() -> None:
-    """Speed: parse AWS's ~1,600 managed policies once, and load them into the lab's partition only.
-
-    moto parses them again for every IAM backend it creates, and it creates one per partition
-    (aws-cn, aws-us-gov, ...) whenever it looks up which account an access key belongs to:
-    about 0.2 s each, after every reset.
-    """
-    from moto.iam import models
-
-    prepared: list[tuple[str, dict[str, Any]]] = []
-    policy_class: Any = models.AWSManagedPolicy
-
-    def init_aws_policies(self: Any) -> list[Any]:
-        if self.region_name != LAB_PARTITION:
-            return []
-        if not prepared:
-            for name, data in json.loads(models.aws_managed_policies_data).items():
-                prepared.append((name, {
-                    "default_version_id": data.get("DefaultVersionId"),
-                    "path": data.get("Path"),
-                    "document": json.dumps(data.get("Document")),
-                    "create_date": datetime.fromisoformat(data["CreateDate"]),
-                    "update_date": datetime.fromisoformat(data["UpdateDate"]),
-                }))  # fmt: skip
-        return [
-            policy_class(name, account_id=self.account_id, region=self.region_name, **fields)
-            for name, fields in prepared
-        ]
-
-    setattr(models.IAMBackend, "_init_aws_policies", init_aws_policies)  # noqa: B010
-
-
-def _access_denied_says_why() -> None:
+def access_denied_says_why() -> None:
     """Fidelity: a request that no policy allows is refused with AWS's whole sentence.
 
     IAM: `User: ARN is not authorized to perform: iam:CreateUser on resource:
@@ -302,6 +240,8 @@ IAM_RESOURCES = (  # the request parameter that names an action's resource, most
     ("GroupName", "group", "get_group"),
     ("UserName", "user", "get_user"),
 )
+
+
 IAM_LISTINGS = {
     "ListUsers": "user",
     "ListRoles": "role",
@@ -336,49 +276,3 @@ def _iam_resource_of(backend: Any, account_id: str, action: str, data: dict[str,
     if action == "CreatePolicy" and given("PolicyName"):
         return f"{prefix}policy{given('Path') or '/'}{given('PolicyName')}"
     return "*"
-
-
-def _resets_free_old_backends() -> None:
-    """Memory: a reset frees the backends it replaces.
-
-    moto caches two things with `functools.cache` on a method, so the cache keeps every object it
-    was called on, and with it every EC2 backend a reset has replaced (about 4 MB each, growing
-    without end): each backend container's region list, which depends only on the service name,
-    and each subnet's iterator over its free addresses, which now lives on the subnet itself.
-    """
-    from moto.core.base_backend import AccountSpecificBackend
-    from moto.ec2.models.subnets import Subnet
-
-    regions_of = AccountSpecificBackend._generate_regions.__wrapped__
-    known: dict[str, list[str]] = {}
-
-    def _generate_regions(self: Any, service_name: str) -> list[str]:
-        if service_name not in known:
-            known[service_name] = regions_of(self, service_name)
-        return list(known[service_name])
-
-    def _base_avail_ip_iterator(self: Any) -> Any:
-        if "_free_addresses" not in self.__dict__:
-            self._free_addresses = self.cidr.hosts()
-        return self._free_addresses
-
-    setattr(AccountSpecificBackend, "_generate_regions", _generate_regions)  # noqa: B010
-    setattr(Subnet, "_base_avail_ip_iterator", _base_avail_ip_iterator)  # noqa: B010
-
-
-def apply() -> None:
-    """Apply every change (idempotent)."""
-    global _applied
-    if not _applied:
-        _botocore_data_read_once()  # these two first: before moto's EC2 models are imported
-        _only_the_labs_region_of_instance_types()
-        _default_subnet_address()
-        _metadata_options_keep_what_is_not_named()
-        _inactive_keys_are_refused()
-        _ids_look_like_aws()
-        _access_keys_are_never_seeded()
-        _errors_say_what_aws_says()
-        _managed_policies_once()
-        _resets_free_old_backends()
-        _access_denied_says_why()
-        _applied = True

@@ -1,0 +1,59 @@
+"""The lesson's names, in one place: its roles, instance profiles, instances, users, policies and notebooks.
+
+    from labkit.catalogue import ROLE, PROFILE, INSTANCE
+    lab.client("ec2").associate_iam_instance_profile(IamInstanceProfile={"Name": PROFILE}, InstanceId=...)
+
+The notebooks' steps (labkit/solutions.py), their checks (labkit/checks.py) and the tests' fixtures
+read these names from here; the notebooks spell them out for the student, and their checks hold
+them to these. The connection to the lab (labkit/lab.py) knows none of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from labkit.errors import CheckpointNotFound
+
+ROLE = "DemoRoleForEC2"  # made in 02, attached to demo-instance in 03
+SECOND_ROLE = "DemoEC2ReadOnlyRole"  # 04: one role per instance, switched and back
+PROFILE = ROLE  # the console names a role's instance profile after the role
+SECOND_PROFILE = SECOND_ROLE
+
+INSTANCE = "demo-instance"  # 03-06
+APP_SERVER = "app-server"  # 01: where the access key was written to disk
+WEB_SERVER = "web-server"  # 04: launched with the role, then terminated
+
+APP_USER = "app-user"  # 01: the user whose key the app used
+STARTER_USER = "alice"  # 04: a user of a new lab, whose key wins over the role
+
+READ_ONLY = "arn:aws:iam::aws:policy/IAMReadOnlyAccess"
+EC2_READ_ONLY = "arn:aws:iam::aws:policy/AmazonEC2ReadOnlyAccess"
+
+AL2023 = [{"Name": "name", "Values": ["al2023-ami-2023.*-kernel-6.1-x86_64"]}]  # describe_images' filter
+EC2_TRUST_POLICY: dict[str, Any] = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"},
+    ],
+}
+
+NOTEBOOKS = {
+    "00": "00-welcome.ipynb",
+    "01": "01-the-problem.ipynb",
+    "02": "02-create-the-role.ipynb",
+    "03": "03-attach-the-role.ipynb",
+    "04": "04-role-permissions.ipynb",
+    "05": "05-instance-metadata.ipynb",
+    "06": "06-review.ipynb",
+}
+
+
+def checkpoint(number: str | int) -> str:
+    """'3', 3 and '03' all name notebook (and checkpoint) '03'; anything else is a clear error."""
+    name = f"{int(number):02d}" if str(number).isdigit() else str(number)
+    if name not in NOTEBOOKS:
+        raise CheckpointNotFound(
+            f"There is no notebook {number}; the checkpoints are {', '.join(NOTEBOOKS)} "
+            f"({', '.join(NOTEBOOKS.values())})."
+        )
+    return name

@@ -1,0 +1,358 @@
+"""The registry: every change the lab makes to moto, botocore and awscli, one record each (see
+labkit/labprocess/motofixes/__init__.py for what a record holds and how it is applied).
+"""
+
+from __future__ import annotations
+
+from labkit.labprocess.motofixes import fidelity, speed, warm_aws
+from labkit.labprocess.motofixes.fidelity import FILTER_PROFILES_IN
+from labkit.labprocess.motofixes.record import CLI, LAB, Fix, Target
+
+# -- the records ----------------------------------------------------------------------------------
+ALONE = "tests/test_motofixes.py::test_the_dependency_alone_still_does_the_old_thing"
+IAM_BACKEND, EC2_INSTANCES = "moto.iam.models", "moto.ec2.models.instances"
+
+REGISTRY: tuple[Fix, ...] = (
+    Fix(
+        name="botocore_data_read_once",
+        kind="speed",
+        aws="(speed) the installed botocore's data files do not change while a process runs",
+        dependency="botocore decodes them again for every new session (0.15 s each for EC2's model and the "
+        "endpoints); moto makes four sessions while it starts, the warm aws one per command",
+        targets=(Target("botocore.loaders", "JSONFileLoader._load_file", ("self", "full_path", "open_method")),
+                 Target("botocore.loaders", "logger")),
+        apply=speed.botocore_data_read_once,
+        alone=f"{ALONE}[botocore_data_read_once]",
+        proved_by=("tests/test_backends.py::test_botocore_data_is_decoded_once_per_process",
+                   "tests/test_cliserver.py::test_with_debug_the_warm_aws_logs_what_a_fresh_one_logs"),
+        processes=(LAB, CLI),
+        early=True,
+    ),
+    Fix(
+        name="instance_type_offerings_of_the_labs_region",
+        kind="speed",
+        aws="(speed) the lab lives in us-east-1; DescribeInstanceTypeOfferings answers for it",
+        dependency="moto decodes ~100 offering files, one per region and location type, when its EC2 models "
+        "are imported (0.8 s of a cold start)",
+        targets=(Target("moto.utilities.utils", "load_resource", ("resource",)),),
+        apply=speed.only_the_labs_region_of_instance_types,
+        alone=f"{ALONE}[instance_type_offerings_of_the_labs_region]",
+        proved_by=("tests/test_motofixes.py::test_the_lab_offers_instance_types_in_its_region",),
+        early=True,
+    ),
+    Fix(
+        name="default_subnet_address",
+        kind="fidelity",
+        aws="an instance launched without a subnet gets an address of its AZ's default subnet (172.31.x.x)",
+        dependency="moto places its network interface in the default subnet but gives it a random 10.x address",
+        targets=(Target(EC2_INSTANCES, "Instance.prep_nics", ("self", "nic_spec", "private_ip")),
+                 Target("moto.ec2.models.subnets", "SubnetBackend.get_default_subnets", ("self",)),
+                 Target("moto.ec2.models.subnets", "Subnet.get_available_subnet_ip", ("self", "instance"))),
+        apply=fidelity.default_subnet_address,
+        alone=f"{ALONE}[default_subnet_address]",
+        proved_by=("tests/test_backends.py::test_facts_of_an_instance_without_a_role",
+                   "tests/test_backends.py::test_instances_in_one_subnet_get_successive_addresses"),
+        upstream="EC2 RunInstances without SubnetId: the instance's PrivateIpAddress is a random 10.x address, "
+        "while its network interface is in the default subnet (172.31.0.0/16 in the default VPC). AWS gives "
+        "an address of that subnet. Fix: in Instance.prep_nics, when no subnet, NIC or address is given, take "
+        "the address from the AZ's default subnet.",
+    ),
+    Fix(
+        name="metadata_options_keep_what_is_not_named",
+        kind="fidelity",
+        aws="ModifyInstanceMetadataOptions changes only the options it names",
+        dependency="moto replaces them all: HttpTokens=required alone also blanks HttpEndpoint, and the metadata "
+        "service of the instance is then off (notebook 05)",
+        targets=(Target(EC2_INSTANCES, "InstanceBackend.modify_instance_metadata_options",
+                        ("self", "instance_id", "http_tokens", "hop_limit", "http_endpoint", "http_protocol",
+                         "metadata_tags")),
+                 Target(EC2_INSTANCES, "InstanceBackend.get_instance", ("self", "instance_id"))),
+        apply=fidelity.metadata_options_keep_what_is_not_named,
+        alone=f"{ALONE}[metadata_options_keep_what_is_not_named]",
+        proved_by=("tests/test_backends.py::test_metadata_options_change_only_what_is_named",
+                   "tests/test_imds.py::test_required_tokens_refuse_imdsv1_with_401_but_the_cli_keeps_working"),
+        required=True,
+        upstream="EC2 ModifyInstanceMetadataOptions with only HttpTokens=required sets HttpEndpoint (and the "
+        "hop limit, protocol and tags options) to None; AWS leaves every option the request does not name "
+        "as it was. Fix: in InstanceBackend.modify_instance_metadata_options, default each argument to the "
+        "instance's current value.",
+    ),
+    Fix(
+        name="inactive_keys_are_refused",
+        kind="fidelity",
+        aws="a request signed with an Inactive access key is refused (InvalidClientTokenId)",
+        dependency="moto looks the key up and ignores its status: a deactivated (leaked) key keeps working "
+        "(notebook 01 revokes one)",
+        targets=(Target("moto.iam.access_control", "IAMUserAccessKey.__init__",
+                        ("self", "account_id", "partition", "access_key_id", "headers")),
+                 Target("moto.iam.access_control", "CreateAccessKeyFailure"),
+                 Target(IAM_BACKEND, "IAMBackend.list_users")),
+        apply=fidelity.inactive_keys_are_refused,
+        alone=f"{ALONE}[inactive_keys_are_refused]",
+        proved_by=("tests/test_lab.py::test_a_deactivated_key_is_refused_as_aws_refuses_it",),
+        required=True,
+        upstream="With authorization on (INITIAL_NO_AUTH_ACTION_COUNT), a request signed with an access key "
+        "whose status is Inactive (UpdateAccessKey) is accepted; AWS refuses it with InvalidClientTokenId. "
+        "Fix: IAMUserAccessKey raises CreateAccessKeyFailure for a key that is not Active.",
+    ),
+    Fix(
+        name="ids_look_like_aws",
+        kind="fidelity",
+        aws="instance profile ids are AIPA… and user ids AIDA…, as role ids are AROA…",
+        dependency="moto gives them 20 random lower-case characters, which iam/info and list-users show",
+        targets=(Target(IAM_BACKEND, "IAMBackend.create_instance_profile", ("self", "name")),
+                 Target(IAM_BACKEND, "IAMBackend.create_user", ("self", "region_name", "user_name")),
+                 Target("moto.iam.utils", "generate_access_key_id_from_account_id",
+                        ("account_id", "prefix", "total_length"))),
+        apply=fidelity.ids_look_like_aws,
+        alone=f"{ALONE}[ids_look_like_aws]",
+        proved_by=("tests/test_motofixes.py::test_user_and_profile_ids_look_like_aws",),
+        upstream="IAM CreateUser and CreateInstanceProfile return ids of 20 random lower-case characters; "
+        "AWS's are 21 characters starting AIDA and AIPA (as moto already does for roles, AROA). Fix: "
+        "generate them as role ids are generated.",
+    ),
+    Fix(
+        name="access_keys_are_never_seeded",
+        kind="isolation",
+        aws="access key ids, secrets and session tokens are unguessable: two accounts never share one",
+        dependency="moto draws key ids and secrets from its seeded random source, so two labs reset to the same "
+        "checkpoint (the same seed) would hand out the same keys; session tokens come from os.urandom, out of "
+        "the journal's reach. The lab draws all three afresh and journals them, to replay them after a crash",
+        targets=(Target(IAM_BACKEND, "AccessKey.__init__", ("self", "user_name", "prefix", "account_id", "status")),
+                 Target("moto.sts.models", "random_session_token")),
+        apply=fidelity.access_keys_are_never_seeded,
+        alone=f"{ALONE}[access_keys_are_never_seeded]",
+        proved_by=("tests/test_isolation.py::test_two_labs_at_the_same_checkpoint_share_ids_but_never_keys",),
+        required=True,
+    ),
+    Fix(
+        name="not_found_says_what_aws_says",
+        kind="fidelity",
+        aws="NoSuchEntity reads `The role with name X cannot be found.` and `Instance Profile X cannot be found.`",
+        dependency="moto says `Role X not found` and `Instance profile X not found`",
+        targets=(Target(IAM_BACKEND, "IAMBackend.get_role", ("self", "role_name")),
+                 Target(IAM_BACKEND, "IAMBackend.get_instance_profile", ("self", "profile_name")),
+                 Target("moto.iam.exceptions", "NotFoundException")),
+        apply=fidelity.not_found_says_what_aws_says,
+        alone=f"{ALONE}[not_found_says_what_aws_says]",
+        proved_by=("tests/test_bad_input.py::test_a_role_or_profile_that_does_not_exist",),
+        upstream="IAM GetRole and GetInstanceProfile for a name that does not exist: the NoSuchEntity message "
+        "is `Role X not found` / `Instance profile X not found`; AWS says `The role with name X cannot be "
+        "found.` / `Instance Profile X cannot be found.`.",
+    ),
+    Fix(
+        name="trust_policy_must_be_json",
+        kind="fidelity",
+        aws="CreateRole with a trust policy that is not JSON: MalformedPolicyDocument, `This policy contains "
+        "invalid Json`",
+        dependency="moto creates the role",
+        targets=(Target(IAM_BACKEND, "IAMBackend.create_role", ("self", "role_name", "assume_role_policy_document")),
+                 Target("moto.iam.exceptions", "MalformedPolicyDocument")),
+        apply=fidelity.trust_policy_must_be_json,
+        alone=f"{ALONE}[trust_policy_must_be_json]",
+        proved_by=("tests/test_bad_input.py::test_a_trust_policy_that_is_not_json",),
+        upstream="IAM CreateRole accepts an AssumeRolePolicyDocument that is not JSON; AWS refuses it with "
+        "MalformedPolicyDocument `This policy contains invalid Json`.",
+    ),
+    Fix(
+        name="ec2_names_a_missing_profile",
+        kind="fidelity",
+        aws="EC2 refuses an instance profile it cannot find with InvalidParameterValue, `Value (X) for parameter "
+        "iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name`",
+        dependency="moto lets IAM's NoSuchEntity through EC2's API",
+        targets=tuple(Target(module, "filter_iam_instance_profiles",
+                             ("account_id", "partition", "iam_instance_profile_arn", "iam_instance_profile_name"))
+                      for module in FILTER_PROFILES_IN) + (Target("moto.ec2.exceptions", "EC2ClientError"),),
+        apply=fidelity.ec2_names_a_missing_profile,
+        alone=f"{ALONE}[ec2_names_a_missing_profile]",
+        proved_by=("tests/test_bad_input.py::test_a_role_or_profile_that_does_not_exist",),
+        upstream="EC2 AssociateIamInstanceProfile / ReplaceIamInstanceProfileAssociation / RunInstances with an "
+        "instance profile that does not exist return IAM's NoSuchEntity; AWS returns InvalidParameterValue "
+        "`Value (X) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name` "
+        "(`.arn` for an ARN).",
+    ),
+    Fix(
+        name="managed_policies_once",
+        kind="speed",
+        aws="(speed) AWS's managed policies exist in the lab's partition, aws",
+        dependency="moto parses its ~1,600 managed policies again for every IAM backend, one per partition "
+        "(aws-cn, aws-us-gov, …), whenever it looks up an access key's account: 0.2 s each, after every reset",
+        targets=(Target(IAM_BACKEND, "IAMBackend._init_aws_policies", ("self",)),
+                 Target(IAM_BACKEND, "aws_managed_policies_data"),
+                 Target(IAM_BACKEND, "AWSManagedPolicy")),
+        apply=speed.managed_policies_once,
+        alone=f"{ALONE}[managed_policies_once]",
+        proved_by=("tests/test_motofixes.py::test_the_lab_holds_aws_managed_policies",),
+    ),
+    Fix(
+        name="region_lists_not_kept_per_backend",
+        kind="memory",
+        aws="(memory) a reset frees the backends it replaces",
+        dependency="moto caches AccountSpecificBackend._generate_regions with functools.cache, which keeps every "
+        "backend container it was called on alive, with its EC2 backend (about 4 MB per reset)",
+        targets=(Target("moto.core.base_backend", "AccountSpecificBackend._generate_regions.__wrapped__",
+                        ("self", "service_name")),),
+        apply=speed.region_lists_not_kept_per_backend,
+        alone=f"{ALONE}[region_lists_not_kept_per_backend]",
+        proved_by=("tests/test_backends.py::test_a_reset_frees_the_backends_it_replaces",),
+        upstream="AccountSpecificBackend._generate_regions is a method cached with functools.cache: the cache "
+        "holds a reference to every AccountSpecificBackend it was called on, so backends that "
+        "moto_api_backend.reset() replaces are never freed. Its result depends only on service_name: cache "
+        "a module-level function of service_name instead.",
+    ),
+    Fix(
+        name="subnet_addresses_kept_on_the_subnet",
+        kind="memory",
+        aws="(memory) a reset frees the subnets it replaces",
+        dependency="moto caches Subnet._base_avail_ip_iterator with functools.cache, which keeps every subnet "
+        "(and its backend) alive",
+        targets=(Target("moto.ec2.models.subnets", "Subnet._base_avail_ip_iterator", ("self",)),
+                 Target("moto.ec2.models.subnets", "Subnet.get_available_subnet_ip", ("self", "instance"))),
+        apply=speed.subnet_addresses_kept_on_the_subnet,
+        alone=f"{ALONE}[subnet_addresses_kept_on_the_subnet]",
+        proved_by=("tests/test_backends.py::test_a_reset_frees_the_backends_it_replaces",
+                   "tests/test_backends.py::test_instances_in_one_subnet_get_successive_addresses"),
+        upstream="Subnet._base_avail_ip_iterator is cached with functools.cache on the method, so the cache keeps "
+        "every Subnet (and through it its EC2 backend) alive after a reset. Keep the iterator on the subnet.",
+    ),
+    Fix(
+        name="access_denied_says_why",
+        kind="fidelity",
+        aws="a request no policy allows: IAM's AccessDenied names the resource and says `because no "
+        "identity-based policy allows the ACTION action`; EC2's Describe actions say UnauthorizedOperation",
+        dependency="moto stops after the action (`User: ARN is not authorized to perform: iam:CreateUser`), and "
+        "EC2's Describe refusals are AccessDenied; an explicit Deny and EC2's other actions keep moto's sentence",
+        targets=(Target("moto.iam.access_control", "IAMRequest.check_action_permitted", ("self", "resource")),
+                 Target("moto.iam.access_control", "IAMPolicy.is_action_permitted", ("self", "action", "resource")),
+                 Target("moto.iam.access_control", "PermissionResult.DENIED"),
+                 Target("moto.core.exceptions", "AccessDeniedError.__init__", ("self", "user_arn", "action")),
+                 Target("moto.core.exceptions", "_RESTError")),
+        apply=fidelity.access_denied_says_why,
+        alone=f"{ALONE}[access_denied_says_why]",
+        proved_by=("tests/test_lab.py::test_what_no_policy_allows_is_refused_in_aws_words",
+                   "tests/test_lab.py::test_an_explicit_deny_keeps_the_short_sentence"),
+        upstream="With authorization on, a request no policy allows gets `User: ARN is not authorized to perform: "
+        "iam:CreateUser`; AWS adds ` on resource: arn:aws:iam::ACCOUNT:user/NAME because no identity-based "
+        "policy allows the iam:CreateUser action`. EC2's Describe actions are refused with "
+        "UnauthorizedOperation `You are not authorized to perform this operation. User: … because no "
+        "identity-based policy allows the ec2:DescribeInstances action`, not AccessDenied.",
+    ),
+    # -- what the lab needs from moto beyond its API; the code runs in backends.py --------------------
+    Fix(
+        name="admin_keys_chosen_by_the_lab",
+        kind="lab",
+        aws="(lab) the administrator's access key is the lab's, the same across a crash and a restore",
+        dependency="moto's CreateAccessKey makes its own key; the lab replaces it in IAMBackend.access_keys, "
+        "keyed by the key's physical_resource_id",
+        targets=(Target(IAM_BACKEND, "IAMBackend.create_access_key", ("self", "user_name")),
+                 Target(IAM_BACKEND, "AccessKey.physical_resource_id")),
+        apply=None,
+        where="backends.Cloud.bootstrap",
+        alone=f"{ALONE}[admin_keys_chosen_by_the_lab]",
+        proved_by=("tests/test_lab.py::test_env_makes_a_terminal_aws_act_as_the_administrator",
+                   "tests/test_journal.py::test_a_killed_lab_comes_back_as_it_was"),
+        required=True,
+    ),
+    Fix(
+        name="replay_without_authorization",
+        kind="lab",
+        aws="(lab) a restored lab replays its journal's requests as they were acknowledged",
+        dependency="moto checks each request's signature and policies while settings.INITIAL_NO_AUTH_ACTION_COUNT "
+        "allows; the lab sets it to infinity while it replays",
+        targets=(Target("moto.settings", "INITIAL_NO_AUTH_ACTION_COUNT"),),
+        apply=None,
+        where="backends.Cloud.restore",
+        alone=f"{ALONE}[replay_without_authorization]",
+        proved_by=("tests/test_journal.py::test_a_killed_lab_comes_back_as_it_was",),
+        required=True,
+    ),
+    Fix(
+        name="ids_follow_the_lab_seed",
+        kind="lab",
+        aws="(lab) the same steps give the same ids: a student's run and `labkit reset --to NN` agree",
+        dependency="moto draws its ids from moto.moto_api._internal.mock_random; the lab seeds it and keeps one "
+        "state per kind of change",
+        targets=(Target("moto.moto_api._internal", "mock_random.seed"),
+                 Target("moto.moto_api._internal", "mock_random.getstate"),
+                 Target("moto.moto_api._internal", "mock_random.setstate"),
+                 Target("moto.moto_api._internal.models", "moto_api_backend.reset")),
+        apply=None,
+        where="backends.Cloud._fresh and Cloud._drawing",
+        alone=f"{ALONE}[ids_follow_the_lab_seed]",
+        proved_by=("tests/test_isolation.py::test_two_labs_at_the_same_checkpoint_share_ids_but_never_keys",
+                   "tests/test_journal.py::test_copied_credentials_keep_their_role_across_a_role_switch_and_a_crash"),
+        required=True,
+    ),
+    Fix(
+        name="role_sessions_minted_in_the_lab",
+        kind="lab",
+        aws="EC2 assumes the instance's role as ec2.amazonaws.com, and the session is named after the instance",
+        dependency="moto's STS, with authorization on, cannot assume a role for a service principal; the lab "
+        "calls STSBackend.assume_role itself",
+        targets=(Target("moto.sts.models", "STSBackend.assume_role",
+                        ("self", "region_name", "role_session_name", "role_arn", "policy", "duration",
+                         "external_id")),),
+        apply=None,
+        where="backends.Cloud._mint",
+        alone=f"{ALONE}[role_sessions_minted_in_the_lab]",
+        proved_by=("tests/test_backends.py::test_the_session_is_named_after_the_instance",),
+        required=True,
+    ),
+    # -- the warm aws server -------------------------------------------------------------------------
+    Fix(
+        name="service_lists_remembered",
+        kind="speed",
+        aws="(speed) the installed packages' data directories do not change while the warm aws runs",
+        dependency="botocore lists the services in each data directory again for every new session",
+        targets=(Target("botocore.loaders", "Loader.list_available_services", ("self",)),
+                 Target("botocore.loaders", "Loader.search_paths")),
+        apply=warm_aws.service_lists_remembered,
+        alone=f"{ALONE}[service_lists_remembered]",
+        proved_by=("tests/test_cliserver.py::test_the_warm_aws_prints_exactly_what_a_fresh_one_prints",),
+        processes=(CLI,),
+    ),
+    Fix(
+        name="event_names_aliased_once",
+        kind="speed",
+        aws="(speed) botocore's event aliases do not change while the warm aws runs",
+        dependency="botocore works out each event's aliased name again in every new session (~390 handlers)",
+        targets=(Target("botocore.hooks", "EventAliaser._alias_event_name", ("self", "event_name")),
+                 Target("botocore.hooks", "EVENT_ALIASES"),
+                 Target("botocore.hooks", "logger")),
+        apply=warm_aws.event_names_aliased_once,
+        alone=f"{ALONE}[event_names_aliased_once]",
+        proved_by=("tests/test_cliserver.py::test_with_debug_the_warm_aws_logs_what_a_fresh_one_logs",),
+        processes=(CLI,),
+    ),
+    Fix(
+        name="handler_signatures_read_once",
+        kind="speed",
+        aws="(speed) a handler's signature does not change while the warm aws runs",
+        dependency="botocore asks inspect whether each handler takes **kwargs every time one is registered",
+        targets=(Target("botocore.hooks", "accepts_kwargs", ("func",)),),
+        apply=warm_aws.handler_signatures_read_once,
+        alone=f"{ALONE}[handler_signatures_read_once]",
+        proved_by=("tests/test_cliserver.py::test_the_warm_aws_prints_exactly_what_a_fresh_one_prints",),
+        processes=(CLI,),
+    ),
+    Fix(
+        name="paths_follow_each_commands_home",
+        kind="lab",
+        aws="(lab) each command of the warm aws reads ~/.aws of its own instance, as a fresh aws process does",
+        dependency="botocore computes paths under HOME when it is imported (Loader.CUSTOMER_DATA_PATH, "
+        "JSONFileCache.CACHE_DIR, …); the warm server finds every such path once and repoints it per command",
+        targets=(Target("botocore.loaders", "Loader.CUSTOMER_DATA_PATH"),
+                 Target("botocore.utils", "JSONFileCache.CACHE_DIR")),
+        apply=None,
+        where="cliserver.paths_from_home and cliserver.repoint",
+        alone=f"{ALONE}[paths_follow_each_commands_home]",
+        proved_by=("tests/test_cliserver.py::test_paths_the_cli_takes_from_home_at_import_follow_each_command",),
+        required=True,
+        processes=(CLI,),
+    ),
+)  # fmt: skip
+
+
+def by_name(name: str) -> Fix:
+    """The record called `name`."""
+    return next(fix for fix in REGISTRY if fix.name == name)

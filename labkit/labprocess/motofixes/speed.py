@@ -1,0 +1,103 @@
+"""The lab's changes to moto and botocore for speed and memory: where a one-account, one-region lab
+can skip work moto does for every partition and every session. Each is a record in registry.py; each
+function here is that record's `apply`, run once in the lab process.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from labkit.labprocess.motofixes.fidelity import LAB_PARTITION
+
+
+def botocore_data_read_once() -> None:
+    """botocore's data files decoded once per process (see botodata.py)."""
+    from botocore import loaders
+
+    from labkit.labprocess.botodata import read_once
+
+    read_once(loaders)
+
+
+def only_the_labs_region_of_instance_types() -> None:
+    """Speed: read which instance types each location offers for the lab's region only.
+
+    moto decodes ~100 files, one per region and location type, when its EC2 models are first
+    imported (0.8 s of a cold start); the lab lives in us-east-1. Must run before that import.
+    """
+    from moto.utilities import utils
+
+    from labkit.labprocess.backends import REGION
+
+    load_resource = utils.load_resource
+
+    def only_the_labs_region(filename: str, *args: Any, **kwargs: Any) -> Any:
+        if "instance_type_offerings" in filename and not filename.rsplit("/", 1)[-1].startswith(REGION + "."):
+            return []
+        return load_resource(filename, *args, **kwargs)
+
+    setattr(utils, "load_resource", only_the_labs_region)  # noqa: B010
+
+
+def managed_policies_once() -> None:
+    """Speed: parse AWS's ~1,600 managed policies once, and load them into the lab's partition only.
+
+    moto parses them again for every IAM backend it creates, and it creates one per partition
+    (aws-cn, aws-us-gov, ...) whenever it looks up which account an access key belongs to:
+    about 0.2 s each, after every reset.
+    """
+    from moto.iam import models
+
+    prepared: list[tuple[str, dict[str, Any]]] = []
+    policy_class: Any = models.AWSManagedPolicy
+
+    def init_aws_policies(self: Any) -> list[Any]:
+        if self.region_name != LAB_PARTITION:
+            return []
+        if not prepared:
+            for name, data in json.loads(models.aws_managed_policies_data).items():
+                prepared.append((name, {
+                    "default_version_id": data.get("DefaultVersionId"),
+                    "path": data.get("Path"),
+                    "document": json.dumps(data.get("Document")),
+                    "create_date": datetime.fromisoformat(data["CreateDate"]),
+                    "update_date": datetime.fromisoformat(data["UpdateDate"]),
+                }))  # fmt: skip
+        return [
+            policy_class(name, account_id=self.account_id, region=self.region_name, **fields)
+            for name, fields in prepared
+        ]
+
+    setattr(models.IAMBackend, "_init_aws_policies", init_aws_policies)  # noqa: B010
+
+
+def region_lists_not_kept_per_backend() -> None:
+    """Each backend container's region list, which depends only on the service name, remembered
+    per service name instead of per container (moto's `functools.cache` on the method kept every
+    container alive, with every EC2 backend a reset replaced)."""
+    from moto.core.base_backend import AccountSpecificBackend
+
+    regions_of = AccountSpecificBackend._generate_regions.__wrapped__
+    known: dict[str, list[str]] = {}
+
+    def _generate_regions(self: Any, service_name: str) -> list[str]:
+        if service_name not in known:
+            known[service_name] = regions_of(self, service_name)
+        return list(known[service_name])
+
+    setattr(AccountSpecificBackend, "_generate_regions", _generate_regions)  # noqa: B010
+
+
+def subnet_addresses_kept_on_the_subnet() -> None:
+    """Each subnet's iterator over its free addresses kept on the subnet itself, not in a
+    `functools.cache` on the method that keeps every subnet (and its backend) alive."""
+    from moto.ec2.models.subnets import Subnet
+
+    def _base_avail_ip_iterator(self: Any) -> Any:
+        if "_free_addresses" not in self.__dict__:
+            self._free_addresses = self.cidr.hosts()
+        return self._free_addresses
+
+    setattr(Subnet, "_base_avail_ip_iterator", _base_avail_ip_iterator)  # noqa: B010

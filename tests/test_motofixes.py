@@ -1,0 +1,565 @@
+"""The registry of the lab's changes to moto, botocore and awscli (labkit/labprocess/motofixes).
+
+Each record has two paired tests. One runs the dependency alone, in a process of its own that never
+imports the lab's code, and asserts that it still does what the record changes: when an upstream
+release fixes it, that test fails and says which record to retire. The other, named in the record,
+shows the lab doing what AWS does. This file also checks the registry itself, and that a record whose
+target moved is reported and skipped, or, when the lesson needs it, stops the lab in one line.
+
+Run as a script (`python tests/test_motofixes.py`), it prints what the dependencies alone do, as JSON.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import types
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import labkit
+from labkit.statedir import read_info
+
+ROOT = Path(__file__).resolve().parent.parent
+ACCOUNT = "123456789012"
+IMAGE = "ami-03c3da4cfa8e8943a"
+
+
+# -- what the dependencies do alone: each function is the probe of the record of its name ------------
+def _ec2() -> Any:
+    from moto.backends import get_backend
+
+    return get_backend("ec2")[ACCOUNT]["us-east-1"]
+
+
+def _iam() -> Any:
+    from moto.backends import get_backend
+
+    return get_backend("iam")[ACCOUNT]["aws"]
+
+
+def _launch() -> Any:
+    return _ec2().run_instances(IMAGE, 1, None, [], instance_type="t3.micro", is_instance_type_default=False,
+                                tags={}, nics=[]).instances[0]  # fmt: skip
+
+
+def _error(call: Callable[[], Any]) -> list[str] | None:
+    try:
+        call()
+    except Exception as error:
+        return [type(error).__name__, getattr(error, "message", str(error))]
+    return None
+
+
+def botocore_data_read_once() -> Any:
+    from botocore.session import Session
+
+    return Session().get_service_data("ec2") is Session().get_service_data("ec2")
+
+
+def instance_type_offerings_of_the_labs_region() -> Any:
+    from moto.ec2.models.instance_types import INSTANCE_TYPE_OFFERINGS
+
+    return len([region for region, offered in INSTANCE_TYPE_OFFERINGS["region"].items() if offered]) > 1
+
+
+def default_subnet_address() -> Any:
+    return _launch().private_ip.split(".")[0]
+
+
+def metadata_options_keep_what_is_not_named() -> Any:
+    instance = _launch()
+    _ec2().modify_instance_metadata_options(instance.id, http_tokens="required")
+    return instance.metadata_options.http_endpoint
+
+
+def inactive_keys_are_refused() -> Any:
+    from moto.iam.access_control import IAMUserAccessKey
+
+    iam = _iam()
+    iam.create_user("us-east-1", "leaky")
+    key = iam.create_access_key("leaky")
+    iam.update_access_key("leaky", key.access_key_id, "Inactive")
+    return _error(lambda: IAMUserAccessKey(ACCOUNT, "aws", key.access_key_id, {}))
+
+
+def ids_look_like_aws() -> Any:
+    iam = _iam()
+    user, profile = iam.create_user("us-east-1", "ids"), iam.create_instance_profile("ids", "/", [])
+    return {"user ids are AIDA…": user.id.startswith("AIDA"), "profile ids are AIPA…": profile.id.startswith("AIPA")}
+
+
+def access_keys_are_never_seeded() -> Any:
+    from moto.iam.models import AccessKey
+    from moto.moto_api._internal import mock_random
+    from moto.sts.models import random_session_token
+
+    drawn = []
+    for _ in range(2):
+        mock_random.seed(7)
+        drawn.append((AccessKey(None, "AKIA", ACCOUNT).access_key_id, random_session_token()))
+    return {"key ids follow the seed": drawn[0][0] == drawn[1][0], "tokens follow it": drawn[0][1] == drawn[1][1]}
+
+
+def not_found_says_what_aws_says() -> Any:
+    iam = _iam()
+    return [_error(lambda: iam.get_role("NoSuchRole")), _error(lambda: iam.get_instance_profile("NoSuchProfile"))]
+
+
+def trust_policy_must_be_json() -> Any:
+    return _iam().create_role("Broken", "{'Version': 2012}", "/", None, "", [], None).name
+
+
+def ec2_names_a_missing_profile() -> Any:
+    from moto.ec2.utils import filter_iam_instance_profiles
+
+    return _error(lambda: filter_iam_instance_profiles(ACCOUNT, "aws", None, "NoSuchProfile"))
+
+
+def managed_policies_once() -> Any:
+    from moto.backends import get_backend
+
+    return len(get_backend("iam")[ACCOUNT]["aws-cn"].managed_policies) > 1000
+
+
+def region_lists_not_kept_per_backend() -> Any:
+    from moto.core.base_backend import AccountSpecificBackend
+
+    return hasattr(AccountSpecificBackend._generate_regions, "cache_info")  # a functools cache on the method
+
+
+def subnet_addresses_kept_on_the_subnet() -> Any:
+    from moto.ec2.models.subnets import Subnet
+
+    return hasattr(Subnet._base_avail_ip_iterator, "cache_info")
+
+
+def access_denied_says_why() -> Any:
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    iam = _iam()
+    iam.create_user("us-east-1", "nobody")
+    key = iam.create_access_key("nobody")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+
+        def refusal(service: str, call: str, **kwargs: Any) -> list[str]:
+            keys = {"aws_access_key_id": key.access_key_id, "aws_secret_access_key": key.secret_access_key}
+            client = boto3.client(service, region_name="us-east-1", endpoint_url=f"http://{host}:{port}", **keys)
+            try:
+                getattr(client, call)(**kwargs)
+            except Exception as error:
+                return [error.response["Error"]["Code"], error.response["Error"]["Message"]]  # type: ignore[attr-defined]
+            return []
+
+        return [refusal("iam", "create_user", UserName="intruder"), refusal("ec2", "describe_instances")]
+    finally:
+        server.stop()
+
+
+def admin_keys_chosen_by_the_lab() -> Any:
+    iam = _iam()
+    iam.create_user("us-east-1", "keyed")
+    key = iam.create_access_key("keyed")
+    takes_a_key_id = "access_key_id" in inspect.signature(iam.create_access_key).parameters
+    return {"keyed by physical_resource_id": iam.access_keys[key.physical_resource_id] is key,
+            "CreateAccessKey takes a key id": takes_a_key_id}  # fmt: skip
+
+
+def replay_without_authorization() -> Any:
+    import boto3
+    from moto import settings
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        unknown = {"aws_access_key_id": "AKIAUNKNOWNUNKNOWN00", "aws_secret_access_key": "x" * 40}
+        iam = boto3.client("iam", region_name="us-east-1", endpoint_url=f"http://{host}:{port}", **unknown)
+        answers = []
+        for allowance in (settings.INITIAL_NO_AUTH_ACTION_COUNT, float("inf")):  # read on each request
+            settings.INITIAL_NO_AUTH_ACTION_COUNT = allowance
+            try:
+                answers.append("ListUsers answered" if "Users" in iam.list_users() else "?")
+            except Exception as error:
+                answers.append(error.response["Error"]["Code"])  # type: ignore[attr-defined]
+        return answers
+    finally:
+        server.stop()
+
+
+def ids_follow_the_lab_seed() -> Any:
+    from moto.moto_api._internal import mock_random
+    from moto.moto_api._internal.models import moto_api_backend
+
+    ids = []
+    for _ in range(2):
+        moto_api_backend.reset()
+        mock_random.seed(5)
+        ids.append(_launch().id)
+    return ids[0] == ids[1]
+
+
+def role_sessions_minted_in_the_lab() -> Any:
+    from moto.backends import get_backend
+
+    role = _iam().create_role("ForEc2", "{}", "/", None, "", [], None)
+    sts = get_backend("sts")[ACCOUNT]["aws"]
+    assumed = sts.assume_role(region_name="us-east-1", role_session_name="i-0123", role_arn=role.arn,
+                              policy=None, duration=900, external_id=None)  # fmt: skip
+    return [assumed.access_key_id[:4], assumed.arn]
+
+
+def service_lists_remembered() -> Any:
+    import botocore.loaders
+    from botocore.session import Session
+
+    Session().get_component("data_loader").list_available_services("service-2")
+    listed: list[str] = []
+    listdir = os.listdir
+    botocore.loaders.os.listdir = lambda path: listed.append(path) or listdir(path)  # type: ignore[attr-defined]
+    try:
+        Session().get_component("data_loader").list_available_services("service-2")
+    finally:
+        botocore.loaders.os.listdir = listdir  # type: ignore[attr-defined]
+    return len(listed) > 0
+
+
+def event_names_aliased_once() -> Any:
+    from botocore.session import Session
+
+    return Session()._events._alias_name_cache is Session()._events._alias_name_cache
+
+
+def handler_signatures_read_once() -> Any:
+    from botocore.hooks import accepts_kwargs
+
+    asked: list[Any] = []
+    getfullargspec = inspect.getfullargspec
+    inspect.getfullargspec = lambda func: asked.append(func) or getfullargspec(func)  # type: ignore[assignment]
+    try:
+        for _ in range(2):
+            accepts_kwargs(handler_signatures_read_once)
+    finally:
+        inspect.getfullargspec = getfullargspec
+    return len(asked)
+
+
+def paths_follow_each_commands_home() -> Any:
+    from botocore.loaders import Loader
+    from botocore.utils import JSONFileCache
+
+    home, os.environ["HOME"] = os.environ["HOME"], "/elsewhere"
+    return [Loader.CUSTOMER_DATA_PATH == f"{home}/.aws/models", JSONFileCache.CACHE_DIR == f"{home}/.aws/boto/cache"]
+
+
+# What each probe gives: the old behaviour, which the record changes.
+ALONE_DOES: dict[str, Any] = {
+    "botocore_data_read_once": False,  # a second session decodes EC2's model again
+    "instance_type_offerings_of_the_labs_region": True,  # every region's offerings, decoded at import
+    "default_subnet_address": "10",  # not the default subnet's 172.31
+    "metadata_options_keep_what_is_not_named": None,  # HttpEndpoint blanked
+    "inactive_keys_are_refused": None,  # an Inactive key is looked up without error
+    "ids_look_like_aws": {"user ids are AIDA…": False, "profile ids are AIPA…": False},
+    "access_keys_are_never_seeded": {"key ids follow the seed": True, "tokens follow it": False},
+    "not_found_says_what_aws_says": [
+        ["NotFoundException", "Role NoSuchRole not found"],
+        ["NotFoundException", "Instance profile NoSuchProfile not found"],
+    ],
+    "trust_policy_must_be_json": "Broken",  # created
+    "ec2_names_a_missing_profile": ["NotFoundException", "Instance profile NoSuchProfile not found"],
+    "managed_policies_once": True,  # loaded into aws-cn too
+    "region_lists_not_kept_per_backend": True,
+    "subnet_addresses_kept_on_the_subnet": True,
+    "access_denied_says_why": [
+        ["AccessDenied", f"User: arn:aws:iam::{ACCOUNT}:user/nobody is not authorized to perform: iam:CreateUser"],
+        [
+            "AccessDenied",
+            f"User: arn:aws:iam::{ACCOUNT}:user/nobody is not authorized to perform: ec2:DescribeInstances",
+        ],
+    ],  # fmt: skip
+    "admin_keys_chosen_by_the_lab": {"keyed by physical_resource_id": True, "CreateAccessKey takes a key id": False},
+    "replay_without_authorization": [
+        "InvalidClientTokenId",
+        "ListUsers answered",
+    ],  # refused with authorization on, not off
+    "ids_follow_the_lab_seed": True,
+    "role_sessions_minted_in_the_lab": ["ASIA", f"arn:aws:sts::{ACCOUNT}:assumed-role/ForEc2/i-0123"],
+    "service_lists_remembered": True,  # a new session lists the data directories again
+    "event_names_aliased_once": False,  # each session works out its aliases anew
+    "handler_signatures_read_once": 2,  # inspect asked each time
+    "paths_follow_each_commands_home": [True, True],  # computed from HOME at import, kept after
+}
+
+
+def what_the_dependencies_do_alone() -> dict[str, Any]:
+    """Run every probe, in the order of ALONE_DOES, in this process (which must not be the lab's)."""
+    found: dict[str, Any] = {}
+    for name in ALONE_DOES:
+        try:
+            found[name] = globals()[name]()
+        except Exception as error:
+            found[name] = f"the probe failed: {type(error).__name__}: {error}"
+    assert not any(module.startswith("labkit.labprocess") for module in sys.modules), "the lab's code was loaded"
+    return found
+
+
+def lab_like_env(**more: str) -> dict[str, str]:
+    """The environment a lab process gets (labkit.lab._lab_process_env): none of the host's AWS_*."""
+    kept = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    return {**kept, "PYTHONHASHSEED": "0", "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            **more}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def alone(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    home = tmp_path_factory.mktemp("alone")
+    env = lab_like_env(HOME=str(home), MOTO_IAM_LOAD_MANAGED_POLICIES="true", INITIAL_NO_AUTH_ACTION_COUNT="0",
+                       MOTO_ALLOW_NONEXISTENT_REGION="false")  # fmt: skip
+    ran = subprocess.run([sys.executable, __file__], capture_output=True, text=True, env=env, cwd=home, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    found: dict[str, Any] = json.loads(ran.stdout)
+    return found
+
+
+def registry() -> tuple[Any, ...]:
+    from labkit.labprocess import motofixes
+
+    return tuple(motofixes.REGISTRY)
+
+
+# -- the registry itself ------------------------------------------------------------------------------
+def test_the_versions_checked_are_the_pins_of_constraints() -> None:
+    from labkit.labprocess.motofixes import CHECKED
+
+    pins = dict(line.split("==") for line in (ROOT / "constraints.txt").read_text().split() if "==" in line)
+    assert CHECKED == {package: pins[package] for package in CHECKED}
+    assert all(fix.checked == CHECKED for fix in registry())
+
+
+def test_every_record_says_what_it_changes_and_why() -> None:
+    from labkit.labprocess.motofixes import CLI, LAB
+
+    fixes = registry()
+    assert len({fix.name for fix in fixes}) == len(fixes) == len(ALONE_DOES)
+    for fix in fixes:
+        assert fix.aws and fix.dependency and fix.targets and fix.proved_by, fix.name
+        assert fix.kind in ("fidelity", "isolation", "lab", "speed", "memory"), fix.name
+        assert set(fix.processes) <= {LAB, CLI} and fix.processes, fix.name
+        if fix.apply is None:  # its code runs elsewhere, so it cannot be skipped: without it, nothing runs
+            assert fix.required and fix.where, fix.name
+        if fix.kind == "fidelity":
+            assert len(fix.upstream) > 80, f"{fix.name}: a text to send upstream"
+
+
+def test_every_record_names_its_two_paired_tests_and_they_exist() -> None:
+    from labkit.labprocess.motofixes.registry import ALONE
+
+    defined: dict[str, set[str]] = {}
+    for fix in registry():
+        assert fix.alone == f"{ALONE}[{fix.name}]" and fix.name in ALONE_DOES, fix.name
+        for test in (fix.alone.split("[")[0], *fix.proved_by):
+            path, _, function = test.partition("::")
+            if path not in defined:
+                tree = ast.parse((ROOT / path).read_text())
+                defined[path] = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+            assert function in defined[path], f"{fix.name} names {test}, which does not exist"
+
+
+def test_every_target_is_there_as_expected_in_the_installed_versions() -> None:
+    probe = "import json; from labkit.labprocess import motofixes; " \
+            "print(json.dumps({f.name: f.problems() for f in motofixes.REGISTRY}))"  # fmt: skip
+    ran = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=lab_like_env(), check=True)
+    assert {name: problems for name, problems in json.loads(ran.stdout).items() if problems} == {}
+
+
+# -- (a) the dependency alone still does what each record changes ------------------------------------
+@pytest.mark.parametrize("name", list(ALONE_DOES))
+def test_the_dependency_alone_still_does_the_old_thing(alone: dict[str, Any], name: str) -> None:
+    from labkit.labprocess.motofixes import by_name
+
+    fix, found = by_name(name), alone[name]
+    retire = (
+        f"{name}: the dependency alone no longer does what the record says ({fix.dependency}); it gave {found!r}. "
+        f"If an upstream release fixed it, retire the record in labkit/labprocess/motofixes/registry.py."
+    )
+    assert found == ALONE_DOES[name], retire
+
+
+# -- (b) the lab does what AWS does, where no other module's tests show it ----------------------------
+def test_the_lab_offers_instance_types_in_its_region(lab: labkit.Lab) -> None:
+    offered = lab.client("ec2").describe_instance_type_offerings(
+        Filters=[{"Name": "instance-type", "Values": ["t3.micro"]}]
+    )["InstanceTypeOfferings"]
+    assert offered == [{"InstanceType": "t3.micro", "LocationType": "region", "Location": "us-east-1"}]
+
+
+def test_user_and_profile_ids_look_like_aws(fresh_lab: labkit.Lab) -> None:
+    iam = fresh_lab.client("iam")
+    user = iam.create_user(UserName="looks-like-aws")["User"]
+    profile = iam.create_instance_profile(InstanceProfileName="LooksLikeAws")["InstanceProfile"]
+    assert user["UserId"].startswith("AIDA") and len(user["UserId"]) == 21 and user["UserId"].isupper()
+    assert profile["InstanceProfileId"].startswith("AIPA") and len(profile["InstanceProfileId"]) == 21
+
+
+def test_the_lab_holds_aws_managed_policies(lab: labkit.Lab) -> None:
+    iam = lab.client("iam")
+    policy = iam.get_policy(PolicyArn="arn:aws:iam::aws:policy/IAMReadOnlyAccess")["Policy"]
+    assert policy["PolicyName"] == "IAMReadOnlyAccess" and policy["IsAttachable"]
+    listed = iam.get_paginator("list_policies").paginate(Scope="AWS").build_full_result()["Policies"]
+    assert len(listed) > 1000
+
+
+# -- a target that moved ------------------------------------------------------------------------------
+@pytest.fixture
+def fake_moto(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """A module standing for a moto whose `Backend.method` takes (self, name)."""
+    module = types.ModuleType("fake_moto")
+
+    class Backend:
+        def method(self, name: str) -> str:
+            return name
+
+    module.Backend = Backend  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fake_moto", module)
+    return module
+
+
+def fake_fix(name: str, target: Any, applied: list[str], *, required: bool = False) -> Any:
+    from labkit.labprocess.motofixes import Fix
+
+    return Fix(name=name, kind="fidelity", aws="AWS does Y", dependency="moto does X", targets=(target,),
+               apply=lambda: applied.append(name), alone="", proved_by=(), required=required)  # fmt: skip
+
+
+def test_a_fix_whose_target_moved_is_reported_by_name_and_skipped(fake_moto: types.ModuleType) -> None:
+    from labkit.labprocess.motofixes import LAB, Target, apply
+
+    applied: list[str] = []
+    said: list[str] = []
+    fixes = [
+        fake_fix("fake_there", Target("fake_moto", "Backend.method", ("self", "name")), applied),
+        fake_fix("fake_gone", Target("fake_moto", "Backend.renamed"), applied),
+        fake_fix("fake_changed", Target("fake_moto", "Backend.method", ("self", "instance_id")), applied),
+        fake_fix("fake_no_module", Target("fake_moto.nowhere", "Backend"), applied),
+    ]
+    missing = apply(LAB, registry=fixes, report=said.append)
+    assert applied == ["fake_there"]
+    assert missing == ["fake_gone", "fake_changed", "fake_no_module"]
+    assert said[0].startswith(
+        "labkit: fix fake_gone cannot be applied: fake_moto.Backend.renamed is gone in fake_moto "
+    )
+    assert said[0].endswith("; running without it.")
+    assert "fake_moto.Backend.method takes (self, name), not (self, instance_id, …)" in said[1]
+    assert "fake_moto.nowhere.Backend is gone (no module fake_moto.nowhere)" in said[2]
+
+
+def test_a_required_fix_whose_target_moved_stops_everything_in_one_line(fake_moto: types.ModuleType) -> None:
+    from labkit.labprocess.motofixes import LAB, RequiredFixMissing, Target, apply
+
+    applied: list[str] = []
+    fixes = [
+        fake_fix("fake_needed", Target("fake_moto", "Backend.renamed"), applied, required=True),
+        fake_fix("fake_there", Target("fake_moto", "Backend.method"), applied),
+    ]
+    with pytest.raises(RequiredFixMissing) as stopped:
+        apply(LAB, registry=fixes, report=lambda line: None)
+    assert applied == []
+    message = str(stopped.value)
+    assert "\n" not in message and message.startswith(
+        "labkit: the lab cannot start: fix fake_needed cannot be applied: fake_moto.Backend.renamed is gone"
+    )
+
+
+def start_lab_process(home: Path, before: str) -> subprocess.Popen[str]:
+    """The lab process itself (labkit.labprocess.main), with `before` run first: a moto made to
+    look like another version."""
+    script = textwrap.dedent("""
+        import sys
+        from labkit.labprocess.backends import configure_moto
+        configure_moto()
+    """) + textwrap.dedent(before) + textwrap.dedent("""
+        from labkit.labprocess.main import main
+        main(["--home", sys.argv[1]])
+    """)  # fmt: skip
+    home.mkdir(mode=0o700, exist_ok=True)
+    return subprocess.Popen([sys.executable, "-c", script, str(home)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=lab_like_env(), cwd=home)  # fmt: skip
+
+
+@pytest.fixture
+def lab_without_a_cache(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
+    """A lab on a moto whose AccountSpecificBackend._generate_regions is a plain method (no cache, so
+    no `__wrapped__`): the target of region_lists_not_kept_per_backend, as in another moto release."""
+    home = tmp_path / "lab"
+    process = start_lab_process(home, """
+        from moto.core.base_backend import AccountSpecificBackend
+        AccountSpecificBackend._generate_regions = AccountSpecificBackend._generate_regions.__wrapped__
+    """)  # fmt: skip
+    try:
+        yield home, process
+    finally:
+        labkit.down(home)
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+def test_a_lab_whose_moto_lacks_a_fixs_target_starts_without_it_and_says_so(
+    lab_without_a_cache: tuple[Path, subprocess.Popen[str]],
+) -> None:
+    home, process = lab_without_a_cache
+    deadline = time.monotonic() + 60
+    while read_info(home) is None:
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[0]
+        time.sleep(0.1)
+    info = read_info(home)
+    assert info is not None and info.fixes_missing == ["region_lists_not_kept_per_backend"]
+    lab = labkit.connect(home, start=False)
+    assert "admin" in [user["UserName"] for user in lab.client("iam").list_users()["Users"]]  # it runs
+    env = {**os.environ, "LABKIT_HOME": str(home)}
+    labkit_command = str(Path(sys.executable).parent / "labkit")
+    shown = subprocess.run([labkit_command, "status"], capture_output=True, text=True, env=env, check=True).stdout
+    said = subprocess.run([labkit_command, "status", "--json"], capture_output=True, text=True, env=env, check=True)
+    assert f"  not applied to this moto: region_lists_not_kept_per_backend (why: lab.log in {home})" in shown
+    assert json.loads(said.stdout)["fixes_missing"] == ["region_lists_not_kept_per_backend"]
+    labkit.down(home)
+    logged = process.communicate(timeout=30)[0]
+    assert (
+        "labkit: fix region_lists_not_kept_per_backend cannot be applied: "
+        "moto.core.base_backend.AccountSpecificBackend._generate_regions.__wrapped__ is gone in moto 5.2.5 "
+        "(checked against moto 5.2.5); running without it.\n"
+    ) in logged
+
+
+def test_a_lab_whose_moto_lacks_a_required_fixs_target_refuses_to_start_in_one_line(tmp_path: Path) -> None:
+    process = start_lab_process(tmp_path / "lab", """
+        from moto.ec2.models.instances import InstanceBackend
+        del InstanceBackend.modify_instance_metadata_options
+    """)  # fmt: skip
+    printed = process.communicate(timeout=60)[0]
+    assert process.returncode == 1
+    assert printed.strip().splitlines()[-1] == (
+        "labkit: the lab cannot start: fix metadata_options_keep_what_is_not_named cannot be applied: "
+        "moto.ec2.models.instances.InstanceBackend.modify_instance_metadata_options is gone in moto 5.2.5 "
+        "(checked against moto 5.2.5), and the lesson needs it; "
+        "install the tested versions: pip install -c constraints.txt -e ."
+    )
+    assert not (tmp_path / "lab" / "lab.json").exists()
+
+
+if __name__ == "__main__":
+    print(json.dumps(what_the_dependencies_do_alone(), indent=1))
