@@ -49,15 +49,32 @@ def instance_key(secret: str, instance_id: str) -> str:
 
 
 # The warm `aws`: a request is a 4-byte big-endian length and a JSON object (argv, env, cwd), sent
-# with the command's stdin, stdout and stderr (SCM_RIGHTS); the answer, a 4-byte exit status.
+# with the command's stdin, stdout and stderr (SCM_RIGHTS); the answer, the pid of the server's child
+# that runs the command (4 bytes), then its exit status (4 bytes).
 HEADER = struct.Struct(">I")
 
 
 def client_script(python: str, socket_path: str, real_aws: str) -> str:
-    """The instance's `aws`: hand the command to the warm server, or run the real CLI."""
+    """The instance's `aws`: hand the command to the warm server, or run the real CLI.
+
+    The server's child runs the command outside the terminal's process group, so the script passes
+    on what the terminal sends the group: Ctrl-C (SIGINT) to the child, which stops as `aws` does;
+    SIGTERM and SIGHUP to the child and to itself. If the script is killed outright, the child sees
+    its connection close and ends too."""
     return f"""#!{python} -IS
 # The lab's `aws`: the real AWS CLI, run by a warm copy of it (labkit/labprocess/cliserver.py).
-import array, json, os, socket, struct, sys
+import array, json, os, signal, socket, struct, sys
+child, caught = 0, []
+def passed_on(number, frame):
+    if child:
+        os.kill(child, number)
+    else:
+        caught.append(number)  # passed on once the child is known
+    if number != signal.SIGINT:
+        signal.signal(number, signal.SIG_DFL)
+        os.kill(os.getpid(), number)
+for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(number, passed_on)
 try:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect({socket_path!r})
@@ -66,11 +83,17 @@ except OSError:
 request = json.dumps({{"argv": sys.argv[1:], "env": dict(os.environ), "cwd": os.getcwd()}}).encode()
 fds = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))]
 s.sendmsg([struct.pack(">I", len(request)) + request], fds)
-status = b""
-while len(status) < 4:
-    chunk = s.recv(4 - len(status))
-    if not chunk:
-        break
-    status += chunk
-sys.exit(struct.unpack(">i", status)[0] if len(status) == 4 else 255)
+def answer():
+    data = b""
+    while len(data) < 4:
+        chunk = s.recv(4 - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return struct.unpack(">i", data)[0]
+child = answer() or 0
+for number in caught if child else ():
+    os.kill(child, number)
+status = answer()
+sys.exit(255 if status is None else status)
 """

@@ -240,21 +240,20 @@ def read_until(stream: IO[bytes], wanted: bytes, timeout: float) -> bytes:
 
 
 def test_a_command_cut_short_leaves_the_server_serving(box: labkit.Instance, lab: labkit.Lab) -> None:
-    """The client of a command the warm server's child is running is killed (SIGKILL): the next
-    command is served at once, beside the one cut short, byte for byte as by a fresh aws; the cut
-    child ends when its input does, and leaves no zombie behind.
+    """While the warm server's child runs one command, the next is served at once, beside it, byte
+    for byte as by a fresh aws; when the first command's client is killed (SIGKILL, as a timeout
+    kills its process group), its child ends too, as an `aws` process would, and leaves no zombie.
 
     The command is `aws configure`, waiting at its first prompt for input that never comes: its
     prompt, printed by the server's child (the client prints nothing), and that child, found under
-    the server in /proc and still running once its client is dead, show the cut came mid-command.
+    the server in /proc, show the command runs while the next one is served.
 
     Guards against a server that waits for each command to end before taking the next (mutation in
     labkit/labprocess/cliserver.py, `serve`: `if os.fork() == 0:` replaced by `if (pid := os.fork()) == 0 or
     any(signal.sigtimedwait([], 0.01) for _ in iter(lambda: os.path.exists(f"/proc/{pid}"), False)):`);
-    against one that dies as it reaps, after which the instance's `aws` quietly runs the real CLI and
-    every comparison above still passes (`connection.close()` replaced by
-    `connection.close(); os.wait()`); and against children left unreaped
-    (`signal.signal(signal.SIGCHLD, signal.SIG_IGN)` replaced by `..., signal.SIG_DFL)`).
+    against one that dies as it reaps (`connection.close()` replaced by `connection.close(); os.wait()`);
+    against children left unreaped (`signal.signal(signal.SIGCHLD, signal.SIG_IGN)` replaced by
+    `..., signal.SIG_DFL)`); and against a child that outlives its killed client.
     """
     make_home(box, None)
     server = warm_server(lab)
@@ -268,20 +267,55 @@ def test_a_command_cut_short_leaves_the_server_serving(box: labkit.Instance, lab
         cut = children(server) - before
         assert len(cut) == 1, cut
         child = cut.pop()
-        os.killpg(client.pid, signal.SIGKILL)
-        client.wait()
-        assert runs_under(child, server)  # cut short, mid-command
         warm = box.run("aws sts get-caller-identity", timeout=30)
         fresh = box.run(f"{REAL_AWS} sts get-caller-identity")
         assert (warm.exit_code, warm.stdout, warm.stderr) == (fresh.exit_code, fresh.stdout, fresh.stderr)
         assert warm.exit_code == 0 and json.loads(warm.stdout)["Arn"].endswith(f"/DemoRoleForEC2/{box.id}")
-        assert runs_under(child, server)  # still waiting for its input: served beside it
-        client.stdin.close()  # the input of `aws configure` ends, as at Ctrl-D: the cut command stops
-    deadline = time.monotonic() + 15
-    while parent_and_state(child) is not None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert parent_and_state(child) is None  # gone, and reaped
+        assert runs_under(child, server)  # still waiting for its input: the next was served beside it
+        os.killpg(client.pid, signal.SIGKILL)
+        client.wait()
+        deadline = time.monotonic() + 15  # its input still open: only its client's end can stop it
+        while parent_and_state(child) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert parent_and_state(child) is None  # ended with its client, and reaped
     assert warm_server(lab) == server
+
+
+def interrupted(command: list[str], box: labkit.Instance) -> tuple[int | None, bytes, bytes]:
+    """Run `command` at an instance's terminal and press Ctrl-C at its first prompt: the terminal
+    sends SIGINT to its foreground process group (here the command's own session), and its input
+    stays open, as a terminal's does."""
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    with subprocess.Popen(command, env=box.environ(), cwd=box.home, start_new_session=True, **pipes) as process:
+        assert process.stdout is not None and process.stderr is not None and process.stdin is not None
+        shown = read_until(process.stdout, b"AWS Access Key ID [None]: ", timeout=30)
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # it did not stop: the test says so below
+            process.wait()
+            return None, shown, b""
+        rest = read_until(process.stdout, b"\0", timeout=5)  # what the command still wrote, to its end
+        errors = read_until(process.stderr, b"\0", timeout=5)
+        process.stdin.close()
+        return process.returncode, shown + rest, errors
+
+
+def test_ctrl_c_stops_a_warm_aws_as_it_stops_a_fresh_one(box: labkit.Instance, lab: labkit.Lab) -> None:
+    """Ctrl-C at `aws configure`'s prompt: a fresh aws prints a new line and exits 130. The warm one
+    did not stop: its client died with a Python traceback, and the server's child, outside the
+    terminal's process group, went on waiting at the prompt."""
+    make_home(box, None)
+    server = warm_server(lab)
+    before = children(server)
+    fresh = interrupted([REAL_AWS, "configure"], box)
+    assert fresh == (130, b"AWS Access Key ID [None]: \n", b"")  # the control: what aws does
+    assert interrupted(["aws", "configure"], box) == fresh
+    deadline = time.monotonic() + 15
+    while children(server) - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert children(server) - before == set()  # nothing left running
 
 
 def servers_of(home: Path) -> set[int]:

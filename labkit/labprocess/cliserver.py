@@ -22,6 +22,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import types
 from typing import Any
 
@@ -133,6 +134,18 @@ def _receive(connection: socket.socket) -> tuple[dict[str, Any], list[int]]:
     return json.loads(data[HEADER.size :]), list(fds)
 
 
+def _end_with_the_client(connection: socket.socket) -> None:
+    """In the forked child: the client sends nothing after its request, so the connection ends only
+    when the client does. If that happens before the command has finished (the client was killed,
+    say by a timeout that killed its process group), the command ends too, as `aws` would."""
+    try:
+        while connection.recv(1):
+            pass
+    except OSError:
+        pass
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _run(connection: socket.socket, home_paths: list[tuple[Any, str | None]]) -> None:
     """In the forked child: become the client's `aws` process, run the command, report its status."""
     import awscli
@@ -141,6 +154,8 @@ def _run(connection: socket.socket, home_paths: list[tuple[Any, str | None]]) ->
     status = 255
     try:
         request, fds = _receive(connection)
+        connection.sendall(struct.pack(">i", os.getpid()))  # the client passes Ctrl-C on to this pid
+        threading.Thread(target=_end_with_the_client, args=(connection,), daemon=True).start()
         for target, fd in zip((0, 1, 2), fds, strict=True):
             os.dup2(fd, target)
             os.close(fd)
