@@ -109,6 +109,12 @@ def _held_role(lab: Connection, instance_id: str | None) -> str | None:
     return str(association["IamInstanceProfile"]["Arn"]).rsplit("/", 1)[-1] if association else None
 
 
+def _no_credentials_file(lab: Connection, name: str, instance_id: str | None, notebook: str) -> Check:
+    """No access key left on disk on the instance: the only item read off an instance, not the API."""
+    left = instance_id is not None and (instance_home(lab.home, instance_id) / ".aws" / "credentials").exists()
+    return Check(f"no ~/.aws/credentials on {name}", not left, _fix(notebook, f"rm ~/.aws/credentials on {name}"))
+
+
 def _after_00(lab: Connection) -> list[Check]:
     arn = lab.client("sts").get_caller_identity()["Arn"]
     return [Check("the lab answers, and you act as its administrator", arn.endswith(":user/admin"), "run `labkit up`")]
@@ -125,14 +131,11 @@ def _after_01(lab: Connection) -> list[Check]:
     )
     keys = iam.list_access_keys(UserName=APP_USER)["AccessKeyMetadata"] if has_user else []
     server = running_instance_id(lab, APP_SERVER)
-    leaked_file = server is not None and (instance_home(lab.home, server) / ".aws" / "credentials").exists()
     return [
         Check("app-user exists, with IAMReadOnlyAccess", READ_ONLY in policies, _fix("01", "create app-user")),
         Check("app-server is running", server is not None, _fix("01", "launch app-server")),
         Check("app-user has no access key left", has_user and not keys, _fix("01", "delete app-user's access key")),
-        Check(
-            "no ~/.aws/credentials on app-server", not leaked_file, _fix("01", "rm ~/.aws/credentials on app-server")
-        ),
+        _no_credentials_file(lab, APP_SERVER, server, "01"),
     ]
 
 
@@ -173,13 +176,8 @@ def _after_04(lab: Connection) -> list[Check]:
     instance_id = running_instance_id(lab, INSTANCE)
     role = _role(iam, ROLE)
     keys = iam.list_access_keys(UserName=STARTER_USER)["AccessKeyMetadata"]
-    home = instance_home(lab.home, instance_id) if instance_id else None
     return [
-        Check(
-            "no ~/.aws/credentials on demo-instance",
-            home is None or not (home / ".aws" / "credentials").exists(),
-            _fix("04", "rm ~/.aws/credentials on demo-instance"),
-        ),
+        _no_credentials_file(lab, INSTANCE, instance_id, "04"),
         Check("alice has no access key", not keys, _fix("04", "delete alice's access key")),
         Check(
             f"IAMReadOnlyAccess is attached to {ROLE} again",

@@ -19,6 +19,27 @@ def labkit(home: Path, *args: str, stdin: str | None = None) -> subprocess.Compl
     return subprocess.run([LABKIT, *args], env=env, input=stdin, capture_output=True, text=True, timeout=120)
 
 
+def on_a_terminal(home: Path, typed: bytes, *args: str) -> tuple[int, str]:
+    """Run `labkit ARGS` on a pseudo-terminal, as typed at a prompt, with `typed` as its input;
+    its exit status and everything the terminal showed."""
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(LABKIT, [LABKIT, *args], {**os.environ, "LABKIT_HOME": str(home)})
+    os.write(fd, typed)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the terminal's last writer has gone
+            break
+        if not chunk:
+            break
+        out += chunk
+    return os.waitpid(pid, 0)[1] >> 8, out.decode().replace("\r\n", "\n")
+
+
 def as_admin(home: Path, command: str) -> subprocess.CompletedProcess[str]:
     """A host terminal after `eval "$(labkit env)"`."""
     env = {**os.environ, "LABKIT_HOME": str(home), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
@@ -142,28 +163,10 @@ def test_reset_to_a_checkpoint_that_does_not_exist_lists_those_that_do(home: Pat
 
 
 def test_reset_asks_on_a_terminal_and_does_nothing_unless_told_yes(home: Path) -> None:
-    import pty
-
-    def on_a_terminal(answer: bytes) -> tuple[int, str]:
-        pid, fd = pty.fork()
-        if pid == 0:
-            os.execve(LABKIT, [LABKIT, "reset", "--to", "02"], {**os.environ, "LABKIT_HOME": str(home)})
-        os.write(fd, answer)
-        out = b""
-        while True:
-            try:
-                chunk = os.read(fd, 1024)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        return os.waitpid(pid, 0)[1] >> 8, out.decode().replace("\r\n", "\n")
-
-    code, shown = on_a_terminal(b"n\n")
+    code, shown = on_a_terminal(home, b"n\n", "reset", "--to", "02")
     assert code == 1 and f"Wipe the lab in {home} and put it back to checkpoint 02? [y/N]" in shown
     assert shown.rstrip().endswith("Nothing was changed.")
-    code, shown = on_a_terminal(b"y\n")
+    code, shown = on_a_terminal(home, b"y\n", "reset", "--to", "02")
     assert code == 0 and "Reset the lab to checkpoint 02 " in shown
 
 
@@ -217,24 +220,10 @@ def test_a_fresh_lab_has_not_finished_the_clean_up(home: Path) -> None:
 
 def test_ssh_to_an_instance_nothing_has_touched_yet_opens_its_shell(home: Path) -> None:
     """The first thing a student types after `labkit reset --to 04` (it crashed with FileNotFoundError)."""
-    import pty
-
     labkit(home, "reset", "--to", "04")
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execve(LABKIT, [LABKIT, "ssh", "demo-instance"], {**os.environ, "LABKIT_HOME": str(home)})
-    os.write(fd, b"aws iam list-users --query 'Users[].UserName' --output text\nexit 5\n")
-    out = b""
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    shown = out.decode().replace("\r\n", "\n")
-    assert os.waitpid(pid, 0)[1] >> 8 == 5, shown
+    typed = b"aws iam list-users --query 'Users[].UserName' --output text\nexit 5\n"
+    code, shown = on_a_terminal(home, typed, "ssh", "demo-instance")
+    assert code == 5, shown
     assert "Amazon Linux 2023 (simulated by labkit)" in shown and "[ec2-user@ip-172-31-" in shown
     assert "admin\talice\tbob\tcarol" in shown and "Traceback" not in shown
 
