@@ -335,6 +335,12 @@ def alone(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return found
 
 
+def registry_module() -> Any:
+    from labkit.labprocess.motofixes import registry
+
+    return registry
+
+
 def registry() -> tuple[Any, ...]:
     from labkit.labprocess import motofixes
 
@@ -363,6 +369,11 @@ def test_every_record_says_what_it_changes_and_why() -> None:
             assert fix.required and fix.where, fix.name
         if fix.kind == "fidelity":
             assert len(fix.upstream) > 80, f"{fix.name}: a text to send upstream"
+        seams = (registry_module().IAM_SUBCLASS, registry_module().EC2_SUBCLASS, registry_module().MIDDLEWARE)
+        if fix.apply is None:
+            assert not fix.seam, fix.name
+        else:  # a seam where moto offers one; setattr only with the reason none reaches the behaviour
+            assert fix.seam in seams or (fix.seam.startswith("setattr: ") and len(fix.seam) > 40), fix.name
 
 
 def test_every_record_names_its_two_paired_tests_and_they_exist() -> None:
@@ -421,6 +432,94 @@ def test_the_lab_holds_aws_managed_policies(lab: labkit.Lab) -> None:
     assert policy["PolicyName"] == "IAMReadOnlyAccess" and policy["IsAttachable"]
     listed = iam.get_paginator("list_policies").paginate(Scope="AWS").build_full_result()["Policies"]
     assert len(listed) > 1000
+
+
+# -- the seams: moto's own classes and functions stay as moto made them ------------------------------
+SEAMS_PROBE = """
+import importlib, json
+from labkit.labprocess import motofixes
+from labkit.labprocess.motofixes import registry
+motofixes.apply(motofixes.LAB)
+from moto.backends import get_backend
+from moto.moto_api._internal.models import moto_api_backend
+
+def backends():
+    return [type(get_backend("iam")["123456789012"]["aws"]).__name__,
+            type(get_backend("ec2")["123456789012"]["us-east-1"]).__name__]
+
+modules = {}
+for fix in motofixes.REGISTRY:
+    if fix.seam in (registry.IAM_SUBCLASS, registry.EC2_SUBCLASS, registry.MIDDLEWARE):
+        for target in fix.targets:
+            found = importlib.import_module(target.module)
+            for part in target.attribute.split("."):
+                found = getattr(found, part)
+            if callable(found) and not isinstance(found, type):
+                modules.setdefault(fix.name, []).append(found.__module__)
+before = backends()
+moto_api_backend.reset()
+print(json.dumps({"modules": modules, "before": before, "after": backends()}))
+"""
+
+
+def test_the_backend_subclass_is_what_moto_makes_even_after_a_reset_and_moto_is_left_as_it_was() -> None:
+    ran = subprocess.run([sys.executable, "-c", SEAMS_PROBE], capture_output=True, text=True, env=lab_like_env(),
+                         timeout=120, check=True)  # fmt: skip
+    found = json.loads(ran.stdout)
+    assert found["before"] == found["after"] == ["LabIAMBackend", "LabEC2Backend"]
+    seamed = {fix.name for fix in registry() if not fix.seam.startswith("setattr") and fix.apply is not None}
+    assert set(found["modules"]) == seamed and len(seamed) >= 7  # a positive control: each has callables
+    for name, modules in found["modules"].items():  # what those records rely on is still moto's own code
+        assert all(module.startswith("moto.") for module in modules), (name, modules)
+
+
+def _refusing_app(status: str, body: bytes) -> Any:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        environ["wsgi.input"].read()
+        start_response(status, [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+        return iter([body])
+
+    return app
+
+
+def _call(app: Any, body: bytes = b"Action=CreateUser&UserName=x") -> tuple[list[Any], Any]:
+    from werkzeug.test import EnvironBuilder
+
+    signed = "AWS4-HMAC-SHA256 Credential=AKIA/20261129/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0"
+    environ = EnvironBuilder(method="POST", data=body, content_type="application/x-www-form-urlencoded",
+                             headers={"Authorization": signed}).get_environ()  # fmt: skip
+    started: list[Any] = []
+    out = app(environ, lambda status, headers, *rest: started.append((status, dict(headers))))
+    return started, out
+
+
+def test_the_middleware_passes_what_moto_accepts_through_untouched() -> None:
+    from labkit.labprocess.motofixes.middleware import RefusalRewriter
+
+    offered: list[Any] = []
+    moto_app = _refusing_app("200 OK", b"<CreateUserResponse/>")
+    started, out = _call(RefusalRewriter(moto_app, (lambda request, answer: offered.append(answer),)))
+    assert started == [("200 OK", {"Content-Type": "text/xml", "Content-Length": "21"})]
+    assert list(out) == [b"<CreateUserResponse/>"] and offered == []  # streamed, never offered to a rewrite
+
+
+def test_the_middleware_offers_a_refusal_with_its_request_and_replaces_moto_answer() -> None:
+    from labkit.labprocess.motofixes.middleware import Answer, RefusalRewriter
+
+    offered: list[Any] = []
+
+    def rewrite(request: Any, answer: Any) -> Any:
+        offered.append((request.service, request.action, request.param("UserName"), answer.status, answer.body))
+        return Answer(400, "<Error>rewritten, longer</Error>") if request.param("UserName") == "x" else None
+
+    moto_app = _refusing_app("403 FORBIDDEN", b"<Error>moto</Error>")
+    started, out = _call(RefusalRewriter(moto_app, (rewrite,)))
+    assert offered == [("iam", "CreateUser", "x", 403, "<Error>moto</Error>")]
+    assert started == [("400 Bad Request", {"Content-Type": "text/xml", "Content-Length": "32"})]
+    assert list(out) == [b"<Error>rewritten, longer</Error>"]
+    started, out = _call(RefusalRewriter(moto_app, (rewrite,)), b"Action=CreateUser&UserName=y")  # not rewritten
+    assert started == [("403 FORBIDDEN", {"Content-Type": "text/xml", "Content-Length": "19"})]
+    assert list(out) == [b"<Error>moto</Error>"]
 
 
 # -- a target that moved ------------------------------------------------------------------------------

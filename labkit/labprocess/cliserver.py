@@ -155,7 +155,12 @@ def _run(connection: socket.socket, home_paths: list[tuple[Any, str | None]]) ->
     try:
         request, fds = _receive(connection)
         connection.sendall(struct.pack(">i", os.getpid()))  # the client passes Ctrl-C on to this pid
+        # The watcher thread blocks the signals a terminal sends: the kernel hands a process's signal
+        # to any thread that does not, and one the watcher took would never interrupt the command.
+        passed_on = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+        signal.pthread_sigmask(signal.SIG_BLOCK, passed_on)
         threading.Thread(target=_end_with_the_client, args=(connection,), daemon=True).start()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, passed_on)  # the thread keeps the mask it started with
         for target, fd in zip((0, 1, 2), fds, strict=True):
             os.dup2(fd, target)
             os.close(fd)

@@ -165,7 +165,7 @@ def serve(home: Path) -> None:
     secret = secrets.token_hex(32)
     cloud = Cloud(home, new_admin_keys(), journal=Journal(home))
     stop = threading.Event()
-    app = LabApp(DomainDispatcherApplication(create_backend_app), cloud, secret, stop)
+    app = LabApp(motofixes.wrap(DomainDispatcherApplication(create_backend_app)), cloud, secret, stop)
     restored = cloud.restore(app.replay)
     if restored is None:
         cloud.reset()

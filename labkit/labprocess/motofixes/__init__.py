@@ -10,10 +10,19 @@ announces itself), one that the lab behaves as AWS does.
     apply(CLI)   in the warm `aws` server (cliserver.py), after awscli is imported
 
     record.py    what a record holds (Fix) and what it changes (Target)
+    subclass.py  the seam of backend changes: the lab's subclasses of moto's IAM and EC2 backends
+    middleware.py  the seam of refusals: a WSGI middleware that rewrites what moto refuses
     registry.py  the records, one per change (REGISTRY)
     fidelity.py  the changes where moto differs from AWS in what the lesson shows, and isolation
     speed.py     the changes for speed and memory in the lab process
     warm_aws.py  the changes to botocore in the warm `aws` server
+
+Each record's `seam` says how it changes the dependency. Where moto offers a seam, the lab uses it:
+a subclass of moto's IAM or EC2 backend, built from the fixes' mixins and installed once
+(subclass.py), or a WSGI middleware that rewrites a refusal from the request and moto's answer
+(middleware.py; `wrap` puts it in front of moto's server). Where none reaches the behaviour (a model
+class or a module function moto uses by name, a cache, botocore's loader), the record's seam says
+`setattr:` and why.
 
 `apply` checks every target first. A record whose target is gone, or whose signature changed, is not
 applied: it is named in lab.log and in `labkit status`, and the program runs without it, unless it
@@ -29,6 +38,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from labkit.labprocess.motofixes import subclass
+from labkit.labprocess.motofixes.middleware import wrap
 from labkit.labprocess.motofixes.record import (
     CHECKED,
     CLI,
@@ -40,7 +51,7 @@ from labkit.labprocess.motofixes.record import (
 )
 from labkit.labprocess.motofixes.registry import REGISTRY, by_name
 
-__all__ = ["CHECKED", "CLI", "LAB", "REGISTRY", "Fix", "RequiredFixMissing", "Target", "apply", "by_name"]
+__all__ = ["CHECKED", "CLI", "LAB", "REGISTRY", "Fix", "RequiredFixMissing", "Target", "apply", "by_name", "wrap"]
 
 _applied: set[str] = set()
 
@@ -79,6 +90,8 @@ def apply(
     if process == LAB:
         check([fix for fix in fixes if CLI in fix.processes and LAB not in fix.processes])
     _apply_each(rest)
+    if process == LAB:
+        subclass.install()  # the backend subclass, built from the mixins the fixes applied added
     return missing
 
 

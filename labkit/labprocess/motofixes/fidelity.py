@@ -5,11 +5,21 @@ function here is that record's `apply`, run once in the lab process.
 
 from __future__ import annotations
 
-import importlib
 import json
-from typing import Any
+import re
+from typing import TYPE_CHECKING, Any
+from xml.sax.saxutils import escape
+
+from labkit.labprocess.motofixes import middleware, subclass
+from labkit.labprocess.motofixes.middleware import Answer, Request
+from labkit.protocol import ACCOUNT_ID
 
 LAB_PARTITION = "aws"
+
+if TYPE_CHECKING:  # a mixin of one of moto's backends (subclass.py): its methods reach moto's by super()
+    Backend = Any
+else:
+    Backend = object
 
 
 def default_subnet_address() -> None:
@@ -32,16 +42,13 @@ def default_subnet_address() -> None:
     setattr(Instance, "prep_nics", prep_nics)  # noqa: B010 - a patch, said plainly
 
 
-def metadata_options_keep_what_is_not_named() -> None:
+class MetadataOptionsKeepWhatIsNotNamed(Backend):
     """Fidelity: ModifyInstanceMetadataOptions changes only the options it names.
 
     moto replaces them all, so `HttpTokens=required` alone would also blank `HttpEndpoint`.
     """
-    from moto.ec2.models.instances import InstanceBackend
 
-    original = InstanceBackend.modify_instance_metadata_options
-
-    def modify_instance_metadata_options(self: Any, instance_id: str, **changes: Any) -> Any:
+    def modify_instance_metadata_options(self, instance_id: str, **changes: Any) -> Any:
         current = self.get_instance(instance_id).metadata_options
         kept = {
             "http_tokens": current.http_tokens,
@@ -51,9 +58,11 @@ def metadata_options_keep_what_is_not_named() -> None:
             "metadata_tags": current.instance_metadata_tags,
         }
         given = {name: value for name, value in changes.items() if value is not None}
-        return original(self, instance_id, **{**kept, **given})
+        return super().modify_instance_metadata_options(instance_id, **{**kept, **given})
 
-    setattr(InstanceBackend, "modify_instance_metadata_options", modify_instance_metadata_options)  # noqa: B010
+
+def metadata_options_keep_what_is_not_named() -> None:
+    subclass.add("ec2", MetadataOptionsKeepWhatIsNotNamed)
 
 
 def inactive_keys_are_refused() -> None:
@@ -75,24 +84,28 @@ def inactive_keys_are_refused() -> None:
     setattr(access_control.IAMUserAccessKey, "__init__", __init__)  # noqa: B010
 
 
-def ids_look_like_aws() -> None:
+class IdsLookLikeAws(Backend):
     """Fidelity: instance profile ids are AIPA… and user ids AIDA…, as role ids are AROA….
 
     moto gives them 20 random lower-case characters, which `iam/info` and `list-users` would show.
     """
-    from moto.iam import models
+
+    def create_user(self, *args: Any, **kwargs: Any) -> Any:
+        return _with_id(self, super().create_user(*args, **kwargs), "AIDA")
+
+    def create_instance_profile(self, *args: Any, **kwargs: Any) -> Any:
+        return _with_id(self, super().create_instance_profile(*args, **kwargs), "AIPA")
+
+
+def _with_id(backend: Any, made: Any, prefix: str) -> Any:
     from moto.iam.utils import generate_access_key_id_from_account_id
 
-    def with_id(method: Any, prefix: str) -> Any:
-        def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-            made = method(self, *args, **kwargs)
-            made.id = generate_access_key_id_from_account_id(self.account_id, prefix=prefix, total_length=21)
-            return made
+    made.id = generate_access_key_id_from_account_id(backend.account_id, prefix=prefix, total_length=21)
+    return made
 
-        return create
 
-    setattr(models.IAMBackend, "create_instance_profile", with_id(models.IAMBackend.create_instance_profile, "AIPA"))  # noqa: B010
-    setattr(models.IAMBackend, "create_user", with_id(models.IAMBackend.create_user, "AIDA"))  # noqa: B010
+def ids_look_like_aws() -> None:
+    subclass.add("iam", IdsLookLikeAws)
 
 
 def access_keys_are_never_seeded() -> None:
@@ -117,77 +130,86 @@ def access_keys_are_never_seeded() -> None:
     setattr(sts_models, "random_session_token", lambda: SECRETS.draw(token))  # noqa: B010
 
 
-def not_found_says_what_aws_says() -> None:
+class NotFoundSaysWhatAwsSays(Backend):
     """A role or instance profile that does not exist: AWS's wording of NoSuchEntity."""
-    from moto.iam import models
-    from moto.iam.exceptions import NotFoundException
 
-    get_role, get_profile = models.IAMBackend.get_role, models.IAMBackend.get_instance_profile
+    def get_role(self, role_name: str) -> Any:
+        from moto.iam.exceptions import NotFoundException
 
-    def get_role_as_aws(self: Any, role_name: str) -> Any:
         try:
-            return get_role(self, role_name)
+            return super().get_role(role_name)
         except NotFoundException:
             raise NotFoundException(f"The role with name {role_name} cannot be found.") from None
 
-    def get_profile_as_aws(self: Any, profile_name: str) -> Any:
+    def get_instance_profile(self, profile_name: str) -> Any:
+        from moto.iam.exceptions import NotFoundException
+
         try:
-            return get_profile(self, profile_name)
+            return super().get_instance_profile(profile_name)
         except NotFoundException:
             raise NotFoundException(f"Instance Profile {profile_name} cannot be found.") from None
 
-    setattr(models.IAMBackend, "get_role", get_role_as_aws)  # noqa: B010
-    setattr(models.IAMBackend, "get_instance_profile", get_profile_as_aws)  # noqa: B010
+
+def not_found_says_what_aws_says() -> None:
+    subclass.add("iam", NotFoundSaysWhatAwsSays)
 
 
-def trust_policy_must_be_json() -> None:
+class TrustPolicyMustBeJson(Backend):
     """A trust policy that is not JSON: MalformedPolicyDocument."""
-    from moto.iam import models
-    from moto.iam.exceptions import MalformedPolicyDocument
 
-    create_role = models.IAMBackend.create_role
+    def create_role(self, role_name: str, assume_role_policy_document: str, *args: Any, **kwargs: Any) -> Any:
+        from moto.iam.exceptions import MalformedPolicyDocument
 
-    def create_role_as_aws(self: Any, role_name: str, assume_role_policy_document: str, *args: Any, **kw: Any) -> Any:
         try:
             json.loads(assume_role_policy_document)
         except ValueError:
             raise MalformedPolicyDocument("This policy contains invalid Json") from None
-        return create_role(self, role_name, assume_role_policy_document, *args, **kw)
-
-    setattr(models.IAMBackend, "create_role", create_role_as_aws)  # noqa: B010
+        return super().create_role(role_name, assume_role_policy_document, *args, **kwargs)
 
 
-FILTER_PROFILES_IN = ("moto.ec2.utils", "moto.ec2.models.iam_instance_profile", "moto.ec2.responses.instances")
+def trust_policy_must_be_json() -> None:
+    subclass.add("iam", TrustPolicyMustBeJson)
+
+
+PROFILE_ACTIONS = ("RunInstances", "AssociateIamInstanceProfile", "ReplaceIamInstanceProfileAssociation")
+
+
+def rewrite_missing_profile(request: Request, answer: Answer) -> Answer | None:
+    """An instance profile EC2 cannot find: EC2's InvalidParameterValue, not IAM's NoSuchEntity.
+
+    moto lets IAM's error through EC2's API (404, NoSuchEntity); AWS answers 400 and names the
+    parameter: `Value (X) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance
+    Profile name` (`.arn` for an ARN). A rewrite of the middleware.
+    """
+    if (
+        request.service != "ec2"
+        or request.action not in PROFILE_ACTIONS
+        or "<Code>NoSuchEntity</Code>" not in answer.body
+    ):
+        return None
+    name, arn = request.param("IamInstanceProfile.Name"), request.param("IamInstanceProfile.Arn")
+    given, field = (name, "name") if name else (arn, "arn")
+    if not given:
+        return None
+    message = escape(
+        f"Value ({given}) for parameter iamInstanceProfile.{field} is invalid. Invalid IAM Instance Profile {field}"
+    )
+    replaced = f"<Code>InvalidParameterValue</Code><Message>{message}</Message></Error>"
+    body = re.sub(r"<Code>NoSuchEntity</Code>.*</Error>", replaced, answer.body, flags=re.S)
+    return Answer(400, body)
 
 
 def ec2_names_a_missing_profile() -> None:
-    """An instance profile EC2 cannot find: EC2's InvalidParameterValue, not IAM's NoSuchEntity."""
-    from moto.ec2 import utils as ec2_utils
-    from moto.ec2.exceptions import EC2ClientError
-    from moto.iam.exceptions import NotFoundException
-
-    original_filter = ec2_utils.filter_iam_instance_profiles
-
-    def filter_iam_instance_profiles(
-        account_id: str, partition: str, iam_instance_profile_arn: str | None, iam_instance_profile_name: str | None
-    ) -> Any:
-        try:
-            return original_filter(account_id, partition, iam_instance_profile_arn, iam_instance_profile_name)
-        except NotFoundException:
-            given, field = (
-                (iam_instance_profile_name, "name") if iam_instance_profile_name else (iam_instance_profile_arn, "arn")
-            )
-            raise EC2ClientError(
-                "InvalidParameterValue",
-                f"Value ({given}) for parameter iamInstanceProfile.{field} is invalid. "
-                f"Invalid IAM Instance Profile {field}",
-            ) from None
-
-    for name in FILTER_PROFILES_IN:  # each module imported the function by name
-        setattr(importlib.import_module(name), "filter_iam_instance_profiles", filter_iam_instance_profiles)  # noqa: B010
+    middleware.add(rewrite_missing_profile)
 
 
-def access_denied_says_why() -> None:
+MOTO_SHORT_REFUSAL = re.compile(
+    r"<Code>AccessDenied</Code><Message>User: (?P<arn>[^<\s]+) is not authorized to perform: "
+    r"(?P<action>(?P<service>[a-z0-9-]+):(?P<operation>[A-Za-z0-9]+))</Message>"
+)
+
+
+def rewrite_access_denied(request: Request, answer: Answer) -> Answer | None:
     """Fidelity: a request that no policy allows is refused with AWS's whole sentence.
 
     IAM: `User: ARN is not authorized to perform: iam:CreateUser on resource:
@@ -197,41 +219,48 @@ def access_denied_says_why() -> None:
     authorized to perform: ec2:DescribeInstances because no identity-based policy allows the
     ec2:DescribeInstances action`. Left as moto has them: an explicit Deny (AWS would name the
     denying policy, which moto does not track) and EC2's other actions (AWS adds an encoded
-    message that only AWS can make).
+    message that only AWS can make). A rewrite of the middleware: moto's answer gives the caller
+    and the action, the request the resource.
     """
-    from moto.core.exceptions import AccessDeniedError, _RESTError
-    from moto.iam.access_control import IAMPolicy, IAMRequest, PermissionResult
+    said = MOTO_SHORT_REFUSAL.search(answer.body)
+    if said is None or answer.status != 403:
+        return None
+    service, operation, action = said["service"], said["operation"], said["action"]
+    describes = service == "ec2" and operation.startswith("Describe")
+    if not (service == "iam" or describes) or _explicitly_denied(request, action):
+        return None
+    why = f"because no identity-based policy allows the {action} action"
+    if describes:
+        message = (
+            "You are not authorized to perform this operation. "
+            f"User: {said['arn']} is not authorized to perform: {action} {why}"
+        )
+        code = "UnauthorizedOperation"
+    else:
+        from moto.iam.models import iam_backends
 
-    class UnauthorizedOperation(_RESTError):  # as moto's own AccessDeniedError, with EC2's code
-        code = 403
+        backend = iam_backends[ACCOUNT_ID][LAB_PARTITION]
+        target = _iam_resource_of(backend, ACCOUNT_ID, operation, request.params)
+        message = f"User: {said['arn']} is not authorized to perform: {action} on resource: {target} {why}"
+        code = "AccessDenied"
+    body = (
+        answer.body[: said.start()]
+        + f"<Code>{code}</Code><Message>{escape(message)}</Message>"
+        + answer.body[said.end() :]
+    )
+    return Answer(403, body)
 
-    original = IAMRequest.check_action_permitted
 
-    def check_action_permitted(self: Any, resource: str) -> None:
-        try:
-            original(self, resource)
-        except AccessDeniedError:
-            policies = self._access_key.collect_policies()
-            denied = PermissionResult.DENIED
-            operation = self._action.split(":", 1)[1]
-            describes = self._service == "ec2" and operation.startswith("Describe")
-            if not (self._service == "iam" or describes) or any(
-                IAMPolicy(p).is_action_permitted(self._action, resource) == denied for p in policies
-            ):
-                raise
-            why = f"because no identity-based policy allows the {self._action} action"
-            if describes:
-                raise UnauthorizedOperation(
-                    "UnauthorizedOperation",
-                    "You are not authorized to perform this operation. "
-                    f"User: {self._access_key.arn} is not authorized to perform: {self._action} {why}",
-                ) from None
-            target = _iam_resource_of(self.backend, self.account_id, operation, self._data)
-            raise AccessDeniedError(
-                user_arn=self._access_key.arn, action=f"{self._action} on resource: {target} {why}"
-            ) from None
+def _explicitly_denied(request: Request, action: str) -> bool:
+    """Whether one of the caller's policies denies `action` (on moto's resource, `*`)."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult, create_access_key
 
-    setattr(IAMRequest, "check_action_permitted", check_action_permitted)  # noqa: B010
+    key = create_access_key(ACCOUNT_ID, LAB_PARTITION, request.access_key_id, request.headers)
+    return any(IAMPolicy(p).is_action_permitted(action, "*") == PermissionResult.DENIED for p in key.collect_policies())
+
+
+def access_denied_says_why() -> None:
+    middleware.add(rewrite_access_denied)
 
 
 IAM_RESOURCES = (  # the request parameter that names an action's resource, most specific first

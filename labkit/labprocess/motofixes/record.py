@@ -62,6 +62,7 @@ class Fix:
     alone: str  # the test that the dependency alone still does the old thing
     proved_by: tuple[str, ...]  # the tests that the lab does what AWS does
     required: bool = False
+    seam: str = ""  # how `apply` changes the dependency: a backend subclass, the middleware, or `setattr: why`
     processes: tuple[str, ...] = (LAB,)
     early: bool = False  # applied before anything else: before moto's EC2 models are imported
     where: str = ""

@@ -5,12 +5,15 @@ labkit/labprocess/motofixes/__init__.py for what a record holds and how it is ap
 from __future__ import annotations
 
 from labkit.labprocess.motofixes import fidelity, speed, warm_aws
-from labkit.labprocess.motofixes.fidelity import FILTER_PROFILES_IN
 from labkit.labprocess.motofixes.record import CLI, LAB, Fix, Target
 
 # -- the records ----------------------------------------------------------------------------------
 ALONE = "tests/test_motofixes.py::test_the_dependency_alone_still_does_the_old_thing"
 IAM_BACKEND, EC2_INSTANCES = "moto.iam.models", "moto.ec2.models.instances"
+IAM_SUBCLASS, EC2_SUBCLASS = "IAM backend subclass", "EC2 backend subclass"  # the seams (subclass.py)
+MIDDLEWARE = "middleware"  # the seam of middleware.py
+INSTALLS_IAM = Target(IAM_BACKEND, "iam_backends.backend")  # the class moto instantiates: the subclass's place
+INSTALLS_EC2 = Target("moto.ec2.models", "ec2_backends.backend")
 
 REGISTRY: tuple[Fix, ...] = (
     Fix(
@@ -22,6 +25,7 @@ REGISTRY: tuple[Fix, ...] = (
         targets=(Target("botocore.loaders", "JSONFileLoader._load_file", ("self", "full_path", "open_method")),
                  Target("botocore.loaders", "logger")),
         apply=speed.botocore_data_read_once,
+        seam="setattr: every botocore session makes its own JSONFileLoader by name; no seam reaches the file reads",
         alone=f"{ALONE}[botocore_data_read_once]",
         proved_by=("tests/test_backends.py::test_botocore_data_is_decoded_once_per_process",
                    "tests/test_cliserver.py::test_with_debug_the_warm_aws_logs_what_a_fresh_one_logs"),
@@ -36,6 +40,7 @@ REGISTRY: tuple[Fix, ...] = (
         "are imported (0.8 s of a cold start)",
         targets=(Target("moto.utilities.utils", "load_resource", ("resource",)),),
         apply=speed.only_the_labs_region_of_instance_types,
+        seam="setattr: moto calls load_resource while its EC2 models are imported, before any object exists",
         alone=f"{ALONE}[instance_type_offerings_of_the_labs_region]",
         proved_by=("tests/test_motofixes.py::test_the_lab_offers_instance_types_in_its_region",),
         early=True,
@@ -49,6 +54,7 @@ REGISTRY: tuple[Fix, ...] = (
                  Target("moto.ec2.models.subnets", "SubnetBackend.get_default_subnets", ("self",)),
                  Target("moto.ec2.models.subnets", "Subnet.get_available_subnet_ip", ("self", "instance"))),
         apply=fidelity.default_subnet_address,
+        seam="setattr: Instance is a model class run_instances makes by name; no backend method picks the address",
         alone=f"{ALONE}[default_subnet_address]",
         proved_by=("tests/test_backends.py::test_facts_of_an_instance_without_a_role",
                    "tests/test_backends.py::test_instances_in_one_subnet_get_successive_addresses"),
@@ -66,8 +72,9 @@ REGISTRY: tuple[Fix, ...] = (
         targets=(Target(EC2_INSTANCES, "InstanceBackend.modify_instance_metadata_options",
                         ("self", "instance_id", "http_tokens", "hop_limit", "http_endpoint", "http_protocol",
                          "metadata_tags")),
-                 Target(EC2_INSTANCES, "InstanceBackend.get_instance", ("self", "instance_id"))),
+                 Target(EC2_INSTANCES, "InstanceBackend.get_instance", ("self", "instance_id")), INSTALLS_EC2),
         apply=fidelity.metadata_options_keep_what_is_not_named,
+        seam=EC2_SUBCLASS,
         alone=f"{ALONE}[metadata_options_keep_what_is_not_named]",
         proved_by=("tests/test_backends.py::test_metadata_options_change_only_what_is_named",
                    "tests/test_imds.py::test_required_tokens_refuse_imdsv1_with_401_but_the_cli_keeps_working"),
@@ -88,6 +95,7 @@ REGISTRY: tuple[Fix, ...] = (
                  Target("moto.iam.access_control", "CreateAccessKeyFailure"),
                  Target(IAM_BACKEND, "IAMBackend.list_users")),
         apply=fidelity.inactive_keys_are_refused,
+        seam="setattr: moto's access control makes IAMUserAccessKey by name and accepts the key before moto answers",
         alone=f"{ALONE}[inactive_keys_are_refused]",
         proved_by=("tests/test_lab.py::test_a_deactivated_key_is_refused_as_aws_refuses_it",),
         required=True,
@@ -103,8 +111,9 @@ REGISTRY: tuple[Fix, ...] = (
         targets=(Target(IAM_BACKEND, "IAMBackend.create_instance_profile", ("self", "name")),
                  Target(IAM_BACKEND, "IAMBackend.create_user", ("self", "region_name", "user_name")),
                  Target("moto.iam.utils", "generate_access_key_id_from_account_id",
-                        ("account_id", "prefix", "total_length"))),
+                        ("account_id", "prefix", "total_length")), INSTALLS_IAM),
         apply=fidelity.ids_look_like_aws,
+        seam=IAM_SUBCLASS,
         alone=f"{ALONE}[ids_look_like_aws]",
         proved_by=("tests/test_motofixes.py::test_user_and_profile_ids_look_like_aws",),
         upstream="IAM CreateUser and CreateInstanceProfile return ids of 20 random lower-case characters; "
@@ -121,6 +130,7 @@ REGISTRY: tuple[Fix, ...] = (
         targets=(Target(IAM_BACKEND, "AccessKey.__init__", ("self", "user_name", "prefix", "account_id", "status")),
                  Target("moto.sts.models", "random_session_token")),
         apply=fidelity.access_keys_are_never_seeded,
+        seam="setattr: AccessKey is a model class made by name; STS's token comes from a module function",
         alone=f"{ALONE}[access_keys_are_never_seeded]",
         proved_by=("tests/test_isolation.py::test_two_labs_at_the_same_checkpoint_share_ids_but_never_keys",),
         required=True,
@@ -132,8 +142,9 @@ REGISTRY: tuple[Fix, ...] = (
         dependency="moto says `Role X not found` and `Instance profile X not found`",
         targets=(Target(IAM_BACKEND, "IAMBackend.get_role", ("self", "role_name")),
                  Target(IAM_BACKEND, "IAMBackend.get_instance_profile", ("self", "profile_name")),
-                 Target("moto.iam.exceptions", "NotFoundException")),
+                 Target("moto.iam.exceptions", "NotFoundException"), INSTALLS_IAM),
         apply=fidelity.not_found_says_what_aws_says,
+        seam=IAM_SUBCLASS,
         alone=f"{ALONE}[not_found_says_what_aws_says]",
         proved_by=("tests/test_bad_input.py::test_a_role_or_profile_that_does_not_exist",),
         upstream="IAM GetRole and GetInstanceProfile for a name that does not exist: the NoSuchEntity message "
@@ -147,8 +158,9 @@ REGISTRY: tuple[Fix, ...] = (
         "invalid Json`",
         dependency="moto creates the role",
         targets=(Target(IAM_BACKEND, "IAMBackend.create_role", ("self", "role_name", "assume_role_policy_document")),
-                 Target("moto.iam.exceptions", "MalformedPolicyDocument")),
+                 Target("moto.iam.exceptions", "MalformedPolicyDocument"), INSTALLS_IAM),
         apply=fidelity.trust_policy_must_be_json,
+        seam=IAM_SUBCLASS,
         alone=f"{ALONE}[trust_policy_must_be_json]",
         proved_by=("tests/test_bad_input.py::test_a_trust_policy_that_is_not_json",),
         upstream="IAM CreateRole accepts an AssumeRolePolicyDocument that is not JSON; AWS refuses it with "
@@ -160,10 +172,11 @@ REGISTRY: tuple[Fix, ...] = (
         aws="EC2 refuses an instance profile it cannot find with InvalidParameterValue, `Value (X) for parameter "
         "iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name`",
         dependency="moto lets IAM's NoSuchEntity through EC2's API",
-        targets=tuple(Target(module, "filter_iam_instance_profiles",
-                             ("account_id", "partition", "iam_instance_profile_arn", "iam_instance_profile_name"))
-                      for module in FILTER_PROFILES_IN) + (Target("moto.ec2.exceptions", "EC2ClientError"),),
+        targets=(Target("moto.ec2.utils", "filter_iam_instance_profiles",  # raises IAM's NotFoundException
+                        ("account_id", "partition", "iam_instance_profile_arn", "iam_instance_profile_name")),
+                 Target("moto.iam.exceptions", "NotFoundException")),
         apply=fidelity.ec2_names_a_missing_profile,
+        seam=MIDDLEWARE,
         alone=f"{ALONE}[ec2_names_a_missing_profile]",
         proved_by=("tests/test_bad_input.py::test_a_role_or_profile_that_does_not_exist",),
         upstream="EC2 AssociateIamInstanceProfile / ReplaceIamInstanceProfileAssociation / RunInstances with an "
@@ -179,8 +192,9 @@ REGISTRY: tuple[Fix, ...] = (
         "(aws-cn, aws-us-gov, …), whenever it looks up an access key's account: 0.2 s each, after every reset",
         targets=(Target(IAM_BACKEND, "IAMBackend._init_aws_policies", ("self",)),
                  Target(IAM_BACKEND, "aws_managed_policies_data"),
-                 Target(IAM_BACKEND, "AWSManagedPolicy")),
+                 Target(IAM_BACKEND, "AWSManagedPolicy"), INSTALLS_IAM),
         apply=speed.managed_policies_once,
+        seam=IAM_SUBCLASS,
         alone=f"{ALONE}[managed_policies_once]",
         proved_by=("tests/test_motofixes.py::test_the_lab_holds_aws_managed_policies",),
     ),
@@ -193,6 +207,7 @@ REGISTRY: tuple[Fix, ...] = (
         targets=(Target("moto.core.base_backend", "AccountSpecificBackend._generate_regions.__wrapped__",
                         ("self", "service_name")),),
         apply=speed.region_lists_not_kept_per_backend,
+        seam="setattr: a functools cache on AccountSpecificBackend, which BackendDict makes by name",
         alone=f"{ALONE}[region_lists_not_kept_per_backend]",
         proved_by=("tests/test_backends.py::test_a_reset_frees_the_backends_it_replaces",),
         upstream="AccountSpecificBackend._generate_regions is a method cached with functools.cache: the cache "
@@ -209,6 +224,7 @@ REGISTRY: tuple[Fix, ...] = (
         targets=(Target("moto.ec2.models.subnets", "Subnet._base_avail_ip_iterator", ("self",)),
                  Target("moto.ec2.models.subnets", "Subnet.get_available_subnet_ip", ("self", "instance"))),
         apply=speed.subnet_addresses_kept_on_the_subnet,
+        seam="setattr: a functools cache on Subnet, a model class made by name",
         alone=f"{ALONE}[subnet_addresses_kept_on_the_subnet]",
         proved_by=("tests/test_backends.py::test_a_reset_frees_the_backends_it_replaces",
                    "tests/test_backends.py::test_instances_in_one_subnet_get_successive_addresses"),
@@ -222,12 +238,14 @@ REGISTRY: tuple[Fix, ...] = (
         "identity-based policy allows the ACTION action`; EC2's Describe actions say UnauthorizedOperation",
         dependency="moto stops after the action (`User: ARN is not authorized to perform: iam:CreateUser`), and "
         "EC2's Describe refusals are AccessDenied; an explicit Deny and EC2's other actions keep moto's sentence",
-        targets=(Target("moto.iam.access_control", "IAMRequest.check_action_permitted", ("self", "resource")),
+        targets=(Target("moto.core.exceptions", "AccessDeniedError.__init__", ("self", "user_arn", "action")),
+                 Target("moto.iam.access_control", "create_access_key",
+                        ("account_id", "partition", "access_key_id", "headers")),
                  Target("moto.iam.access_control", "IAMPolicy.is_action_permitted", ("self", "action", "resource")),
                  Target("moto.iam.access_control", "PermissionResult.DENIED"),
-                 Target("moto.core.exceptions", "AccessDeniedError.__init__", ("self", "user_arn", "action")),
-                 Target("moto.core.exceptions", "_RESTError")),
+                 Target(IAM_BACKEND, "iam_backends")),
         apply=fidelity.access_denied_says_why,
+        seam=MIDDLEWARE,
         alone=f"{ALONE}[access_denied_says_why]",
         proved_by=("tests/test_lab.py::test_what_no_policy_allows_is_refused_in_aws_words",
                    "tests/test_lab.py::test_an_explicit_deny_keeps_the_short_sentence"),
@@ -307,6 +325,7 @@ REGISTRY: tuple[Fix, ...] = (
         targets=(Target("botocore.loaders", "Loader.list_available_services", ("self",)),
                  Target("botocore.loaders", "Loader.search_paths")),
         apply=warm_aws.service_lists_remembered,
+        seam="setattr: every botocore session makes its own Loader by name; the aws CLI offers no seam",
         alone=f"{ALONE}[service_lists_remembered]",
         proved_by=("tests/test_cliserver.py::test_the_warm_aws_prints_exactly_what_a_fresh_one_prints",),
         processes=(CLI,),
@@ -320,6 +339,7 @@ REGISTRY: tuple[Fix, ...] = (
                  Target("botocore.hooks", "EVENT_ALIASES"),
                  Target("botocore.hooks", "logger")),
         apply=warm_aws.event_names_aliased_once,
+        seam="setattr: every botocore session makes its own EventAliaser by name",
         alone=f"{ALONE}[event_names_aliased_once]",
         proved_by=("tests/test_cliserver.py::test_with_debug_the_warm_aws_logs_what_a_fresh_one_logs",),
         processes=(CLI,),
@@ -331,6 +351,7 @@ REGISTRY: tuple[Fix, ...] = (
         dependency="botocore asks inspect whether each handler takes **kwargs every time one is registered",
         targets=(Target("botocore.hooks", "accepts_kwargs", ("func",)),),
         apply=warm_aws.handler_signatures_read_once,
+        seam="setattr: a module function botocore.hooks calls by name",
         alone=f"{ALONE}[handler_signatures_read_once]",
         proved_by=("tests/test_cliserver.py::test_the_warm_aws_prints_exactly_what_a_fresh_one_prints",),
         processes=(CLI,),

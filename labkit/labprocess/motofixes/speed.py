@@ -9,7 +9,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from labkit.labprocess.motofixes.fidelity import LAB_PARTITION
+from labkit.labprocess.motofixes import subclass
+from labkit.labprocess.motofixes.fidelity import LAB_PARTITION, Backend
 
 
 def botocore_data_read_once() -> None:
@@ -41,36 +42,40 @@ def only_the_labs_region_of_instance_types() -> None:
     setattr(utils, "load_resource", only_the_labs_region)  # noqa: B010
 
 
-def managed_policies_once() -> None:
+_prepared_policies: list[tuple[str, dict[str, Any]]] = []  # each managed policy's name and fields, parsed once
+
+
+class ManagedPoliciesOnce(Backend):
     """Speed: parse AWS's ~1,600 managed policies once, and load them into the lab's partition only.
 
     moto parses them again for every IAM backend it creates, and it creates one per partition
     (aws-cn, aws-us-gov, ...) whenever it looks up which account an access key belongs to:
     about 0.2 s each, after every reset.
     """
-    from moto.iam import models
 
-    prepared: list[tuple[str, dict[str, Any]]] = []
-    policy_class: Any = models.AWSManagedPolicy
+    def _init_aws_policies(self) -> list[Any]:
+        from moto.iam import models
 
-    def init_aws_policies(self: Any) -> list[Any]:
         if self.region_name != LAB_PARTITION:
             return []
-        if not prepared:
+        if not _prepared_policies:
             for name, data in json.loads(models.aws_managed_policies_data).items():
-                prepared.append((name, {
+                _prepared_policies.append((name, {
                     "default_version_id": data.get("DefaultVersionId"),
                     "path": data.get("Path"),
                     "document": json.dumps(data.get("Document")),
                     "create_date": datetime.fromisoformat(data["CreateDate"]),
                     "update_date": datetime.fromisoformat(data["UpdateDate"]),
                 }))  # fmt: skip
+        policy_class: Any = models.AWSManagedPolicy
         return [
             policy_class(name, account_id=self.account_id, region=self.region_name, **fields)
-            for name, fields in prepared
+            for name, fields in _prepared_policies
         ]
 
-    setattr(models.IAMBackend, "_init_aws_policies", init_aws_policies)  # noqa: B010
+
+def managed_policies_once() -> None:
+    subclass.add("iam", ManagedPoliciesOnce)
 
 
 def region_lists_not_kept_per_backend() -> None:
