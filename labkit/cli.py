@@ -7,8 +7,9 @@ import contextlib
 import json
 import os
 import shlex
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,11 +84,15 @@ def _cmd_status(args: argparse.Namespace) -> int:
                 for n, r in progress.reports.items()
             },
             "fixes_missing": info.fixes_missing,
+            "restored": info.restoration(),
+            "journal": status.journal,
         }, indent=2))  # fmt: skip
         return 0
     print(f"Lab {status.pid} running at {status.api_url} since {since:%Y-%m-%d %H:%M} (state in {status.home})")
     print(f"  users:     {', '.join(status.users) or '-'}")
     print(f"  roles:     {', '.join(status.roles) or '-'}")
+    if status.journal.get("broken") or status.journal.get("problem"):
+        print(f"  journal:   {status.journal.get('broken') or status.journal.get('problem')}")
     if info.fixes_missing:  # the installed moto lacks what these changes need (labkit/labprocess/motofixes)
         print(f"  not applied to this moto: {', '.join(info.fixes_missing)} (why: lab.log in {status.home})")
     print("  instances:" + ("" if status.instances else " -"))
@@ -151,11 +156,24 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+@contextlib.contextmanager
+def _ctrl_c_for_the_instance() -> Iterator[None]:
+    """While an instance's shell runs on this terminal, Ctrl-C is the instance's, as over ssh: the
+    terminal sends it to the command, which ends as it does, and labkit waits and exits with its
+    status (130), no traceback."""
+    previous = signal.signal(signal.SIGINT, lambda number, frame: None)  # reset to default in the shell
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _cmd_ssh(args: argparse.Namespace) -> int:
     instance = connect(start=False).instance(args.instance)
-    if args.command:
-        return instance.exec(" ".join(args.command))
-    return instance.shell()
+    with _ctrl_c_for_the_instance():
+        if args.command:
+            return instance.exec(" ".join(args.command))
+        return instance.shell()
 
 
 EXAMPLES = {

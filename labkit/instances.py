@@ -10,16 +10,23 @@ Commands run in bash on this machine, in an environment built from nothing:
 - `http_proxy` pointing at the lab's metadata service with this instance's credentials, so that
   `curl http://169.254.169.254/...`, botocore and Python reach this instance's metadata service,
   and every other outside address is refused with a message.
+
+What a student types reaches bash through an anonymous file (an inherited descriptor), never as an
+argument: another user of this machine can read every process's command line, and a cell may hold a
+key. No value from AWS (a Name tag, an address) is ever written into shell code. A cell interrupted
+(■, Ctrl-C) or running past its time is stopped with everything it started, and says so.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import html
 import os
 import pty
 import re
 import selectors
+import shlex
 import shutil
 import signal
 import struct
@@ -28,7 +35,7 @@ import sys
 import termios
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from labkit.errors import LabError
@@ -49,6 +56,15 @@ WELCOME = r"""   ,     #_
          _/ _/
        _/m/'
 """
+RCFILE = "PS1='[ec2-user@${HOSTNAME} \\W]$ '\n"  # the same for every instance: its values come from the environment
+
+
+def _printable(text: str) -> str:
+    """`text` with what a terminal would act on (a newline, an escape sequence) written out: `\\n`."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+INTERRUPTED = "^C"  # what a terminal shows where Ctrl-C stopped a command
 
 
 @dataclass(frozen=True)
@@ -60,20 +76,26 @@ class CommandResult:
     exit_code: int
     stdout: str
     stderr: str
+    stopped: str = ""
+    """Empty when the command ended by itself; `^C` when it was interrupted (then the shell's
+    status, 130); otherwise labkit's note saying why it stopped it (shown in place of a status)."""
 
     @property
     def ok(self) -> bool:
-        return self.exit_code == 0
+        return self.exit_code == 0 and not self.stopped
 
     @property
     def typed(self) -> str:
         """The command as a terminal shows it: continuation lines after bash's `> ` prompt."""
         return "\n> ".join(self.command.split("\n"))
 
+    @property
+    def _status(self) -> str:
+        return f"[exit status {self.exit_code}]" if self.exit_code and self.stopped in ("", INTERRUPTED) else ""
+
     def __str__(self) -> str:
         lines = [f"{self.prompt} {self.typed}", self.stdout.rstrip("\n"), self.stderr.rstrip("\n")]
-        if self.exit_code:
-            lines.append(f"[exit status {self.exit_code}]")
+        lines += [self.stopped, self._status]
         return "\n".join(line for line in lines if line)
 
     __repr__ = __str__
@@ -84,8 +106,9 @@ class CommandResult:
             parts.append(html.escape(self.stdout.rstrip("\n")))
         if self.stderr:
             parts.append(f'<span style="color:#ff8c8c">{html.escape(self.stderr.rstrip(chr(10)))}</span>')
-        if self.exit_code:
-            parts.append(f'<span style="color:#fce94f">[exit status {self.exit_code}]</span>')
+        parts += [
+            f'<span style="color:#fce94f">{html.escape(line)}</span>' for line in (self.stopped, self._status) if line
+        ]
         return f'<pre style="{TERMINAL_STYLE}">' + "\n".join(parts) + "</pre>"
 
 
@@ -94,19 +117,48 @@ class Transcript:
     """Several commands run in one shell on an instance, shown as one terminal session."""
 
     results: tuple[CommandResult, ...]
+    not_run: tuple[str, ...] = ()
+    """The commands after one that was stopped (interrupted, or past its time): they never ran."""
 
     @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.results)
+        return all(r.ok for r in self.results) and not self.not_run
+
+    @property
+    def _not_run(self) -> str:
+        typed = ("; ".join(line.strip() for line in command.split("\n")) for command in self.not_run)
+        return f"[not run: {' | '.join(typed)}]" if self.not_run else ""
 
     def __str__(self) -> str:
-        return "\n".join(str(r) for r in self.results)
+        return "\n".join([str(r) for r in self.results] + ([self._not_run] if self.not_run else []))
 
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
         inner = [r._repr_html_().split(">", 1)[1].rsplit("</pre>", 1)[0] for r in self.results]
+        if self.not_run:
+            inner.append(f'<span style="color:#fce94f">{html.escape(self._not_run)}</span>')
         return f'<pre style="{TERMINAL_STYLE}">' + "\n".join(inner) + "</pre>"
+
+
+class CommandInterrupted(KeyboardInterrupt):
+    """The student interrupted a command on an instance (■ in a notebook): it and everything it
+    started were stopped, as Ctrl-C stops them on a terminal. `shown` is what ran, a terminal's view
+    of it, ending in `^C`. A KeyboardInterrupt, so that Run All stops there as it would."""
+
+    def __init__(self, shown: Transcript | CommandResult) -> None:
+        self.shown = shown
+        results = shown.results if isinstance(shown, Transcript) else (shown,)
+        what = "the command"
+        if results:
+            first, *more = results[-1].command.split("\n")
+            what = f"`{first}{' …' if more else ''}`"
+        later = ", and the lines after it were not run" if isinstance(shown, Transcript) and shown.not_run else ""
+        super().__init__(f"{what} was stopped with everything it started{later}. Run the cell again to start over.")
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of a traceback: this one line, after the cell's transcript."""
+        return [f"\033[1;31mKeyboardInterrupt\033[0m: {self}"]
 
 
 def split_commands(text: str) -> list[str]:
@@ -153,47 +205,182 @@ def _sections(text: str) -> dict[int, tuple[str, str | None]]:
     return found
 
 
-def _execute(command: str, env: dict[str, str], cwd: Path, timeout: float) -> tuple[int, str, str]:
-    """Run a shell command line as over SSH: stdout on a pseudo-terminal, so that programs behave as
-    at a prompt (curl shows no progress meter, for one), stderr kept apart, no input."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
-    process = subprocess.Popen(
-        ["bash", "--noprofile", "--norc", "-c", command],
-        stdin=subprocess.DEVNULL,
-        stdout=slave,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd=cwd,
-        start_new_session=True,
-    )
-    os.close(slave)
-    assert process.stderr is not None
-    errors = process.stderr.fileno()
-    chunks: dict[int, list[bytes]] = {master: [], errors: []}
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as selector:
-        for fd in chunks:
-            selector.register(fd, selectors.EVENT_READ)
-        while selector.get_map():
+GRACE = 2.0  # seconds a stopped command has to end after Ctrl-C, before it and all it started are killed
+TIMED_OUT = (
+    "[stopped after {seconds:g} s: {what} was still running. A command on an instance that never ends "
+    "holds up its cell: press ■ (interrupt the kernel) to stop it sooner.]"
+)
+
+
+@dataclass(frozen=True)
+class _Ran:
+    code: int
+    stdout: str
+    stderr: str
+    stopped: str = ""  # "" (it ended), "interrupted" or "timeout"
+
+
+def _source(text: str) -> int:
+    """An anonymous file holding `text` (no name, no path, its owner's only), open for reading:
+    bash reads the commands from it, so they are in no process's command line."""
+    fd = os.memfd_create("labkit-commands")
+    data = text.encode()
+    while data:
+        data = data[os.write(fd, data) :]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _bash(source: int, *, stop_at_ctrl_c: bool) -> list[str]:
+    """bash running the commands in descriptor `source`, as `bash -c COMMANDS` would (its $0, its
+    messages), with `source` closed for them. With `stop_at_ctrl_c`, Ctrl-C (SIGINT to the shell)
+    ends the shell once the command it waits for has ended, however that command took it: the lines
+    after it do not run, as on a terminal, where Ctrl-C drops what was typed ahead."""
+    trap = "trap 'exit 130' INT; " if stop_at_ctrl_c else ""
+    return ["bash", "--noprofile", "--norc", "-c", f'{trap}eval "$(< /dev/fd/{source})" {source}<&-']
+
+
+def _exit_status(returncode: int) -> int:
+    """The status a shell reports (`$?`): 128 + N for a command killed by signal N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _processes(session: int, known: dict[int, int] | None = None) -> dict[int, int]:
+    """The live processes of `session`, their descendants (one that left the session with setsid is
+    still its parent's child) and those of `known` still alive: pid → start time, so that a pid the
+    system gives to another process later is never taken for one of these."""
+    table: dict[int, tuple[int, int, int]] = {}  # pid → (parent, session, start time)
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat", "rb") as stat:
+                    fields = stat.read().rsplit(b")", 1)[1].split()
+            except (OSError, ValueError, IndexError):
+                continue  # not a process, or one that has just ended
+            if fields[0] not in (b"Z", b"X"):  # a zombie has ended already
+                table[int(name)] = (int(fields[1]), int(fields[3]), int(fields[19]))
+    chosen = {pid for pid, (_, sid, _) in table.items() if sid == session}
+    chosen |= {pid for pid, start in (known or {}).items() if pid in table and table[pid][2] == start}
+    while more := {pid for pid, (parent, _, _) in table.items() if parent in chosen and pid not in chosen}:
+        chosen |= more
+    return {pid: table[pid][2] for pid in chosen}
+
+
+def _kill_all(session: int, known: dict[int, int]) -> None:
+    """SIGKILL every process of `session` and what it started, until none is left."""
+    for _ in range(200):
+        with contextlib.suppress(OSError):
+            os.killpg(session, signal.SIGKILL)
+        left = _processes(session, known)
+        if not left:
+            return
+        for pid in left:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
+
+
+class _Output:
+    """What a command writes to its terminal and to stderr, read as it comes."""
+
+    def __init__(self, terminal: int, errors: int) -> None:
+        self.chunks: dict[int, list[bytes]] = {terminal: [], errors: []}
+        self.terminal, self.errors = terminal, errors
+        self.selector = selectors.DefaultSelector()
+        for fd in self.chunks:
+            self.selector.register(fd, selectors.EVENT_READ)
+
+    def read_until(self, deadline: float, *, ended: subprocess.Popen[bytes] | None = None) -> bool:
+        """Read until both are closed (True), `deadline` passes, or the process `ended` has (False)."""
+        while self.selector.get_map():
             left = deadline - time.monotonic()
-            if left <= 0:
-                os.killpg(process.pid, signal.SIGKILL)
-                break
-            for key, _ in selector.select(timeout=min(left, 1.0)):
+            if left <= 0 or (ended is not None and ended.poll() is not None):
+                return False
+            for key, _ in self.selector.select(timeout=min(left, 0.1 if ended else 1.0)):
                 try:
                     data = os.read(key.fd, 65536)
                 except OSError:  # EIO: the terminal's last writer has gone
                     data = b""
                 if data:
-                    chunks[key.fd].append(data)
+                    self.chunks[key.fd].append(data)
                 else:
-                    selector.unregister(key.fd)
-    code = process.wait()
-    os.close(master)
-    process.stderr.close()
-    out = b"".join(chunks[master]).decode(errors="replace").replace("\r\n", "\n")
-    return code, _as_a_terminal_shows(out), _as_a_terminal_shows(b"".join(chunks[errors]).decode(errors="replace"))
+                    self.selector.unregister(key.fd)
+        return True
+
+    def text(self, fd: int) -> str:
+        return b"".join(self.chunks[fd]).decode(errors="replace")
+
+
+def _stop(process: subprocess.Popen[bytes], output: _Output) -> None:
+    """Stop a command and everything it started: Ctrl-C first, as a terminal sends it to the
+    foreground (so that `aws` ends as it does there), then, after GRACE or at a second interrupt,
+    SIGKILL for whatever is left, in its session or started from it."""
+    known = _processes(process.pid)  # before its shell ends: what left its session is still its child
+    try:
+        with contextlib.suppress(OSError):
+            os.killpg(process.pid, signal.SIGINT)
+        output.read_until(time.monotonic() + GRACE, ended=process)
+        known.update(_processes(process.pid, known))
+    except KeyboardInterrupt:
+        pass  # interrupted again: no more waiting
+    while True:  # however many times the student presses ■, nothing is left running
+        try:
+            _kill_all(process.pid, known)
+            process.wait()
+            break
+        except KeyboardInterrupt:
+            continue
+    with contextlib.suppress(KeyboardInterrupt):
+        output.read_until(time.monotonic() + 1.0)  # what they wrote before they ended
+
+
+def _execute(script: str, env: dict[str, str], cwd: Path, timeout: float) -> _Ran:
+    """Run shell commands as over SSH: stdout on a pseudo-terminal, so that programs behave as at a
+    prompt (curl shows no progress meter, for one), stderr kept apart, no input. Interrupted
+    (KeyboardInterrupt) or past `timeout`, the commands and all they started are stopped."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+    source = _source(script)
+    try:
+        process = subprocess.Popen(
+            _bash(source, stop_at_ctrl_c=True),
+            stdin=subprocess.DEVNULL,
+            stdout=slave,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            pass_fds=(source,),
+        )
+    finally:
+        os.close(slave)
+        os.close(source)
+    assert process.stderr is not None
+    output = _Output(master, process.stderr.fileno())
+    stopped = ""
+    try:
+        deadline = time.monotonic() + timeout
+        if not output.read_until(deadline):
+            stopped = "timeout"
+        else:
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:  # it closed its output, and runs on
+                stopped = "timeout"
+        if stopped:
+            _stop(process, output)
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+        _stop(process, output)
+    finally:
+        output.selector.close()
+        os.close(master)
+        process.stderr.close()
+    code = _exit_status(process.wait())
+    out = output.text(master).replace("\r\n", "\n")
+    return _Ran(code, _as_a_terminal_shows(out), _as_a_terminal_shows(output.text(output.errors)), stopped)
 
 
 def _as_a_terminal_shows(text: str) -> str:
@@ -225,7 +412,7 @@ def _bin_dir(lab_home: Path) -> Path:
     bin_dir.mkdir(exist_ok=True)
     wanted = {
         "aws": client_script(sys.executable, str(lab_home / CLI_SOCKET), str(aws)),
-        "python3": f'#!/bin/sh\nexec "{sys.executable}" "$@"\n',
+        "python3": f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n',
     }
     for name, text in wanted.items():
         target = bin_dir / name
@@ -264,7 +451,7 @@ class Instance:
 
     @property
     def hostname(self) -> str:
-        return f"ip-{self.private_ip.replace('.', '-')}"
+        return f"ip-{_printable(self.private_ip).replace('.', '-')}"
 
     @property
     def prompt(self) -> str:
@@ -297,40 +484,70 @@ class Instance:
         }
 
     def run(self, command: str, *, timeout: float = 300.0) -> CommandResult:
-        """Run one shell command line on the instance, as typed at its prompt, and keep what it prints."""
-        code, stdout, stderr = _execute(command, self.environ(), self.home, timeout)
-        return CommandResult(self.prompt, command, code, stdout, stderr)
+        """Run one shell command line on the instance, as typed at its prompt, and keep what it prints.
+        Interrupted, it is stopped and CommandInterrupted raised; past `timeout` seconds, stopped and said."""
+        ran = _execute(command, self.environ(), self.home, timeout)
+        result = CommandResult(self.prompt, command, ran.code, ran.stdout, ran.stderr)
+        if ran.stopped == "interrupted":
+            raise CommandInterrupted(replace(result, stopped=INTERRUPTED))
+        if ran.stopped:
+            return replace(result, stopped=TIMED_OUT.format(seconds=timeout, what="the command"))
+        return result
 
     def run_lines(self, text: str, *, timeout: float = 300.0) -> Transcript:
         """Run each command of `text` in turn in one shell, as if typed at the prompt.
 
         Shell state carries over (`TOKEN=$(curl ...)` then `curl -H "...: $TOKEN" ...`); each
-        command's output and exit status are kept apart.
+        command's output and exit status are kept apart. Interrupted, the commands are stopped and
+        CommandInterrupted raised (it holds the transcript); past `timeout` seconds, they are stopped
+        and the transcript says so, and which commands did not run.
         """
         commands = split_commands(text)
-        returncode, stdout, stderr = _execute(_script(commands), self.environ(), self.home, timeout)
-        out, err = _sections(stdout), _sections(stderr)
+        ran = _execute(_script(commands), self.environ(), self.home, timeout)
+        out, err = _sections(ran.stdout), _sections(ran.stderr)
         results = []
         for number, command in enumerate(commands):
             if number not in out:
                 break  # the shell exited before this command (`exit`, say)
             stdout, status = out[number]
-            code = int(status) if status is not None else returncode
+            code = int(status) if status is not None else ran.code
             results.append(CommandResult(self.prompt, command, code, stdout, err.get(number, ("", None))[0]))
-        return Transcript(tuple(results))
+        if not ran.stopped:
+            return Transcript(tuple(results))
+        not_run = tuple(commands[len(results) :])
+        if results:
+            last = results[-1]
+            running = out[len(results) - 1][1] is None  # the shell never reached its end
+            what = "the command" if running else "something it started in the background"
+            note = INTERRUPTED if ran.stopped == "interrupted" else TIMED_OUT.format(seconds=timeout, what=what)
+            results[-1] = replace(last, stopped=note)
+        transcript = Transcript(tuple(results), not_run)
+        if ran.stopped == "interrupted":
+            raise CommandInterrupted(transcript)
+        return transcript
 
     def exec(self, command: str) -> int:
         """Run one command line with this terminal's input and output; returns its exit status."""
-        return subprocess.call(["bash", "--noprofile", "--norc", "-c", command], env=self.environ(), cwd=self.home)
+        source = _source(command)
+        try:
+            code = subprocess.call(
+                _bash(source, stop_at_ctrl_c=False), env=self.environ(), cwd=self.home, pass_fds=(source,)
+            )
+        finally:
+            os.close(source)
+        return _exit_status(code)
 
     def shell(self) -> int:
-        """An interactive login-like shell on the instance; returns when the student types `exit`."""
+        """An interactive login-like shell on the instance; returns when the student types `exit`.
+
+        The welcome is printed here and the prompt reads $HOSTNAME when bash shows it: no value
+        from AWS (a Name tag, an address) is ever written into the shell's startup file."""
         rcfile = self.home.parent / "bashrc"  # `home` makes the instance's directory on its first use
-        name = f" ({self.name})" if self.name else ""
-        rcfile.write_text(
-            f"cat <<'EOF'\n{WELCOME.format(instance_id=self.id, name=name)}EOF\n"
-            f"PS1='[ec2-user@{self.hostname} \\W]$ '\n"
-        )
-        return subprocess.call(
+        rcfile.write_text(RCFILE)
+        name = f" ({_printable(self.name)})" if self.name else ""
+        sys.stdout.write(WELCOME.format(instance_id=_printable(self.id), name=name))
+        sys.stdout.flush()
+        code = subprocess.call(
             ["bash", "--noprofile", "--rcfile", str(rcfile), "-i"], env=self.environ(), cwd=self.home
         )
+        return _exit_status(code)

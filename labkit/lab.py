@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Self
 from labkit.errors import InstanceNotFound, InstanceNotRunning, LabError, LabNotRunning, LabStartFailed
 from labkit.instances import Instance
 from labkit.protocol import LOG_FILE, REGION, START_LOCK
-from labkit.statedir import LabInfo, ensure_home, lab_home, read_info, remove_info
+from labkit.statedir import LabInfo, ensure_home, lab_home, owner, read_info, remove_info
 
 if TYPE_CHECKING:
     import pandas
@@ -54,6 +55,13 @@ def _control(info: LabInfo, action: str, *, method: str = "GET", timeout: float 
     """Ask the lab process to do `action`; a failure is a LabError that says where to look."""
     try:
         return _call(info, action, method=method, timeout=timeout)
+    except urllib.error.HTTPError as error:
+        try:
+            said = str(json.load(error).get("error") or error)
+        except (OSError, ValueError, AttributeError):
+            said = str(error)
+        what = action.split("?")[0]
+        raise LabError(f"The lab (pid {info.pid}) could not {what}: {said[:1].lower()}{said[1:]}") from None
     except (OSError, ValueError) as error:
         raise LabError(
             f"The lab (pid {info.pid}) failed to {action.split('?')[0]}: {error}. "
@@ -87,6 +95,14 @@ def _lab_process_env() -> dict[str, str]:
 
 
 def _start(home: Path) -> LabInfo:
+    kept = 256 * 1024  # lab.log keeps the last 256 KB of earlier runs, from a whole line: enough to see why one stopped
+    if (home / LOG_FILE).exists() and (home / LOG_FILE).stat().st_size > kept:
+        with open(home / LOG_FILE, "r+b") as earlier:  # no lab writes to it now: none answers, and we hold START_LOCK
+            earlier.seek(-kept, os.SEEK_END)
+            end = earlier.read()
+            earlier.seek(0)
+            earlier.write(end[end.find(b"\n") + 1 :])
+            earlier.truncate()
     log = open(home / LOG_FILE, "ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "labkit.labprocess.main", "--home", str(home)],
@@ -115,30 +131,101 @@ def _start(home: Path) -> LabInfo:
 
 
 def up(home: str | os.PathLike[str] | None = None) -> tuple[LabInfo, bool]:
-    """Start the lab of `home` unless it runs already; returns its record and whether it started."""
+    """Start the lab of `home` unless it runs already; returns its record and whether it started.
+
+    A lab process that owns the directory (holds its lock) is never doubled: when it does not
+    answer, `up` waits for it while it runs, and says what to do when it cannot answer."""
     path = ensure_home(lab_home(home))
     with open(path / START_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         info = running_info(path)
         if info is not None:
             return info, False
-        return _start(path), True
+        pid = owner(path)
+        if pid is None:
+            return _start(path), True
+        deadline = time.monotonic() + START_TIMEOUT
+        while (pid := owner(path)) is not None and time.monotonic() < deadline:
+            info = read_info(path)
+            if info is not None and info.pid == pid and _answers(info):
+                return info, False
+            if info is None or info.pid != pid or _process_state(pid) == "T":
+                break  # waiting would not help
+            time.sleep(0.1)
+        if pid is None:  # it ended meanwhile
+            return _start(path), True
+        raise LabError(
+            f"The lab process {pid} owns {path} but does not answer ({_why_silent(path, pid)}). "
+            "`labkit down` stops it; `labkit up` then brings the lab back from its journal."
+        )
+
+
+def _why_silent(path: Path, pid: int) -> str:
+    if _process_state(pid) == "T":
+        return "it is stopped, as by Ctrl-Z or SIGSTOP"
+    info = read_info(path)
+    if info is None:
+        return "lab.json, which says where it listens, is missing or unreadable"
+    if info.pid != pid:
+        return f"lab.json names another process, {info.pid}"
+    return "it is busy or hung"
+
+
+def _process_state(pid: int) -> str:
+    """The state letter of process `pid` (R, S, T, Z, …), or '' when it cannot be read."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
 
 
 def down(home: str | os.PathLike[str] | None = None, *, timeout: float = 10.0) -> bool:
-    """Stop the lab of `home`; returns False when none was running."""
+    """Stop the lab of `home`; returns False when none was running.
+
+    The lab is the process that owns the directory (labkit.statedir.owner), answering or not:
+    asked to stop, then signalled, then killed; lab.json goes only once it has ended."""
     path = lab_home(home)
-    info = running_info(path)
-    if info is None:
+    pid = owner(path)
+    if pid is None:
         remove_info(path)
         return False
-    _control(info, "shutdown", method="POST")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _pid_alive(info.pid):
-        time.sleep(0.05)
-    if _pid_alive(info.pid):
-        os.kill(info.pid, 9)
+    info = read_info(path)
+    asked = False
+    if info is not None and info.pid == pid:
+        try:
+            _call(info, "shutdown", method="POST", timeout=2.0)
+            asked = True
+        except (OSError, ValueError):
+            pass
+    if not asked and pid > 0:
+        _signal(pid, signal.SIGTERM)
+        _signal(pid, signal.SIGCONT)  # a stopped process takes its SIGTERM once it runs again
+    if not _released(path, timeout) and (pid := owner(path) or pid) > 0:
+        _signal(pid, signal.SIGKILL)
+        _released(path, timeout)
+    if owner(path) is not None:
+        raise LabError(f"The lab process {pid} owns {path} and could not be stopped; stop it with `kill -9 {pid}`.")
+    deadline = time.monotonic() + 2.0
+    while pid > 0 and _pid_alive(pid) and time.monotonic() < deadline:  # it has ended: reap it if it is ours
+        time.sleep(0.01)
     remove_info(path)
+    return True
+
+
+def _signal(pid: int, number: int) -> None:
+    try:
+        os.kill(pid, number)
+    except ProcessLookupError:
+        pass
+
+
+def _released(path: Path, timeout: float) -> bool:
+    """Wait until no process owns `path`, for up to `timeout` seconds; returns whether none does."""
+    deadline = time.monotonic() + timeout
+    while owner(path) is not None:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
     return True
 
 
@@ -205,6 +292,7 @@ class LabStatus:
     roles: list[str] = field(default_factory=list)
     instances: list[InstanceSummary] = field(default_factory=list)
     profile_roles: dict[str, list[str]] = field(default_factory=dict)
+    journal: dict[str, Any] = field(default_factory=dict)  # changes kept, and the last that could not be
 
     def to_frame(self) -> pandas.DataFrame:
         """What the lab holds, one row per user, role and instance."""
@@ -387,6 +475,7 @@ class Connection:
             profile_roles={
                 p["Arn"]: [r["RoleName"] for r in p["Roles"]] for p in iam.list_instance_profiles()["InstanceProfiles"]
             },
+            journal=dict(_control(self.current(), "health").get("journal") or {}),
         )
 
     def env(self) -> dict[str, str]:

@@ -7,7 +7,9 @@
 The instance is named by id or Name tag. Each line runs in turn in one shell on that instance, as
 typed after `ssh ec2-user@...`, and the cell shows them like a terminal: the prompt and command,
 its output, its errors set apart, a non-zero exit status. As with IPython's `!` commands, a
-Python value in braces (`{key_id}`) is filled in before the line runs. Registered by
+Python value in braces (`{key_id}`) is filled in before the line runs. Interrupting the kernel (■)
+stops the running command and everything it started, as Ctrl-C would; the cell shows `^C` and
+stops there, and so does Run All. Registered by
 `labkit.connect()` when it runs in IPython, on the lab it returns: each `connect()` binds the cell
 magic to its own lab.
 """
@@ -18,6 +20,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from labkit import awserror
+from labkit.instances import CommandInterrupted
 
 if TYPE_CHECKING:
     from labkit.lab import Connection
@@ -48,7 +51,13 @@ def instance_magic(lab: Connection, line: str, cell: str, local_ns: dict[str, An
     if not ref:
         print("Usage: %%instance INSTANCE (an instance id or Name tag), then one shell command per line.")
         return
-    display(lab.instance(ref).run_lines(expand(cell, local_ns or {})))
+    instance = lab.instance(ref)
+    try:
+        transcript = instance.run_lines(expand(cell, local_ns or {}))
+    except CommandInterrupted as stopped:
+        display(stopped.shown)  # what ran, up to the ^C; the kernel then reports the interrupt in one line
+        raise
+    display(transcript)
 
 
 def register(lab: Connection) -> None:

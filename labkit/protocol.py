@@ -26,6 +26,7 @@ INFO_FILE = "lab.json"  # ports, pid, administrator keys and secret of the runni
 LOG_FILE = "lab.log"  # what the lab process printed
 JOURNAL_FILE = "journal.jsonl"  # every change, to bring the lab back after a crash
 START_LOCK = ".start.lock"  # held while a lab starts, so that two never start for one directory
+OWNER_LOCK = "lab.lock"  # held by the lab process for as long as it lives; holds its pid
 CLI_SOCKET = "aws.sock"  # the warm `aws` server's socket
 CLI_SERVER_HOME = "cli-server-home"  # the warm `aws` server's own HOME: never the student's
 BIN_DIR = "bin"  # the instances' own `aws` and `python3`

@@ -4,6 +4,7 @@ One directory is one lab: `$LABKIT_HOME` if set, else a per-user directory
 (`$XDG_STATE_HOME/labkit`, by default `~/.local/state/labkit`). It holds
 
     lab.json         ports, pid and administrator keys of the running lab (owner-only)
+    lab.lock         locked by the lab process for as long as it lives: the directory's owner
     lab.log          what the lab process printed
     journal.jsonl    every change made to the lab, to bring it back after a crash (labkit.labprocess.journal)
     instances/<id>/  the home directory of each simulated instance
@@ -11,13 +12,16 @@ One directory is one lab: `$LABKIT_HOME` if set, else a per-user directory
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from labkit.protocol import INFO_FILE
+from labkit.protocol import INFO_FILE, OWNER_LOCK
 
 
 def lab_home(home: str | os.PathLike[str] | None = None) -> Path:
@@ -89,3 +93,48 @@ def remove_info(home: Path) -> None:
         (home / INFO_FILE).unlink()
     except FileNotFoundError:
         pass
+
+
+# -- who owns the directory: the process that holds the lock on lab.lock, for as long as it lives ----
+PROBE_GRACE = 0.5  # seconds a starting lab waits out a client's momentary look at the lock
+
+
+def take_ownership(home: Path) -> int | None:
+    """In the lab process: lock lab.lock for the rest of its life and write its pid there; returns
+    the open file descriptor (keep it open), or None when another process owns the directory. The
+    kernel releases the lock when the process ends, however it ends."""
+    fd = os.open(home / OWNER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + PROBE_GRACE
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:  # not a client's look: another lab process
+                os.close(fd)
+                return None
+            time.sleep(0.01)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def owner(home: Path) -> int | None:
+    """The pid of the lab process that owns `home` (0 if it has not written it yet), or None when
+    no process does. Asks the kernel, through the lock; a pid in lab.json proves nothing."""
+    try:
+        fd = os.open(home / OWNER_LOCK, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else 0
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

@@ -203,10 +203,16 @@ def test_a_journal_cut_short_still_restores_the_rest(own_lab: labkit.Lab) -> Non
         own_lab.client("iam").create_user(UserName=name)
     kill(own_lab)
     journal = own_lab.home / "journal.jsonl"
-    journal.write_bytes(journal.read_bytes()[:-40])  # the last change, half written
+    whole = journal.read_bytes()
+    journal.write_bytes(whole[:-40])  # the last change, half written
     info, started = labkit.up(own_lab.home)
     assert started and info.restored == 1
-    assert info.problem == "its last change was cut short (written when the lab stopped) and was not replayed"
+    kept = own_lab.home / "journal.jsonl.unreplayed"
+    assert info.problem == (
+        "its last change was cut short (written when the lab stopped) and was not replayed; "
+        f"not brought back: 1 unreadable line, kept in {kept}"
+    )
+    assert whole[:-40].endswith(kept.read_bytes()) and kept.stat().st_mode & 0o777 == 0o600  # never cut, kept
     back = labkit.connect(own_lab.home)
     assert "first" in users(back) and "second" not in users(back)
     back.client("iam").create_user(UserName="third")

@@ -8,6 +8,7 @@ HTTP and agree with it only through labkit.protocol and labkit.statedir.
     main.py        the process: the API port (moto + /_labkit/ control) and the metadata port
     backends.py    moto's backends, the bootstrap, resets, role sessions, ids from one seed
     imds.py        the Instance Metadata Service (IMDSv1 and v2), as an HTTP proxy
+    gate.py        what both ports accept before reading a body: unsigned, oversized, malformed, silent
     journal.py     the durable record of changes, replayed after a crash
     motofixes/     every change the lab makes to moto, botocore and awscli: one record each
     botodata.py    botocore's data files, decoded once per process

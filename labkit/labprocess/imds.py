@@ -27,7 +27,8 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from labkit.labprocess.backends import InstanceFacts, RoleSession, utcnow
+from labkit.labprocess import gate
+from labkit.labprocess.backends import ChangeNotSaved, InstanceFacts, RoleSession, utcnow
 from labkit.protocol import instance_key
 
 IMDS_HOSTS = {"169.254.169.254", "fd00:ec2::254"}
@@ -256,6 +257,7 @@ class MetadataService:
 class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "EC2ws"
+    timeout = gate.REQUEST_TIMEOUT  # a connection that goes silent is closed
     sys_version = ""
     server: ImdsProxy
 
@@ -292,10 +294,15 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         except (binascii.Error, UnicodeDecodeError):
             return None
         expected = instance_key(self.server.secret, user)
-        return user if hmac.compare_digest(password, expected) else None
+        return user if hmac.compare_digest(password.encode(), expected.encode()) else None
 
     def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        refusal = gate.proxy_refusal(self.command, self.path, self.request_version, self.headers)
+        if refusal is not None:  # before reading the body (labkit/labprocess/gate.py)
+            gate.LOG.refused("metadata port", refusal)
+            self._refuse(refusal.status, refusal.why)
+            return gate.close_after_refusal(self)
+        length = gate.body_length(self.headers)
         if length:
             self.rfile.read(length)
         target = urlsplit(f"//{self.path}" if self.command == "CONNECT" else self.path)
@@ -325,6 +332,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         try:
             self._handle()
+        except ChangeNotSaved as error:  # a role session the journal could not keep: not handed out
+            self._refuse(500, f"{error}.")
+        except (TimeoutError, ConnectionError):  # the client went silent mid-request, or left
+            self.close_connection = True
         except Exception:  # a bug here must not kill the lab: report it, keep serving
             traceback.print_exc(file=sys.stderr)
             self._refuse(500, "internal error in the lab's metadata service; see lab.log in the lab's state directory.")

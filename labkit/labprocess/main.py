@@ -28,14 +28,26 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
+from xml.sax.saxutils import escape
 
+from labkit.labprocess.backends import ChangeNotSaved
 from labkit.labprocess.journal import Journal, action_of, changes_something
 from labkit.protocol import CLI_SERVER_HOME, CLI_SOCKET
-from labkit.statedir import LabInfo, ensure_home, lab_home, read_info, remove_info, write_info
+from labkit.statedir import (
+    LabInfo,
+    ensure_home,
+    lab_home,
+    owner,
+    read_info,
+    remove_info,
+    take_ownership,
+    write_info,
+)
 
 CONTROL_PREFIX = "/_labkit/"
 
@@ -61,16 +73,20 @@ class LabApp:
                                                         "use `labkit reset` instead."})  # fmt: skip
         request = _recorded(environ)
         environ["wsgi.input"] = io.BytesIO(base64.b64decode(request["body"]))
-        answered: list[str] = []
+        answered: list[tuple[str, Any]] = []
 
-        def keep_status(status: str, headers: Any, *rest: Any) -> Any:
-            answered.append(status)
-            return start_response(status, headers, *rest)
+        def hold(status: str, headers: Any, *rest: Any) -> Any:
+            answered.append((status, headers))  # answered only once the change is on disk
+            return lambda data: None
 
-        with self.cloud.change(str(request["action"] or request["method"])) as change:
-            body = list(self.moto_app(environ, keep_status))
-            if answered and answered[0][:1] == "2" and changes_something(request["method"], request["action"]):
-                change.record = {"kind": "request", **request}
+        try:
+            with self.cloud.change(str(request["action"] or request["method"])) as change:
+                body = list(self.moto_app(environ, hold))
+                if answered[0][0][:1] == "2" and changes_something(request["method"], request["action"]):
+                    change.record = {"kind": "request", **request}
+        except ChangeNotSaved as error:  # undone: AWS's answer to a request it failed to carry out
+            return _service_failure(environ, start_response, str(error))
+        start_response(*answered[0])
         return body
 
     def replay(self, change: dict[str, Any]) -> int:
@@ -94,11 +110,15 @@ class LabApp:
             return _json(start_response, 401, {"error": "this lab's control endpoint needs the lab's secret"})
         method = environ.get("REQUEST_METHOD")
         if action == "health" and method == "GET":
-            return _json(start_response, 200, {"pid": os.getpid(), "started_at": self.started_at})
+            journal = {"changes": self.cloud.changes, "problem": self.cloud.problem, "broken": self.cloud.broken}
+            return _json(start_response, 200, {"pid": os.getpid(), "started_at": self.started_at, "journal": journal})
         if action == "reset" and method == "POST":
             began = time.perf_counter()
             seed = parse_qs(environ.get("QUERY_STRING", "")).get("seed", [None])[0]
-            self.cloud.reset(**({"seed": int(seed)} if seed is not None else {}))
+            try:
+                self.cloud.reset(**({"seed": int(seed)} if seed is not None else {}))
+            except ChangeNotSaved as error:
+                return _json(start_response, 500, {"error": f"{error}."})
             return _json(start_response, 200, {"seconds": time.perf_counter() - began})
         if action == "shutdown" and method == "POST":
             threading.Timer(0.05, self.stop.set).start()  # after this response has left
@@ -124,9 +144,39 @@ def _recorded(environ: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+FAILURES = {  # service: (its code for a request it failed to carry out, its XML namespace)
+    "iam": ("ServiceFailure", "https://iam.amazonaws.com/doc/2010-05-08/"),
+    "sts": ("InternalFailure", "https://sts.amazonaws.com/doc/2011-06-15/"),
+}
+
+
+def _service_failure(environ: dict[str, Any], start_response: StartResponse, said: str) -> list[bytes]:
+    """AWS's answer when it fails to carry out a request: HTTP 500, ServiceFailure (IAM),
+    InternalError (EC2) or InternalFailure, with what happened and what to do."""
+    scope = environ.get("HTTP_AUTHORIZATION", "").partition("Credential=")[2].partition(",")[0].split("/")
+    service = scope[3] if len(scope) > 3 else ""
+    message = escape(f"{said[:1].upper()}{said[1:]}.")
+    request_id = str(uuid.uuid4())
+    if service == "ec2":
+        body = (
+            f"<Response><Errors><Error><Code>InternalError</Code><Message>{message}</Message></Error></Errors>"
+            f"<RequestID>{request_id}</RequestID></Response>"
+        )
+    else:
+        code, namespace = FAILURES.get(service, ("InternalFailure", ""))
+        xmlns = f' xmlns="{namespace}"' if namespace else ""
+        body = (
+            f"<ErrorResponse{xmlns}><Error><Type>Receiver</Type><Code>{code}</Code><Message>{message}</Message>"
+            f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+        )
+    data = f'<?xml version="1.0" encoding="UTF-8"?>\n{body}'.encode()
+    start_response("500 Internal Server Error", [("Content-Type", "text/xml"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
 def _json(start_response: StartResponse, status: int, data: dict[str, Any]) -> list[bytes]:
     body = json.dumps(data).encode()
-    reason = {200: "OK", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}[status]
+    reason = {200: "OK", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 500: "Internal Server Error"}[status]
     start_response(f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
 
@@ -151,9 +201,9 @@ def serve(home: Path) -> None:
 
     configure_moto()
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-    from werkzeug.serving import make_server
 
     from labkit.labprocess import motofixes
+    from labkit.labprocess.gate import ApiServer
     from labkit.labprocess.imds import ImdsProxy, MetadataService, Tokens
 
     try:
@@ -169,7 +219,7 @@ def serve(home: Path) -> None:
     restored = cloud.restore(app.replay)
     if restored is None:
         cloud.reset()
-    api = make_server("127.0.0.1", 0, app, threaded=True)
+    api = ApiServer(app, unsigned=(CONTROL_PREFIX, "/moto-api"))  # what the port takes: labprocess/gate.py
     imds = ImdsProxy(MetadataService(cloud.role_session, Tokens(secret)), cloud.instance_facts, secret)
     for server in (api, imds):
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
@@ -207,7 +257,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m labkit.labprocess.main", description=__doc__.splitlines()[0])
     parser.add_argument("--home", help="the lab's state directory (default: $LABKIT_HOME)")
     args = parser.parse_args(argv)
-    serve(ensure_home(lab_home(args.home)))
+    home = ensure_home(lab_home(args.home))
+    if take_ownership(home) is None:  # the lock stays held until this process ends
+        print(f"labkit: another lab process (pid {owner(home)}) owns {home}; this one stops.", flush=True)
+        sys.exit(1)
+    serve(home)
 
 
 if __name__ == "__main__":

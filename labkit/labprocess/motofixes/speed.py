@@ -102,7 +102,30 @@ def subnet_addresses_kept_on_the_subnet() -> None:
 
     def _base_avail_ip_iterator(self: Any) -> Any:
         if "_free_addresses" not in self.__dict__:
-            self._free_addresses = self.cidr.hosts()
+            self._free_addresses = Hosts(self.cidr)
         return self._free_addresses
 
     setattr(Subnet, "_base_avail_ip_iterator", _base_avail_ip_iterator)  # noqa: B010
+
+
+class Hosts:
+    """The addresses `network.hosts()` gives, in its order, as an iterator a snapshot can save
+    (a generator cannot be pickled): in IPv4, every address but the network's and its broadcast
+    address; in IPv6, every one but the network's (the subnet-router anycast address)."""
+
+    def __init__(self, network: Any) -> None:
+        self.network = network
+        count = network.num_addresses
+        if count <= 2 and network.prefixlen >= network.max_prefixlen - 1:  # /31, /32, /127, /128: all
+            self.next, self.end = 0, count
+        else:
+            self.next, self.end = 1, count - 1 if network.version == 4 else count
+
+    def __iter__(self) -> Hosts:
+        return self
+
+    def __next__(self) -> Any:
+        if self.next >= self.end:
+            raise StopIteration
+        self.next += 1
+        return self.network[self.next - 1]

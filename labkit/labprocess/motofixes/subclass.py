@@ -51,3 +51,8 @@ def install() -> dict[str, type]:
         backends.backend = lab_class  # the class BackendDict instantiates (moto.core.base_backend)
         _installed[service] = lab_class
     return dict(_installed)
+
+
+def installed_class(service: str) -> type:
+    """The lab's subclass of `service`'s backend (how a snapshot names it: labkit.labprocess.snapshot)."""
+    return _installed[service]
