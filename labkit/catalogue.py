@@ -22,6 +22,8 @@ SECOND_PROFILE = SECOND_ROLE
 INSTANCE = "demo-instance"  # 03-06
 APP_SERVER = "app-server"  # 01: where the access key was written to disk
 WEB_SERVER = "web-server"  # 04: launched with the role, then terminated
+LEGACY_SERVER = "legacy-server"  # 05: launched allowing IMDSv1, as an older launch template does; then closed
+LEGACY_TOKEN = "legacy-server-05"  # 05: its launch's ClientToken, so that running the cell again launches nothing new
 
 APP_USER = "app-user"  # 01: the user whose key the app used
 STARTER_USER = "alice"  # 04: a user of a new lab, whose key wins over the role

@@ -19,6 +19,7 @@ from labkit.catalogue import (
     APP_SERVER,
     APP_USER,
     INSTANCE,
+    LEGACY_SERVER,
     PROFILE,
     READ_ONLY,
     ROLE,
@@ -198,23 +199,27 @@ def _after_04(lab: Connection) -> list[Check]:
 
 
 def _after_05(lab: Connection) -> list[Check]:
-    instance_id = running_instance_id(lab, INSTANCE)
-    tokens = None
-    if instance_id is not None:
+    def tokens(instance_id: str | None) -> str | None:
+        if instance_id is None:
+            return None
         described = lab.client("ec2").describe_instances(InstanceIds=[instance_id])
-        tokens = described["Reservations"][0]["Instances"][0]["MetadataOptions"]["HttpTokens"]
+        return str(described["Reservations"][0]["Instances"][0]["MetadataOptions"]["HttpTokens"])
+
+    legacy, modify = running_instance_id(lab, LEGACY_SERVER), _fix("05", "modify_instance_metadata_options")
     return [
-        Check("demo-instance requires IMDSv2", tokens == "required", _fix("05", "modify_instance_metadata_options")),
+        Check(f"{LEGACY_SERVER} runs, holding {ROLE}", _held_role(lab, legacy) == ROLE, _fix("05", "run_instances")),
+        Check(f"{LEGACY_SERVER} requires IMDSv2", tokens(legacy) == "required", modify),
+        Check(f"{INSTANCE} requires IMDSv2", tokens(running_instance_id(lab, INSTANCE)) == "required", modify),
     ]
 
 
 def _after_06(lab: Connection) -> list[Check]:
     iam = lab.client("iam")
-    ours = [i for i in lab.instances() if i.name in (INSTANCE, APP_SERVER)]
+    ours = [i for i in lab.instances() if i.name in (INSTANCE, APP_SERVER, LEGACY_SERVER)]
     left = [i.name for i in ours if i.state != "terminated"]
     # Terminated instances stay listed for a while, as on AWS: the evidence that the series ran and
     # was cleaned up, which a lab that never started the series does not have.
-    ended = {i.name for i in ours if i.state == "terminated"} == {INSTANCE, APP_SERVER}
+    ended = {i.name for i in ours if i.state == "terminated"} == {INSTANCE, APP_SERVER, LEGACY_SERVER}
     roles = [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"] in (ROLE, SECOND_ROLE)]
     profiles = [p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]]
     users = [u["UserName"] for u in iam.list_users()["Users"] if u["UserName"] == APP_USER]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import shlex
 import signal
@@ -20,8 +21,11 @@ from labkit.lesson import Lab, connect
 from labkit.solutions import before
 from labkit.statedir import lab_home
 
+MAX_IAM_DELAY = 600.0  # seconds; the lab process checks the same bound (labkit/labprocess/propagation.py)
+
 EPILOG = """examples:
   labkit up                          start the lab (or find the running one)
+  labkit up --iam-delay 10           one whose IAM changes take 10 s to reach instances, as on AWS
   labkit status                      what the lab holds, and how far its student got
   labkit status --json               the same, for scripts
   eval "$(labkit env)"               make this terminal's aws act as the lab's administrator
@@ -35,14 +39,39 @@ EPILOG = """examples:
 The lab lives in $LABKIT_HOME (default ~/.local/state/labkit)."""
 
 
+def _seconds(text: str) -> float:
+    """`--iam-delay`: seconds, from 0 to 600."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(seconds) and 0 <= seconds <= MAX_IAM_DELAY):
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and {MAX_IAM_DELAY:g} seconds")
+    return seconds
+
+
+def _delay_said(delay: float) -> str:
+    """What a lab's IAM delay means, in a few words."""
+    return f"role policy changes reach role sessions, and new instance profiles EC2, {delay:g} s later, as on AWS"
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     if running_info(lab_home()) is None:
         print("Starting the lab (a few seconds)…", flush=True)
-    info, started = up()
+    info, started = up(iam_delay=args.iam_delay)
     verb = "Started" if started else "Already running:"
     print(f"{verb} lab {info.pid} at {info.api_url} (state in {lab_home()})")
     if started and info.restoration():
         print(info.restoration())
+    if not started and args.iam_delay is not None and args.iam_delay != info.iam_delay:
+        print(
+            f"labkit: this lab runs with --iam-delay {info.iam_delay:g}; a lab takes its delay when it starts: "
+            f"`labkit down`, then `labkit up --iam-delay {args.iam_delay:g}`.",
+            file=sys.stderr,
+        )
+        return 1
+    if info.iam_delay:
+        print(f"IAM delay: {info.iam_delay:g} s ({_delay_said(info.iam_delay)}; `--iam-delay 0` turns it off).")
     return 0
 
 
@@ -84,6 +113,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
                 for n, r in progress.reports.items()
             },
             "fixes_missing": info.fixes_missing,
+            "iam_delay": info.iam_delay,
             "restored": info.restoration(),
             "journal": status.journal,
         }, indent=2))  # fmt: skip
@@ -91,6 +121,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     print(f"Lab {status.pid} running at {status.api_url} since {since:%Y-%m-%d %H:%M} (state in {status.home})")
     print(f"  users:     {', '.join(status.users) or '-'}")
     print(f"  roles:     {', '.join(status.roles) or '-'}")
+    if info.iam_delay:  # labkit up --iam-delay (labkit/labprocess/propagation.py)
+        print(f"  IAM delay: {info.iam_delay:g} s ({_delay_said(info.iam_delay)})")
     if status.journal.get("broken") or status.journal.get("problem"):
         print(f"  journal:   {status.journal.get('broken') or status.journal.get('problem')}")
     if info.fixes_missing:  # the installed moto lacks what these changes need (labkit/labprocess/motofixes)
@@ -177,7 +209,9 @@ def _cmd_ssh(args: argparse.Namespace) -> int:
 
 
 EXAMPLES = {
-    "up": "labkit up\nLABKIT_HOME=~/labs/second labkit up      # a second, separate lab",
+    "up": "labkit up\nLABKIT_HOME=~/labs/second labkit up      # a second, separate lab\n"
+    "labkit up --iam-delay 10                   # IAM changes take 10 s to reach instances, as on AWS\n"
+    "labkit down; labkit up --iam-delay 0       # at once again (the default)",
     "down": "labkit down",
     "status": "labkit status\nlabkit status --json | python3 -m json.tool",
     "env": 'eval "$(labkit env)"\naws iam list-roles                         # now as the lab\'s administrator',
@@ -185,7 +219,7 @@ EXAMPLES = {
     "labkit reset --yes --to 04   # ready for notebook 04",
     "check": "labkit check 03             # exit status 0 when everything is there",
     "ssh": "labkit ssh demo-instance\nlabkit ssh i-0abc1234 -- aws sts get-caller-identity\n"
-    "labkit ssh demo-instance -- curl -s http://169.254.169.254/latest/meta-data/",
+    "labkit ssh demo-instance -- ec2-metadata --instance-id",
 }
 
 
@@ -210,7 +244,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--user", metavar="USER", help="(root only) act on USER's own lab, as USER: `labkit --user alice status`"
     )
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
-    _subcommand(sub, "up", "start the lab in the background (reuse it if it runs)").set_defaults(run=_cmd_up)
+    up_command = _subcommand(sub, "up", "start the lab in the background (reuse it if it runs)")
+    up_command.add_argument(
+        "--iam-delay",
+        type=_seconds,
+        metavar="SECONDS",
+        help="a lab it starts makes role policy changes reach role sessions, and new instance profiles EC2, "
+        "this late, as AWS may (default: the delay this lab last started with, else 0: at once)",
+    )
+    up_command.set_defaults(run=_cmd_up)
     _subcommand(sub, "down", "stop the lab; its journal stays, so `labkit up` restores it").set_defaults(run=_cmd_down)
     status = _subcommand(sub, "status", "whether the lab runs, where, what it holds, and how far the student got")
     status.add_argument("--json", action="store_true", help="the same, as JSON for scripts")

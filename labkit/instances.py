@@ -391,11 +391,14 @@ def _as_a_terminal_shows(text: str) -> str:
 
 
 _WRITTEN: set[Path] = set()
+EC2_METADATA = Path(__file__).with_name("ec2_metadata.py")  # the instances' `ec2-metadata`
 
 
 def _bin_dir(lab_home: Path) -> Path:
-    """The instance's own bin directory: the real `aws` CLI and Python, nothing else of ours.
-    Written once per lab by this process, not for every command (one stat checks it is still there)."""
+    """The instance's own bin directory: the real `aws` CLI and Python, and Amazon Linux's
+    `ec2-metadata` (labkit/ec2_metadata.py, run by that Python with -I, so that the labkit
+    modules beside it never shadow the standard library's). Written once per lab by this process,
+    not for every command (one stat checks it is still there)."""
     if lab_home in _WRITTEN and (lab_home / BIN_DIR / "aws").exists():
         return lab_home / BIN_DIR
     here = Path(sys.executable).parent
@@ -413,6 +416,7 @@ def _bin_dir(lab_home: Path) -> Path:
     wanted = {
         "aws": client_script(sys.executable, str(lab_home / CLI_SOCKET), str(aws)),
         "python3": f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n',
+        "ec2-metadata": f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -I {shlex.quote(str(EC2_METADATA))} "$@"\n',
     }
     for name, text in wanted.items():
         target = bin_dir / name

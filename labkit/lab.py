@@ -94,7 +94,7 @@ def _lab_process_env() -> dict[str, str]:
     }
 
 
-def _start(home: Path) -> LabInfo:
+def _start(home: Path, *, iam_delay: float | None = None) -> LabInfo:
     kept = 256 * 1024  # lab.log keeps the last 256 KB of earlier runs, from a whole line: enough to see why one stopped
     if (home / LOG_FILE).exists() and (home / LOG_FILE).stat().st_size > kept:
         with open(home / LOG_FILE, "r+b") as earlier:  # no lab writes to it now: none answers, and we hold START_LOCK
@@ -104,8 +104,9 @@ def _start(home: Path) -> LabInfo:
             earlier.write(end[end.find(b"\n") + 1 :])
             earlier.truncate()
     log = open(home / LOG_FILE, "ab")
+    delay = [] if iam_delay is None else ["--iam-delay", str(float(iam_delay))]
     process = subprocess.Popen(
-        [sys.executable, "-m", "labkit.labprocess.main", "--home", str(home)],
+        [sys.executable, "-m", "labkit.labprocess.main", "--home", str(home), *delay],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -130,8 +131,12 @@ def _start(home: Path) -> LabInfo:
     raise LabStartFailed(f"The lab did not answer within {START_TIMEOUT:.0f} s; see {home / LOG_FILE}.")
 
 
-def up(home: str | os.PathLike[str] | None = None) -> tuple[LabInfo, bool]:
+def up(home: str | os.PathLike[str] | None = None, *, iam_delay: float | None = None) -> tuple[LabInfo, bool]:
     """Start the lab of `home` unless it runs already; returns its record and whether it started.
+
+    `iam_delay`: the seconds IAM changes take to reach role sessions and EC2, as on AWS (0: at
+    once); a lab it starts keeps it across restarts, and None starts one with the delay it had
+    last. A running lab keeps its own: its record's `iam_delay` says which.
 
     A lab process that owns the directory (holds its lock) is never doubled: when it does not
     answer, `up` waits for it while it runs, and says what to do when it cannot answer."""
@@ -143,7 +148,7 @@ def up(home: str | os.PathLike[str] | None = None) -> tuple[LabInfo, bool]:
             return info, False
         pid = owner(path)
         if pid is None:
-            return _start(path), True
+            return _start(path, iam_delay=iam_delay), True
         deadline = time.monotonic() + START_TIMEOUT
         while (pid := owner(path)) is not None and time.monotonic() < deadline:
             info = read_info(path)
@@ -153,7 +158,7 @@ def up(home: str | os.PathLike[str] | None = None) -> tuple[LabInfo, bool]:
                 break  # waiting would not help
             time.sleep(0.1)
         if pid is None:  # it ended meanwhile
-            return _start(path), True
+            return _start(path, iam_delay=iam_delay), True
         raise LabError(
             f"The lab process {pid} owns {path} but does not answer ({_why_silent(path, pid)}). "
             "`labkit down` stops it; `labkit up` then brings the lab back from its journal."

@@ -2,7 +2,7 @@
 
     %%instance demo-instance
     aws iam list-users
-    curl http://169.254.169.254/latest/meta-data/iam/security-credentials/DemoRoleForEC2
+    ec2-metadata --instance-id
 
 The instance is named by id or Name tag. Each line runs in turn in one shell on that instance, as
 typed after `ssh ec2-user@...`, and the cell shows them like a terminal: the prompt and command,

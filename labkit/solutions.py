@@ -9,7 +9,9 @@ Each function says which notebook teaches it; the names it uses are in labkit/ca
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from labkit.catalogue import (
@@ -19,6 +21,8 @@ from labkit.catalogue import (
     EC2_READ_ONLY,
     EC2_TRUST_POLICY,
     INSTANCE,
+    LEGACY_SERVER,
+    LEGACY_TOKEN,
     PROFILE,
     READ_ONLY,
     ROLE,
@@ -46,19 +50,49 @@ __all__ = [
 ]
 
 
-def launch(lab: Connection, name: str, *, profile: str | None = None) -> str:
-    """Launch one Amazon Linux 2023 t3.micro with a Name tag (and an instance profile); returns its id."""
+def launch(
+    lab: Connection,
+    name: str,
+    *,
+    profile: str | None = None,
+    metadata_options: dict[str, Any] | None = None,
+    client_token: str | None = None,
+) -> str:
+    """Launch one Amazon Linux 2023 t3.micro with a Name tag (and an instance profile, metadata
+    options other than the AMI's, a ClientToken that makes it idempotent); returns its id."""
     ec2 = lab.client("ec2")
     image = ec2.describe_images(Owners=["amazon"], Filters=AL2023)["Images"][0]["ImageId"]
-    reservation = ec2.run_instances(
-        ImageId=image,
-        InstanceType="t3.micro",
-        MinCount=1,
-        MaxCount=1,
-        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}],
-        **({"IamInstanceProfile": {"Name": profile}} if profile else {}),
+    reservation = once_ec2_sees_the_profile(
+        lab,
+        lambda: ec2.run_instances(
+            ImageId=image,
+            InstanceType="t3.micro",
+            MinCount=1,
+            MaxCount=1,
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}],
+            **({"IamInstanceProfile": {"Name": profile}} if profile else {}),
+            **({"MetadataOptions": metadata_options} if metadata_options else {}),
+            **({"ClientToken": client_token} if client_token else {}),
+        ),
     )
     return str(reservation["Instances"][0]["InstanceId"])
+
+
+def once_ec2_sees_the_profile(lab: Connection, call: Callable[[], Any]) -> Any:
+    """`call()`, tried again while EC2 does not see a new instance profile yet: with `labkit up
+    --iam-delay N`, as on AWS, a profile made a moment ago is refused for a few seconds (Terraform
+    retries the same way)."""
+    from botocore.exceptions import ClientError
+
+    deadline = time.monotonic() + float(getattr(lab.info, "iam_delay", 0.0) or 0.0) + 1.0
+    while True:
+        try:
+            return call()
+        except ClientError as error:
+            young = "Invalid IAM Instance Profile" in str(error.response.get("Error", {}).get("Message", ""))
+            if not young or time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
 
 
 def create_role_for_ec2(lab: Connection, name: str, policy_arn: str) -> None:
@@ -103,7 +137,10 @@ def notebook_02(lab: Connection) -> None:
 def notebook_03(lab: Connection) -> None:
     """Taught in 03-attach-the-role: launch demo-instance and attach DemoRoleForEC2 ("Modify IAM role")."""
     instance_id = launch(lab, INSTANCE)
-    lab.client("ec2").associate_iam_instance_profile(IamInstanceProfile={"Name": PROFILE}, InstanceId=instance_id)
+    ec2 = lab.client("ec2")
+    once_ec2_sees_the_profile(
+        lab, lambda: ec2.associate_iam_instance_profile(IamInstanceProfile={"Name": PROFILE}, InstanceId=instance_id)
+    )
 
 
 def notebook_04(lab: Connection) -> None:
@@ -124,23 +161,30 @@ def notebook_04(lab: Connection) -> None:
     for profile in (SECOND_PROFILE, PROFILE):
         association = association_of(lab, instance_id)
         assert association is not None, "notebook 03 attaches DemoRoleForEC2"
-        ec2.replace_iam_instance_profile_association(
-            IamInstanceProfile={"Name": profile}, AssociationId=association["AssociationId"]
+        replace = partial(
+            ec2.replace_iam_instance_profile_association,
+            IamInstanceProfile={"Name": profile},
+            AssociationId=association["AssociationId"],
         )
+        once_ec2_sees_the_profile(lab, replace)
     ec2.terminate_instances(InstanceIds=[launch(lab, WEB_SERVER, profile=PROFILE)])
 
 
 def notebook_05(lab: Connection) -> None:
-    """Taught in 05-instance-metadata: require IMDSv2 (session tokens) on demo-instance."""
-    instance_id = running_instance_id(lab, INSTANCE)
-    assert instance_id is not None, "notebook 03 launches demo-instance"
+    """Taught in 05-instance-metadata: launch legacy-server with DemoRoleForEC2 allowing IMDSv1, as an
+    older launch template would, then require IMDSv2 on it ("IMDSv2 Required"). demo-instance, from
+    Amazon Linux 2023, has required IMDSv2 since its launch."""
+    instance_id = launch(
+        lab, LEGACY_SERVER, profile=PROFILE, metadata_options={"HttpTokens": "optional"}, client_token=LEGACY_TOKEN
+    )
     lab.client("ec2").modify_instance_metadata_options(InstanceId=instance_id, HttpTokens="required")
 
 
 def notebook_06(lab: Connection) -> None:
     """Taught in 06-review: clean up everything the series made."""
     iam, ec2 = lab.client("iam"), lab.client("ec2")
-    instance_ids = [i.instance_id for i in lab.instances() if i.name in (INSTANCE, APP_SERVER) and i.state == "running"]
+    ours = (INSTANCE, APP_SERVER, LEGACY_SERVER)
+    instance_ids = [i.instance_id for i in lab.instances() if i.name in ours and i.state == "running"]
     for instance_id in instance_ids:
         association = association_of(lab, instance_id)
         if association is not None:

@@ -7,6 +7,7 @@ One directory is one lab: `$LABKIT_HOME` if set, else a per-user directory
     lab.lock         locked by the lab process for as long as it lives: the directory's owner
     lab.log          what the lab process printed
     journal.jsonl    every change made to the lab, to bring it back after a crash (labkit.labprocess.journal)
+    options.json     the lab's options that outlive a restart: `labkit up --iam-delay` (owner-only)
     instances/<id>/  the home directory of each simulated instance
 """
 
@@ -57,6 +58,7 @@ class LabInfo:
     restored: int = -1  # changes replayed from the journal at start; -1: a new lab, nothing to restore
     problem: str = ""  # what was wrong with the journal, if anything
     fixes_missing: list[str] = field(default_factory=list)  # the lab's changes to moto it could not apply
+    iam_delay: float = 0.0  # seconds IAM changes take to reach role sessions and EC2 (`labkit up --iam-delay`)
 
     def restoration(self) -> str:
         """One line on what the lab brought back when it started, or '' for a new lab."""

@@ -16,6 +16,16 @@ from labkit.catalogue import INSTANCE, PROFILE, READ_ONLY, ROLE
 from labkit.solutions import launch
 
 NO_CREDENTIALS = 'Unable to locate credentials. You can configure credentials by running "aws configure".'
+# Amazon Linux 2023 requires IMDSv2: fetch with a session token, as the SDKs and `ec2-metadata` do.
+IMDS_TOKEN = (
+    'H="X-aws-ec2-metadata-token: $(curl -s -X PUT http://169.254.169.254/latest/api/token '
+    '-H "X-aws-ec2-metadata-token-ttl-seconds: 60")"; '
+)
+
+
+def imds_get(url: str, options: str = "-s") -> str:
+    """The shell command that GETs `url` from the metadata service with an IMDSv2 token."""
+    return f'{IMDS_TOKEN}curl {options} -H "$H" {url}'
 
 
 @pytest.fixture(scope="session")

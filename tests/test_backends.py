@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+import labkit
+from conftest import ROLE, create_role
+from labkit.catalogue import AL2023
 from labkit.labprocess import motofixes
 from labkit.labprocess.backends import REFRESH_BEFORE, ROLE_SESSION_SECONDS, Cloud, configure_moto, new_admin_keys
 
@@ -69,7 +72,7 @@ def test_facts_of_an_instance_without_a_role(cloud: Cloud) -> None:
     assert (facts.profile_arn, facts.role_name, facts.http_tokens, facts.http_endpoint) == (
         None,
         None,
-        "optional",
+        "required",  # launched from Amazon Linux 2023, whose AMI says ImdsSupport v2.0
         "enabled",
     )
     assert cloud.instance_facts("i-00000000000000000") is None
@@ -162,3 +165,21 @@ def test_botocore_data_is_decoded_once_per_process(cloud: Cloud) -> None:
         loaders.json.loads = original  # type: ignore[attr-defined]
     assert decoded == [] and second is first
     assert "us-east-1" in regions
+
+
+def test_a_launch_repeated_with_its_client_token_launches_nothing_new(fresh_lab: labkit.Lab) -> None:
+    """EC2 API reference, "Ensure idempotency in Amazon EC2 API requests": a RunInstances repeated with
+    the same client token succeeds without launching new instances, with the first request's result.
+    Before: moto launched a second instance (notebook 05's launch cell, run twice)."""
+    ec2 = fresh_lab.client("ec2")
+    create_role(fresh_lab.client("iam"))
+    image = ec2.describe_images(Owners=["amazon"], Filters=AL2023)["Images"][0]["ImageId"]
+    launched = [ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, ClientToken="once",
+                                  IamInstanceProfile={"Name": ROLE})["Instances"][0]
+                for _ in range(2)]  # fmt: skip
+    assert launched[0]["InstanceId"] == launched[1]["InstanceId"]  # and its profile was not attached twice
+    [association] = ec2.describe_iam_instance_profile_associations()["IamInstanceProfileAssociations"]
+    assert association["InstanceId"] == launched[0]["InstanceId"]
+    other = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, ClientToken="another")["Instances"][0]
+    assert other["InstanceId"] != launched[0]["InstanceId"]
+    assert len(fresh_lab.instances()) == 2

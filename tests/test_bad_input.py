@@ -113,6 +113,14 @@ def test_a_role_or_profile_that_does_not_exist(at_04: labkit.Lab) -> None:
         "Message": "Value (NoSuchProfile) for parameter iamInstanceProfile.name is invalid. "
         "Invalid IAM Instance Profile name",
     }
+    missing_arn = "arn:aws:iam::123456789012:instance-profile/NoSuchProfile"  # AWS then says `ARN` (terraform #9474)
+    assert aws_error(
+        lambda: replace(IamInstanceProfile={"Arn": missing_arn}, AssociationId=association["AssociationId"])
+    ) == {
+        "Code": "InvalidParameterValue",
+        "Message": f"Value ({missing_arn}) for parameter iamInstanceProfile.arn is invalid. "
+        "Invalid IAM Instance Profile ARN",
+    }
     with pytest.raises(
         labkit.ResourceNotFound, match="^No instance profile NoSuchProfile in this lab; profiles: DemoRoleForEC2"
     ):

@@ -63,7 +63,7 @@ BUILDS = {
     ],
     "03": ["demo-instance is running", "demo-instance holds DemoRoleForEC2"],
     "04": ["instance profile DemoEC2ReadOnlyRole holds its role"],
-    "05": ["demo-instance requires IMDSv2"],
+    "05": ["legacy-server runs, holding DemoRoleForEC2", "legacy-server requires IMDSv2"],
     "06": [
         "the series' instances are terminated",
         "its instance profiles are deleted",
@@ -81,7 +81,7 @@ def test_each_check_fails_before_its_notebook_and_names_what_it_builds(lab: labk
     Guards against a check that says ✓ whatever the lab holds (checks were only ever tested to
     pass). The mutations, in labkit/checks.py: for 04, the line
     `_profile_roles(iam, SECOND_PROFILE) == [SECOND_ROLE],` replaced by `True,`; for 05,
-    `tokens == "required"` replaced by `True`; for 06, `"06": _after_06,` by `"06": lambda lab: [],`.
+    `tokens(legacy) == "required"` replaced by `True`; for 06, `"06": _after_06,` by `"06": lambda lab: [],`.
     """
     lab.reset(to=number)
     report = lab.check(number)

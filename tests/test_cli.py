@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import imds_get
+
 LABKIT = str(Path(sys.executable).parent / "labkit")
 
 
@@ -107,7 +109,7 @@ def test_ssh_a_command_that_does_not_exist_is_127(home: Path, instance: str) -> 
 
 def test_ssh_opens_a_shell_that_looks_like_amazon_linux(home: Path, instance: str) -> None:
     result = labkit(
-        home, "ssh", "cli-box", stdin="curl -s http://169.254.169.254/latest/meta-data/instance-id\nexit 4\n"
+        home, "ssh", "cli-box", stdin=imds_get("http://169.254.169.254/latest/meta-data/instance-id") + "\nexit 4\n"
     )
     assert result.returncode == 4
     assert "Amazon Linux 2023 (simulated by labkit)" in result.stdout

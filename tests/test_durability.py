@@ -18,6 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 import labkit
+from conftest import imds_get
 from labkit.errors import LabError
 from labkit.statedir import owner, read_info
 
@@ -283,8 +284,8 @@ def test_a_lab_with_a_long_history_comes_back_from_its_snapshot(own_lab: labkit.
 
     own_lab.reset(to="04")
     box = own_lab.instance("demo-instance")
-    role = json.loads(box.run("curl -s http://169.254.169.254/latest/meta-data/iam/security-credentials/"
-                              "DemoRoleForEC2").stdout)  # fmt: skip
+    role = json.loads(box.run(imds_get("http://169.254.169.254/latest/meta-data/iam/security-credentials/"
+                                       "DemoRoleForEC2")).stdout)  # fmt: skip
     iam = own_lab.client("iam")
     key = iam.create_access_key(UserName="alice")["AccessKey"]
     for n in range(SNAPSHOT_EVERY * 2 + 20):

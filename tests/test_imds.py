@@ -9,7 +9,8 @@ from dataclasses import replace
 import pytest
 
 import labkit
-from conftest import EC2_TRUST, NO_CREDENTIALS, ROLE, Demo, create_role, launch
+from conftest import EC2_TRUST, IMDS_TOKEN, NO_CREDENTIALS, ROLE, Demo, create_role, launch
+from labkit.catalogue import AL2023
 from labkit.labprocess.backends import InstanceFacts
 from labkit.labprocess.imds import MetadataService, Tokens, error_reply
 
@@ -65,10 +66,9 @@ def test_a_token_belongs_to_one_instance_and_one_lab() -> None:
     assert Tokens("secret").remaining(FACTS.instance_id, "not-base64!") is None
 
 
-def test_the_listing_shows_only_what_is_emulated_and_iam_only_with_a_profile() -> None:
-    listing = service().respond(FACTS, "GET", "/latest/meta-data/", {}).body.split("\n")
-    assert listing == ["ami-id", "hostname", "instance-id", "instance-type", "local-hostname",
-                       "local-ipv4", "placement/", "security-groups"]  # fmt: skip
+def test_the_listing_shows_iam_only_with_a_profile() -> None:
+    """What else the listing holds: tests/test_metadata_categories.py."""
+    assert "iam/" not in service().respond(FACTS, "GET", "/latest/meta-data/", {}).body.split("\n")
     with_profile = replace(FACTS, profile_arn="arn:aws:iam::123456789012:instance-profile/P", profile_id="AIPA1")
     assert "iam/" in service().respond(with_profile, "GET", "/latest/meta-data/", {}).body.split("\n")
 
@@ -81,8 +81,14 @@ def test_other_methods_are_405() -> None:
 # -- over real HTTP, from the instance --------------------------------------------------------
 
 
-def status(demo: Demo, curl_args: str) -> int:
-    result = demo.box.run(f"curl -s -o /dev/null -w '%{{http_code}}' {curl_args}")
+def status(demo: Demo, curl_args: str, *, token: bool = True) -> int:
+    """The HTTP status curl gets on the instance; with an IMDSv2 token unless `token` is False or the
+    request is for one (PUT) or carries its own."""
+    if token and "api/token" not in curl_args and "X-aws-ec2-metadata-token:" not in curl_args:
+        curl_args = f'-H "$H" {curl_args}'
+        result = demo.box.run(f"{IMDS_TOKEN}curl -s -o /dev/null -w '%{{http_code}}' {curl_args}")
+    else:
+        result = demo.box.run(f"curl -s -o /dev/null -w '%{{http_code}}' {curl_args}")
     return int(result.stdout)
 
 
@@ -137,7 +143,7 @@ def test_a_disabled_endpoint_is_403_for_everything(demo: Demo) -> None:
 
 def test_the_instance_paths_tell_the_truth_about_the_instance(demo: Demo) -> None:
     paths = ["instance-id", "ami-id", "instance-type", "local-ipv4", "placement/region", "placement/availability-zone"]
-    result = demo.box.run(" ; ".join(f"curl -s {BASE}/meta-data/{p}; echo" for p in paths))
+    result = demo.box.run(" ; ".join(f'{IMDS_TOKEN}curl -s -H "$H" {BASE}/meta-data/{p}; echo' for p in paths))
     described = demo.ec2.describe_instances(InstanceIds=[demo.instance_id])["Reservations"][0]["Instances"][0]
     assert result.stdout.split("\n")[:6] == [
         described["InstanceId"], described["ImageId"], described["InstanceType"],
@@ -147,15 +153,16 @@ def test_the_instance_paths_tell_the_truth_about_the_instance(demo: Demo) -> Non
 
 
 def test_a_path_that_does_not_exist_is_the_aws_404_page(demo: Demo) -> None:
-    result = demo.box.run(f"curl -s -w '%{{http_code}}' {BASE}/meta-data/no-such-thing")
+    result = demo.box.run(f"{IMDS_TOKEN}curl -s -H \"$H\" -w '%{{http_code}}' {BASE}/meta-data/no-such-thing")
     assert result.stdout.endswith("404")
     assert "<title>404 - Not Found</title>" in result.stdout and "labkit" not in result.stdout
 
 
 def test_a_path_not_emulated_is_404_and_says_so(demo: Demo) -> None:
-    result = demo.box.run(f"curl -s -w '%{{http_code}}' {BASE}/meta-data/public-keys/")
+    path = "/latest/meta-data/identity-credentials/ec2/info"  # AWS: "[Internal use only]"
+    result = demo.box.run(f"{IMDS_TOKEN}curl -s -H \"$H\" -w '%{{http_code}}' http://169.254.169.254{path}")
     assert result.stdout.endswith("404")
-    assert "labkit: the lab's metadata service does not emulate /latest/meta-data/public-keys/" in result.stdout
+    assert f"labkit: the lab's metadata service does not emulate {path}" in result.stdout
 
 
 def test_iam_paths_are_404_without_a_role(demo: Demo) -> None:
@@ -165,13 +172,13 @@ def test_iam_paths_are_404_without_a_role(demo: Demo) -> None:
 
 def test_the_iam_paths_with_a_role(attached: Demo) -> None:
     run = attached.box.run
-    assert run(f"curl -s {BASE}/meta-data/iam/").stdout == "info\nsecurity-credentials/"
-    assert run(f"curl -s {BASE}/meta-data/iam/security-credentials/").stdout == ROLE
-    info = json.loads(run(f"curl -s {BASE}/meta-data/iam/info").stdout)
+    assert run(f'{IMDS_TOKEN}curl -s -H "$H" {BASE}/meta-data/iam/').stdout == "info\nsecurity-credentials/"
+    assert run(f'{IMDS_TOKEN}curl -s -H "$H" {BASE}/meta-data/iam/security-credentials/').stdout == ROLE
+    info = json.loads(run(f'{IMDS_TOKEN}curl -s -H "$H" {BASE}/meta-data/iam/info').stdout)
     profile = attached.iam.get_instance_profile(InstanceProfileName=ROLE)["InstanceProfile"]
     assert info["Code"] == "Success"
     assert (info["InstanceProfileArn"], info["InstanceProfileId"]) == (profile["Arn"], profile["InstanceProfileId"])
-    raw = run(f"curl -s {BASE}/meta-data/iam/security-credentials/{ROLE}").stdout
+    raw = run(f'{IMDS_TOKEN}curl -s -H "$H" {BASE}/meta-data/iam/security-credentials/{ROLE}').stdout
     document = json.loads(raw)
     assert list(document) == ["Code", "LastUpdated", "Type", "AccessKeyId", "SecretAccessKey", "Token", "Expiration"]
     assert document["Code"] == "Success" and document["Type"] == "AWS-HMAC"
@@ -181,7 +188,9 @@ def test_the_iam_paths_with_a_role(attached: Demo) -> None:
 
 
 def test_the_credentials_are_the_role_session_the_cli_uses(attached: Demo) -> None:
-    document = json.loads(attached.box.run(f"curl -s {BASE}/meta-data/iam/security-credentials/{ROLE}").stdout)
+    document = json.loads(
+        attached.box.run(f'{IMDS_TOKEN}curl -s -H "$H" {BASE}/meta-data/iam/security-credentials/{ROLE}').stdout
+    )
     used = attached.box.run(
         f"AWS_ACCESS_KEY_ID={document['AccessKeyId']} AWS_SECRET_ACCESS_KEY={document['SecretAccessKey']} "
         f"AWS_SESSION_TOKEN={document['Token']} aws sts get-caller-identity --query Arn --output text"
@@ -199,7 +208,9 @@ def test_a_role_ec2_may_not_assume_gives_assume_role_unauthorized_access(fresh_l
     instance_id = launch(fresh_lab, "wrong-role")
     ec2.associate_iam_instance_profile(IamInstanceProfile={"Name": "LambdaRole"}, InstanceId=instance_id)
     box = fresh_lab.instance(instance_id)
-    document = json.loads(box.run(f"curl -s {BASE}/meta-data/iam/security-credentials/LambdaRole").stdout)
+    document = json.loads(
+        box.run(f'{IMDS_TOKEN}curl -s -H "$H" {BASE}/meta-data/iam/security-credentials/LambdaRole').stdout
+    )
     assert document["Code"] == "AssumeRoleUnauthorizedAccess"
     assert document["Message"].startswith("EC2 cannot assume the role LambdaRole.")
     assert not {"AccessKeyId", "SecretAccessKey", "Token"} & document.keys()
@@ -220,14 +231,19 @@ def test_replacing_the_association_switches_the_role(attached: Demo) -> None:
     attached.ec2.replace_iam_instance_profile_association(
         IamInstanceProfile={"Name": "OtherRole"}, AssociationId=association["AssociationId"]
     )
-    assert attached.box.run(f"curl -s {BASE}/meta-data/iam/security-credentials/").stdout == "OtherRole"
+    assert (
+        attached.box.run(f'{IMDS_TOKEN}curl -s -H "$H" {BASE}/meta-data/iam/security-credentials/').stdout
+        == "OtherRole"
+    )
     arn = attached.box.run("aws sts get-caller-identity --query Arn --output text").stdout.strip()
     assert arn == f"arn:aws:sts::123456789012:assumed-role/OtherRole/{attached.instance_id}"
 
 
 def credentials(box: labkit.Instance, role: str) -> dict[str, str]:
     """The credentials document the instance's metadata service hands out for `role`, via curl."""
-    return dict(json.loads(box.run(f"curl -s {BASE}/meta-data/iam/security-credentials/{role}").stdout))
+    return dict(
+        json.loads(box.run(f'{IMDS_TOKEN}curl -s -H "$H" {BASE}/meta-data/iam/security-credentials/{role}').stdout)
+    )
 
 
 def caller(box: labkit.Instance) -> str:
@@ -266,3 +282,44 @@ def test_replacing_the_association_after_a_session_was_handed_out_serves_the_new
 def test_error_pages_are_the_ones_aws_sends() -> None:
     assert error_reply(401).body.splitlines()[0] == '<?xml version="1.0" encoding="UTF-8"?>'
     assert error_reply(404).body.splitlines()[0] == '<?xml version="1.0" encoding="iso-8859-1"?>'
+
+
+# -- Amazon Linux 2023 requires IMDSv2 (motofixes: al2023_requires_imdsv2) ------------------------------
+def test_a_fresh_al2023_instance_refuses_imdsv1_as_aws_does(demo: Demo) -> None:
+    """AL2023 User Guide, "IMDSv2": "By default, any instances launched with the AL2023 AMI require
+    IMDSv2-only"; EC2 API Reference, Image: "ImdsSupport: If v2.0, ... Instances launched from this AMI
+    will have HttpTokens automatically set to required ... In addition, HttpPutResponseHopLimit is set
+    to 2". Before: the AMI had no ImdsSupport, the instance HttpTokens optional and hop limit 1, and a
+    plain curl got 200."""
+    described = demo.ec2.describe_instances(InstanceIds=[demo.instance_id])["Reservations"][0]["Instances"][0]
+    image = demo.ec2.describe_images(ImageIds=[described["ImageId"]])["Images"][0]
+    assert image["Name"].startswith("al2023-ami-") and image["ImdsSupport"] == "v2.0"
+    attribute = demo.ec2.describe_image_attribute(ImageId=described["ImageId"], Attribute="imdsSupport")
+    assert attribute["ImdsSupport"] == {"Value": "v2.0"}
+    options = described["MetadataOptions"]
+    assert (options["HttpTokens"], options["HttpPutResponseHopLimit"], options["HttpEndpoint"]) == (
+        "required", 2, "enabled")  # fmt: skip
+    plain = demo.box.run(f"curl -s -w '\\n%{{http_code}}' {BASE}/meta-data/instance-id")
+    assert plain.stdout.endswith("<h1>401 - Unauthorized</h1>\n   </body>\n</html>\n\n401")
+    assert status(demo, f"{BASE}/meta-data/instance-id") == 200  # with a token
+
+
+def test_a_launch_that_allows_imdsv1_keeps_what_it_asked_for(fresh_lab: labkit.Lab) -> None:
+    """EC2 User Guide, "Order of precedence for instance metadata options": what the launch itself
+    sets comes first, the AMI's ImdsSupport last; an AMI without ImdsSupport launches with
+    HttpTokens optional and a hop limit of 1."""
+    ec2 = fresh_lab.client("ec2")
+    al2023 = ec2.describe_images(Owners=["amazon"], Filters=AL2023)["Images"][0]["ImageId"]
+    older = next(i for i in ec2.describe_images(Owners=["amazon"])["Images"] if "ImdsSupport" not in i)["ImageId"]
+    launched = {
+        "al2023, optional at launch": ec2.run_instances(ImageId=al2023, MinCount=1, MaxCount=1,
+                                                        MetadataOptions={"HttpTokens": "optional"}),
+        "an AMI without ImdsSupport": ec2.run_instances(ImageId=older, MinCount=1, MaxCount=1),
+    }  # fmt: skip
+    options = {name: r["Instances"][0]["MetadataOptions"] for name, r in launched.items()}
+    assert {name: (o["HttpTokens"], o["HttpPutResponseHopLimit"]) for name, o in options.items()} == {
+        "al2023, optional at launch": ("optional", 2),  # the hop limit the launch left to the AMI
+        "an AMI without ImdsSupport": ("optional", 1),
+    }
+    box = fresh_lab.instance(launched["al2023, optional at launch"]["Instances"][0]["InstanceId"])
+    assert box.run(f"curl -s {BASE}/meta-data/instance-id").stdout == box.id  # IMDSv1 answers

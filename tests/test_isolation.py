@@ -13,7 +13,7 @@ import botocore.exceptions
 import pytest
 
 import labkit
-from conftest import NO_CREDENTIALS, Demo
+from conftest import NO_CREDENTIALS, Demo, imds_get
 
 CREDENTIALS = "http://169.254.169.254/latest/meta-data/iam/security-credentials/DemoRoleForEC2"
 
@@ -119,7 +119,7 @@ def test_two_labs_at_the_same_checkpoint_share_ids_but_never_keys(lab: labkit.La
         for each in (lab, other):
             each.reset(to="04")
         assert [i.instance_id for i in lab.instances()] == [i.instance_id for i in other.instances()]
-        document = json.loads(lab.instance("demo-instance").run(f"curl -s {CREDENTIALS}").stdout)
+        document = json.loads(lab.instance("demo-instance").run(imds_get(CREDENTIALS)).stdout)
         keys = {
             "with the role session of an instance of the first lab": dict(
                 aws_access_key_id=document["AccessKeyId"],

@@ -17,7 +17,7 @@ import botocore.exceptions
 import pytest
 
 import labkit
-from conftest import Demo, create_role, launch
+from conftest import Demo, create_role, imds_get, launch
 from labkit.magic import instance_magic
 from labkit.statedir import lab_home, read_info, write_info
 
@@ -174,9 +174,9 @@ def test_after_down_and_up_a_connection_follows_its_lab(tmp_path: Path, capsys: 
         assert started and info.pid != stopped
         assert "alice" in [u["UserName"] for u in iam.list_users()["Users"]]
         assert lab.info.pid == info.pid
-        assert box.run("curl -s http://169.254.169.254/latest/meta-data/instance-id").stdout == instance_id
+        assert box.run(imds_get("http://169.254.169.254/latest/meta-data/instance-id")).stdout == instance_id
         capsys.readouterr()
-        instance_magic(lab, "box", "curl -s http://169.254.169.254/latest/meta-data/instance-id")
+        instance_magic(lab, "box", imds_get("http://169.254.169.254/latest/meta-data/instance-id"))
         assert capsys.readouterr().out.strip().endswith(instance_id)
     finally:
         labkit.down(tmp_path)

@@ -10,7 +10,7 @@ import IPython
 import pytest
 
 import labkit
-from conftest import Demo
+from conftest import Demo, imds_get
 from labkit import magic
 from labkit.instances import split_commands
 from labkit.magic import expand, instance_magic
@@ -45,7 +45,9 @@ def test_commands_share_one_shell_and_keep_their_own_output(demo: Demo) -> None:
 
 
 def test_programs_see_a_terminal_as_over_ssh(demo: Demo) -> None:
-    result = demo.box.run("test -t 1 && echo tty; curl http://169.254.169.254/latest/meta-data/instance-id")
+    result = demo.box.run(
+        "test -t 1 && echo tty; " + imds_get("http://169.254.169.254/latest/meta-data/instance-id", "")
+    )
     assert result.stdout == f"tty\n{demo.instance_id}"
     assert result.stderr == ""  # curl draws no progress meter on a terminal
 

@@ -52,6 +52,20 @@ def _launch() -> Any:
                                 tags={}, nics=[]).instances[0]  # fmt: skip
 
 
+def al2023_requires_imdsv2() -> Any:
+    image = next(a for a in _ec2().amis.values() if (a.name or "").startswith("al2023-ami-"))
+    options = _ec2().run_instances(image.id, 1, None, [], instance_type="t3.micro", is_instance_type_default=False,
+                                   tags={}, nics=[], metadata_options={}).instances[0].metadata_options  # fmt: skip
+    return [getattr(image, "imds_support", None), options.http_tokens, options.http_put_response_hop_limit]
+
+
+def client_token_makes_launch_idempotent() -> Any:
+    ec2 = _ec2()
+    launched = {ec2.run_instances(IMAGE, 1, None, [], instance_type="t3.micro", is_instance_type_default=False,
+                                  tags={}, nics=[], client_token="once").instances[0].id for _ in range(2)}  # fmt: skip
+    return len(launched)
+
+
 def _error(call: Callable[[], Any]) -> list[str] | None:
     try:
         call()
@@ -169,6 +183,133 @@ def access_denied_says_why() -> Any:
         server.stop()
 
 
+def role_changes_reach_sessions_after_the_delay() -> Any:
+    from moto.backends import get_backend
+    from moto.iam.access_control import AssumedRoleAccessKey
+
+    iam = _iam()
+    allow = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:List*", "Resource": "*"}]}'
+    policy = iam.create_policy("", "/", allow, "Listing", []).arn
+    role = iam.create_role("Propagating", "{}", "/", None, "", [], None)
+    iam.attach_role_policy(policy, "Propagating")
+    session = get_backend("sts")[ACCOUNT]["aws"].assume_role(region_name="us-east-1", role_session_name="i-0456",
+                                                             role_arn=role.arn, policy=None, duration=900,
+                                                             external_id=None)  # fmt: skip
+    key = AssumedRoleAccessKey(ACCOUNT, "aws", session.access_key_id, {"X-Amz-Security-Token": session.session_token})
+    seen = [len(key.collect_policies())]
+    iam.detach_role_policy(policy, "Propagating")
+    return [*seen, len(key.collect_policies())]
+
+
+def new_profiles_reach_ec2_after_the_delay() -> Any:
+    _iam().create_instance_profile("JustMade", "/", [])
+    instance = _launch()
+    association = _ec2().associate_iam_instance_profile(instance.id, iam_instance_profile_name="JustMade")
+    return association.iam_instance_profile.name
+
+
+# -- probes over HTTP, for the records that change what moto's server answers a role's session --------
+EC2_TRUST = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}'  # noqa: E501
+_served: list[Any] = []
+
+
+def _endpoint() -> str:
+    """One moto server (authorization on) for the probes that read its answers over HTTP."""
+    if not _served:
+        import atexit
+
+        from moto.server import ThreadedMotoServer
+
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        atexit.register(server.stop)
+        _served.append(server)
+    host, port = _served[0].get_host_and_port()
+    return f"http://{host}:{port}"
+
+
+def _role_session(role: str, policy: str = "arn:aws:iam::aws:policy/IAMReadOnlyAccess") -> dict[str, str]:
+    """The keys of a session of a new role that trusts EC2 and has `policy`, named i-0123 as the lab names one."""
+    from moto.backends import get_backend
+
+    made = _iam().create_role(role, EC2_TRUST, "/", None, "", [], None)
+    _iam().attach_role_policy(policy, role)
+    session = get_backend("sts")[ACCOUNT]["aws"].assume_role(region_name="us-east-1", role_session_name="i-0123",
+                                                             role_arn=made.arn, policy=None, duration=900,
+                                                             external_id=None)  # fmt: skip
+    return {"aws_access_key_id": session.access_key_id, "aws_secret_access_key": session.secret_access_key,
+            "aws_session_token": session.session_token}  # fmt: skip
+
+
+def _client(service: str, keys: dict[str, str]) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    once = Config(retries={"total_max_attempts": 1})  # moto's 500s are not worth retrying
+    return boto3.client(service, region_name="us-east-1", endpoint_url=_endpoint(), config=once, **keys)
+
+
+def _answer(client: Any, call: str, **kwargs: Any) -> list[Any]:
+    """[HTTP status, error code, message] of a call; [status] when it succeeds; [status, exception
+    name] when botocore cannot read the answer."""
+    statuses: list[int] = []
+    client.meta.events.register(
+        "before-parse", lambda response_dict, **_: statuses.append(response_dict["status_code"])
+    )
+    try:
+        getattr(client, call)(**kwargs)
+    except Exception as error:
+        response = getattr(error, "response", None)
+        if response is None:
+            return [statuses[-1] if statuses else None, type(error).__name__]
+        return [statuses[-1], response["Error"]["Code"], response["Error"]["Message"]]
+    return [statuses[-1]]
+
+
+def a_role_session_names_no_user() -> Any:
+    iam = _client("iam", _role_session("NamesNoUser"))
+    return [iam.get_user()["User"]["UserName"], _answer(iam, "list_access_keys")[:2],
+            _answer(iam, "list_mfa_devices")]  # fmt: skip
+
+
+def ec2_refusals_carry_an_encoded_message() -> Any:
+    return _answer(_client("ec2", _role_session("Launching")), "run_instances", ImageId=IMAGE, MinCount=1, MaxCount=1)
+
+
+def sts_decodes_the_labs_messages() -> Any:
+    sts = _client("sts", _role_session("Decoding", "arn:aws:iam::aws:policy/AdministratorAccess"))
+    return _answer(sts, "decode_authorization_message", EncodedMessage="anything")
+
+
+def sts_refusals_say_why() -> Any:
+    sts = _client("sts", _role_session("Refused"))
+    allowed = _client("sts", _role_session("AllowedSts", "arn:aws:iam::aws:policy/AdministratorAccess"))
+    return [
+        _answer(sts, "assume_role", RoleArn=f"arn:aws:iam::{ACCOUNT}:role/Refused", RoleSessionName="again"),
+        _answer(sts, "decode_authorization_message", EncodedMessage="anything"),
+        _answer(allowed, "get_session_token")[:1],  # a session's session token
+        _answer(allowed, "assume_role", RoleArn=f"arn:aws:iam::{ACCOUNT}:role/NoSuchRole", RoleSessionName="x1"),
+    ]
+
+
+def trust_policies_name_who_may_assume() -> Any:
+    from moto.iam.access_control import IAMPolicyStatement
+
+    trust = IAMPolicyStatement(json.loads(EC2_TRUST)["Statement"][0])
+    return _error(lambda: trust._check_principal(f"arn:aws:iam::{ACCOUNT}:user/admin"))
+
+
+def role_last_used_names_its_region() -> Any:
+    _client("iam", _role_session("Used")).list_users()
+    return {field: value is not None for field, value in _iam().get_role("Used").role_last_used.items()}
+
+
+def what_moto_lacks_says_so() -> Any:
+    iam = _client("iam", _role_session("Simulating"))
+    return _answer(iam, "simulate_principal_policy", PolicySourceArn=f"arn:aws:iam::{ACCOUNT}:role/Simulating",
+                   ActionNames=["iam:ListUsers"])  # fmt: skip
+
+
 def admin_keys_chosen_by_the_lab() -> Any:
     iam = _iam()
     iam.create_user("us-east-1", "keyed")
@@ -271,6 +412,8 @@ ALONE_DOES: dict[str, Any] = {
     "botocore_data_read_once": False,  # a second session decodes EC2's model again
     "instance_type_offerings_of_the_labs_region": True,  # every region's offerings, decoded at import
     "default_subnet_address": "10",  # not the default subnet's 172.31
+    "al2023_requires_imdsv2": [None, "optional", 1],  # the AMI says nothing; the launch gets v1 and one hop
+    "client_token_makes_launch_idempotent": 2,  # two instances launched for one token
     "metadata_options_keep_what_is_not_named": None,  # HttpEndpoint blanked
     "inactive_keys_are_refused": None,  # an Inactive key is looked up without error
     "ids_look_like_aws": {"user ids are AIDA…": False, "profile ids are AIPA…": False},
@@ -291,6 +434,37 @@ ALONE_DOES: dict[str, Any] = {
             f"User: arn:aws:iam::{ACCOUNT}:user/nobody is not authorized to perform: ec2:DescribeInstances",
         ],
     ],  # fmt: skip
+    "role_changes_reach_sessions_after_the_delay": [1, 0],  # a session's policies, before and right after a detach
+    "new_profiles_reach_ec2_after_the_delay": "JustMade",  # EC2 takes a profile made a moment ago
+    "a_role_session_names_no_user": [
+        "default_user",  # a user moto makes up
+        [404, "NoSuchEntity"],
+        [404, "NoSuchEntity", "The user with name None cannot be found."],
+    ],
+    "ec2_refusals_carry_an_encoded_message": [
+        403,
+        "AccessDenied",
+        f"User: arn:aws:sts::{ACCOUNT}:assumed-role/Launching/i-0123 is not authorized to perform: ec2:RunInstances",
+    ],
+    "sts_decodes_the_labs_messages": [500, "ResponseParserError"],  # NotImplementedError, as an HTML page
+    "sts_refusals_say_why": [
+        [
+            403,
+            "AccessDenied",
+            f"User: arn:aws:sts::{ACCOUNT}:assumed-role/Refused/i-0123 is not authorized to perform: sts:AssumeRole",
+        ],
+        [
+            403,
+            "AccessDenied",
+            f"User: arn:aws:sts::{ACCOUNT}:assumed-role/Refused/i-0123 is not authorized to perform: "
+            "sts:DecodeAuthorizationMessage",
+        ],
+        [200],  # a session gets a session token
+        [200],  # a session of a role that does not exist
+    ],  # fmt: skip
+    "trust_policies_name_who_may_assume": ["TypeError", "argument of type 'NoneType' is not iterable"],
+    "role_last_used_names_its_region": {"LastUsedDate": True, "Region": False},
+    "what_moto_lacks_says_so": [500, "ResponseParserError"],  # NotImplementedError, as an HTML page
     "admin_keys_chosen_by_the_lab": {"keyed by physical_resource_id": True, "CreateAccessKey takes a key id": False},
     "replay_without_authorization": [
         "InvalidClientTokenId",
@@ -520,6 +694,44 @@ def test_the_middleware_offers_a_refusal_with_its_request_and_replaces_moto_answ
     started, out = _call(RefusalRewriter(moto_app, (rewrite,)), b"Action=CreateUser&UserName=y")  # not rewritten
     assert started == [("403 FORBIDDEN", {"Content-Type": "text/xml", "Content-Length": "19"})]
     assert list(out) == [b"<Error>moto</Error>"]
+
+
+def test_the_middleware_offers_a_watched_action_its_successes_and_no_other() -> None:
+    from labkit.labprocess.motofixes.middleware import Answer, RefusalRewriter
+
+    offered: list[Any] = []
+
+    def rewrite(request: Any, answer: Any) -> Any:
+        offered.append((request.action, answer.status))
+        return Answer(400, "<Error>no user</Error>")
+
+    moto_app = _refusing_app("200 OK", b"<GetUserResponse/>")
+    started, out = _call(RefusalRewriter(moto_app, ((rewrite, frozenset({"iam:GetUser"})),)), b"Action=GetUser")
+    assert offered == [("GetUser", 200)] and list(out) == [b"<Error>no user</Error>"]
+    assert started[0][0] == "400 Bad Request"
+    started, out = _call(RefusalRewriter(moto_app, ((rewrite, frozenset({"iam:GetUser"})),)), b"Action=ListUsers")
+    assert offered == [("GetUser", 200)] and list(out) == [b"<GetUserResponse/>"]  # streamed, never offered
+
+
+def test_the_middleware_offers_what_moto_raised_and_lets_it_go_on_when_no_rewrite_answers() -> None:
+    from labkit.labprocess.motofixes.middleware import Answer, RefusalRewriter
+
+    offered: list[Any] = []
+
+    def raising_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        raise NotImplementedError("The simulate_principal_policy action has not been implemented")
+
+    def rewrite(request: Any, answer: Any) -> Any:
+        offered.append(answer)
+        return Answer(501, "<Error>lacks it</Error>") if request.param("UserName") == "x" else None
+
+    started, out = _call(RefusalRewriter(raising_app, (rewrite,)))
+    assert offered == [Answer(500, "", "NotImplementedError: The simulate_principal_policy action has not been "
+                                      "implemented")]  # fmt: skip
+    assert started == [("501 Not Implemented", {"Content-Type": "text/xml", "Content-Length": "23"})]
+    assert list(out) == [b"<Error>lacks it</Error>"]
+    with pytest.raises(NotImplementedError):
+        _call(RefusalRewriter(raising_app, (rewrite,)), b"Action=CreateUser&UserName=y")
 
 
 # -- a target that moved ------------------------------------------------------------------------------

@@ -151,7 +151,7 @@ def test_the_committed_outputs_show_the_ids_of_a_students_own_run(lab: labkit.La
     }
     lab.reset(to="06")
     assert shown == {i.instance_id for i in lab.instances()}
-    assert len(shown) == 3  # app-server, demo-instance, web-server
+    assert len(shown) == 4  # app-server, demo-instance, web-server, legacy-server
 
 
 def shown(path: Path) -> str:

@@ -8,6 +8,10 @@ HTTP and agree with it only through labkit.protocol and labkit.statedir.
     main.py        the process: the API port (moto + /_labkit/ control) and the metadata port
     backends.py    moto's backends, the bootstrap, resets, role sessions, ids from one seed
     imds.py        the Instance Metadata Service (IMDSv1 and v2), as an HTTP proxy
+    metadata_tree.py      the metadata service's paths for one instance, and what they hold
+    metadata_identity.py  the instance identity document's signatures (a key of the lab's own)
+    propagation.py the opt-in delay of IAM changes (`labkit up --iam-delay N`)
+    snapshot.py    the lab's state saved every few hundred changes, so restoring stays quick
     gate.py        what both ports accept before reading a body: unsigned, oversized, malformed, silent
     journal.py     the durable record of changes, replayed after a crash
     motofixes/     every change the lab makes to moto, botocore and awscli: one record each

@@ -5,8 +5,12 @@ key as the proxy credentials, so `curl http://169.254.169.254/...`, botocore and
 "their" metadata service with no other configuration. Requests for any other address are
 refused with a message: a simulated instance has no route to the internet.
 
-`MetadataService.respond` holds the rules (IMDSv1 and v2, tokens, metadata options, paths) and
-reads the lab's state only through two functions it is given; `ImdsProxy` is the transport.
+`MetadataService.respond` holds the rules (IMDSv1 and v2, tokens, metadata options, builds and
+paths) and reads the lab's state only through two functions it is given; what the paths hold is
+`metadata_tree.py`, the identity document and its signatures `metadata_identity.py`. `ImdsProxy`
+is the transport: it also answers at the names Amazon Linux resolves to the service
+(`instance-data`, `instance-data.ec2.internal`) and, when the instance may use it, at the IPv6
+address `[fd00:ec2::254]`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import socket
 import struct
 import sys
@@ -29,24 +34,34 @@ from urllib.parse import urlsplit
 
 from labkit.labprocess import gate
 from labkit.labprocess.backends import ChangeNotSaved, InstanceFacts, RoleSession, utcnow
+from labkit.labprocess.metadata_identity import IdentitySigner
+from labkit.labprocess.metadata_tree import (
+    DYNAMIC_SINCE,
+    IAM_SINCE,
+    LATEST,
+    USER_DATA_SINCE,
+    VERSIONS,
+    dynamic,
+    meta_data,
+    served,
+)
 from labkit.protocol import instance_key
 
-IMDS_HOSTS = {"169.254.169.254", "fd00:ec2::254"}
+IPV6_HOST = "fd00:ec2::254"
+# 169.254.169.254, the names Amazon Linux resolves to it (its DNS search domain is ec2.internal),
+# and the IPv6 address (answered only where the instance may use it: `ipv6_refusal`).
+IMDS_HOSTS = {"169.254.169.254", "instance-data", "instance-data.ec2.internal", IPV6_HOST}
 TOKEN_PATH = "/latest/api/token"
+# "Issuing PUT requests to any version-specific path, for example /2021-03-23/api/token, will
+# result in the metadata service returning 403 Forbidden errors." (Retrieve instance metadata)
+DATED_TOKEN_PATH = re.compile(r"/(?:1\.0|\d{4}-\d{2}-\d{2})/api/token/?")
 TTL_HEADER = "x-aws-ec2-metadata-token-ttl-seconds"
 TOKEN_HEADER = "x-aws-ec2-metadata-token"
 MAX_TTL = 21600
 
-# What real EC2 serves under /latest/meta-data/ that this lab does not emulate.
-NOT_EMULATED = {
-    "ami-launch-index", "ami-manifest-path", "ancestor-ami-ids", "autoscaling", "block-device-mapping",
-    "events", "hibernation", "identity-credentials", "instance-action", "instance-life-cycle", "ipv6",
-    "kernel-id", "mac", "metrics", "network", "partition-number", "product-codes", "profile",
-    "public-hostname", "public-ipv4", "public-keys", "ramdisk-id", "reservation-id", "services",
-    "spot", "system", "tags", "placement/availability-zone-id", "placement/group-name",
-    "placement/host-id", "placement/partition-number",
-}  # fmt: skip
-NOT_EMULATED_ROOTS = ("/latest/user-data", "/latest/dynamic")
+# What real EC2 serves every instance that this lab does not: identity-credentials/ec2/ holds
+# credentials AWS makes for its own features (EC2 Instance Connect), "[Internal use only]".
+NOT_EMULATED = {"identity-credentials": "2018-05-23"}
 
 _PAGE_404 = """<?xml version="1.0" encoding="iso-8859-1"?>
 <!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"
@@ -77,7 +92,7 @@ _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 405: "Met
 @dataclass
 class Reply:
     status: int
-    body: str
+    body: str | bytes  # bytes: user data, as given to RunInstances
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -134,10 +149,12 @@ class MetadataService:
         tokens: Tokens,
         *,
         clock: Callable[[], datetime] = utcnow,
+        identity: IdentitySigner | None = None,
     ) -> None:
         self._credentials = credentials
         self._tokens = tokens
         self._clock = clock
+        self._identity = identity or IdentitySigner()
 
     def respond(self, facts: InstanceFacts, method: str, path: str, headers: dict[str, str]) -> Reply:
         """Answer one request; `headers` have lower-case names."""
@@ -145,6 +162,8 @@ class MetadataService:
             return error_reply(403)
         if path == TOKEN_PATH:
             return self._token(facts, method, headers) if method == "PUT" else error_reply(405)
+        if method == "PUT" and DATED_TOKEN_PATH.fullmatch(path):
+            return error_reply(403)
         if method not in ("GET", "HEAD"):
             return error_reply(405)
         token = headers.get(TOKEN_HEADER)
@@ -171,47 +190,49 @@ class MetadataService:
         return Reply(200, token, {"X-Aws-Ec2-Metadata-Token-Ttl-Seconds": str(ttl)})
 
     def _get(self, facts: InstanceFacts, path: str) -> Reply:
-        if path in ("/latest", "/latest/"):
-            return Reply(200, "meta-data")
-        if any(path == root or path.startswith(root + "/") for root in NOT_EMULATED_ROOTS):
-            return self._not_emulated(path)
-        prefix = "/latest/meta-data"
-        if not (path == prefix or path.startswith(prefix + "/")):
-            return self._not_emulated(path) if path == "/" else error_reply(404)
-        item = path[len(prefix) :].strip("/")
-        if item == "iam" or item.startswith("iam/"):
-            return self._iam(facts, item)
-        leaves = self._leaves(facts)
-        if item in leaves:
-            return Reply(200, leaves[item])
-        listing = self._listing(item, [*leaves, *(["iam/info"] if facts.profile_arn else [])])
-        if listing:
-            return Reply(200, listing)
-        if item in NOT_EMULATED or item.split("/")[0] in NOT_EMULATED:
-            return self._not_emulated(path)
+        path = re.sub("/{2,}", "/", path)  # EC2 reads `latest//meta-data/…` as `latest/meta-data/…`
+        if path == "/":
+            return Reply(200, "\n".join([*VERSIONS, LATEST]))
+        version, _, rest = path.lstrip("/").partition("/")
+        if version != LATEST and version not in VERSIONS:
+            return error_reply(404)
+        root, _, item = rest.partition("/")
+        item = item.strip("/")
+        if root == "":
+            return Reply(200, self._version_listing(facts, version))
+        if root == "meta-data":
+            return self._meta_data(facts, version, item, path)
+        if root == "dynamic" and served(version, DYNAMIC_SINCE):
+            tree = dynamic(facts, lambda kind: self._identity.answer(facts, kind))
+            return self._found(tree.leaf(item, version), tree.listing(item, version))
+        if root == "user-data" and not item and facts.user_data:
+            return Reply(200, facts.user_data)
         return error_reply(404)
 
     @staticmethod
-    def _leaves(facts: InstanceFacts) -> dict[str, str]:
-        return {
-            "ami-id": facts.ami_id,
-            "hostname": facts.local_hostname,
-            "instance-id": facts.instance_id,
-            "instance-type": facts.instance_type,
-            "local-hostname": facts.local_hostname,
-            "local-ipv4": facts.local_ipv4,
-            "placement/availability-zone": facts.availability_zone,
-            "placement/region": facts.region,
-            "security-groups": "\n".join(facts.security_groups),
-        }
+    def _version_listing(facts: InstanceFacts, version: str) -> str:
+        names = ["meta-data"]
+        if served(version, DYNAMIC_SINCE):
+            names.append("dynamic")
+        if facts.user_data and served(version, USER_DATA_SINCE):
+            names.append("user-data")  # only when the instance was launched with user data
+        return "\n".join(sorted(names))
+
+    def _meta_data(self, facts: InstanceFacts, version: str, item: str, path: str) -> Reply:
+        category = item.split("/")[0]
+        if category in NOT_EMULATED and served(version, NOT_EMULATED[category]):
+            return self._not_emulated(path)
+        if category == "iam":
+            return self._iam(facts, item) if served(version, IAM_SINCE) else error_reply(404)
+        tree = meta_data(facts)
+        with_iam = not item and facts.profile_arn is not None and served(version, IAM_SINCE)
+        return self._found(tree.leaf(item, version), tree.listing(item, version, ["iam/"] if with_iam else []))
 
     @staticmethod
-    def _listing(item: str, paths: list[str]) -> str:
-        base = f"{item}/" if item else ""
-        children = sorted(
-            {p[len(base) :].split("/")[0] + ("/" if "/" in p[len(base) :] else "") for p in paths if p.startswith(base)}
-        )
-        return "\n".join(children)
+    def _found(value: str | bytes | None, listing: str | None) -> Reply:
+        if value is not None:
+            return Reply(200, value)
+        return Reply(200, listing) if listing is not None else error_reply(404)
 
     def _iam(self, facts: InstanceFacts, item: str) -> Reply:
         if facts.profile_arn is None:
@@ -254,6 +275,25 @@ class MetadataService:
         return error_reply(404, f"labkit: the lab's metadata service does not emulate {path} (real EC2 serves it).")
 
 
+def ipv6_refusal(facts: InstanceFacts) -> str | None:
+    """Why the instance cannot reach the service's IPv6 address, or None when it can: AWS answers
+    there only when the instance's HttpProtocolIpv6 is enabled and its subnet is IPv6-supported
+    ("The IPv6 address is only accessible on Instances built on the AWS Nitro System and in an
+    IPv6-supported subnet (dual stack or IPv6 only)")."""
+    missing = []
+    if facts.http_protocol_ipv6 != "enabled":
+        missing.append(
+            "its metadata option HttpProtocolIpv6 is disabled "
+            "(aws ec2 modify-instance-metadata-options --http-protocol-ipv6 enabled)"
+        )
+    primary = facts.primary_interface
+    if primary is None or not primary.subnet_ipv6_cidr_blocks:
+        missing.append("its subnet has no IPv6 CIDR block")
+    if not missing:
+        return None
+    return " and ".join(missing) + "; the metadata service answers at 169.254.169.254."
+
+
 class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "EC2ws"
@@ -271,7 +311,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _send(self, reply: Reply, *, content_type: str = "text/plain") -> None:
-        body = reply.body.encode()
+        body = reply.body.encode() if isinstance(reply.body, str) else reply.body
         self.send_response(reply.status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -326,6 +366,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if facts is None or facts.state != "running":
             state = "gone from this lab" if facts is None else facts.state
             return self._refuse(502, f"instance {instance_id} is {state}; its metadata service does not answer.")
+        if host == IPV6_HOST and (unreachable := ipv6_refusal(facts)):
+            return self._refuse(403, f"this simulated instance has no route to {host}: {unreachable}")
         headers = {name.lower(): value for name, value in self.headers.items()}
         self._send(service.respond(facts, self.command, target.path or "/", headers))
 

@@ -34,7 +34,8 @@ from typing import Any
 from labkit.protocol import JOURNAL_FILE
 
 FORMAT = 1
-READ_ONLY_PREFIXES = ("Get", "List", "Describe")
+READ_ONLY_PREFIXES = ("Get", "List", "Describe", "Simulate")
+READ_ONLY_ACTIONS = {"DecodeAuthorizationMessage"}  # reads a message; its key is the lab process's own
 SNAPSHOT_PREFIX = "snapshot-"
 
 
@@ -273,5 +274,5 @@ def action_of(method: str, query: str, body: bytes, headers: dict[str, str]) -> 
 def changes_something(method: str, action: str) -> bool:
     """Whether a request may change the lab: anything but a Get/List/Describe (or a GET/HEAD)."""
     if action:
-        return not action.startswith(READ_ONLY_PREFIXES)
+        return not action.startswith(READ_ONLY_PREFIXES) and action not in READ_ONLY_ACTIONS
     return method not in ("GET", "HEAD")

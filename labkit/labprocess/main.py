@@ -1,6 +1,6 @@
 """The lab process: the emulated AWS endpoint and the metadata service, on loopback.
 
-    python -m labkit.labprocess.main --home DIR
+    python -m labkit.labprocess.main --home DIR [--iam-delay SECONDS]
 
 Started in the background by `labkit up` or `labkit.connect()`; one per state directory. It
 serves two ports on 127.0.0.1, both chosen free at start:
@@ -37,6 +37,7 @@ from xml.sax.saxutils import escape
 
 from labkit.labprocess.backends import ChangeNotSaved
 from labkit.labprocess.journal import Journal, action_of, changes_something
+from labkit.labprocess.propagation import valid_delay
 from labkit.protocol import CLI_SERVER_HOME, CLI_SOCKET
 from labkit.statedir import (
     LabInfo,
@@ -195,11 +196,15 @@ def _start_cli_server(home: Path) -> subprocess.Popen[bytes] | None:
     return subprocess.Popen(command, stdin=subprocess.DEVNULL, env=env)
 
 
-def serve(home: Path) -> None:
-    """Run the lab until it is told to stop (shutdown endpoint, SIGTERM or SIGINT)."""
+def serve(home: Path, *, iam_delay: float | None = None) -> None:
+    """Run the lab until it is told to stop (shutdown endpoint, SIGTERM or SIGINT). `iam_delay`:
+    the seconds IAM changes take to reach role sessions and EC2 (labkit/labprocess/propagation.py);
+    None: the delay this lab was last started with, if any."""
+    from labkit.labprocess import propagation
     from labkit.labprocess.backends import Cloud, configure_moto, new_admin_keys
 
     configure_moto()
+    propagation.configure(propagation.chosen_delay(home, iam_delay))
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     from labkit.labprocess import motofixes
@@ -235,6 +240,7 @@ def serve(home: Path) -> None:
         restored=restored.changes if restored else -1,
         problem=restored.problem if restored else "",
         fixes_missing=fixes_missing,
+        iam_delay=propagation.delay(),
     )
     write_info(home, info)
     cli = _start_cli_server(home)
@@ -256,12 +262,15 @@ def serve(home: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m labkit.labprocess.main", description=__doc__.splitlines()[0])
     parser.add_argument("--home", help="the lab's state directory (default: $LABKIT_HOME)")
+    parser.add_argument("--iam-delay", type=valid_delay, metavar="SECONDS",
+                        help="IAM changes reach role sessions and EC2 this late, as on AWS (kept for the "
+                        "next start; default: the last one given, else 0)")  # fmt: skip
     args = parser.parse_args(argv)
     home = ensure_home(lab_home(args.home))
     if take_ownership(home) is None:  # the lock stays held until this process ends
         print(f"labkit: another lab process (pid {owner(home)}) owns {home}; this one stops.", flush=True)
         sys.exit(1)
-    serve(home)
+    serve(home, iam_delay=args.iam_delay)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,12 @@ announces itself), one that the lab behaves as AWS does.
 
     record.py    what a record holds (Fix) and what it changes (Target)
     subclass.py  the seam of backend changes: the lab's subclasses of moto's IAM and EC2 backends
-    middleware.py  the seam of refusals: a WSGI middleware that rewrites what moto refuses
+    middleware.py  the seam of answers: a WSGI middleware that rewrites what moto refuses or lacks
     registry.py  the records, one per change (REGISTRY)
     fidelity.py  the changes where moto differs from AWS in what the lesson shows, and isolation
+    launch.py    what an AMI's ImdsSupport makes of a launch (Amazon Linux 2023 requires IMDSv2)
+    authorization.py  EC2's encoded authorization messages, STS decoding them, STS's refusals
+    role_credentials.py  what IAM answers a role session that names no user
     speed.py     the changes for speed and memory in the lab process
     warm_aws.py  the changes to botocore in the warm `aws` server
 

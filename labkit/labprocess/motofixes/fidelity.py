@@ -192,7 +192,8 @@ def rewrite_missing_profile(request: Request, answer: Answer) -> Answer | None:
     if not given:
         return None
     message = escape(
-        f"Value ({given}) for parameter iamInstanceProfile.{field} is invalid. Invalid IAM Instance Profile {field}"
+        f"Value ({given}) for parameter iamInstanceProfile.{field} is invalid. "
+        f"Invalid IAM Instance Profile {'ARN' if field == 'arn' else field}"
     )
     replaced = f"<Code>InvalidParameterValue</Code><Message>{message}</Message></Error>"
     body = re.sub(r"<Code>NoSuchEntity</Code>.*</Error>", replaced, answer.body, flags=re.S)
@@ -218,9 +219,9 @@ def rewrite_access_denied(request: Request, answer: Answer) -> Answer | None:
     UnauthorizedOperation, `You are not authorized to perform this operation. User: ARN is not
     authorized to perform: ec2:DescribeInstances because no identity-based policy allows the
     ec2:DescribeInstances action`. Left as moto has them: an explicit Deny (AWS would name the
-    denying policy, which moto does not track) and EC2's other actions (AWS adds an encoded
-    message that only AWS can make). A rewrite of the middleware: moto's answer gives the caller
-    and the action, the request the resource.
+    denying policy, which moto does not track). EC2's other actions and STS's are reworded in
+    authorization.py. A rewrite of the middleware: moto's answer gives the caller and the action,
+    the request the resource.
     """
     said = MOTO_SHORT_REFUSAL.search(answer.body)
     if said is None or answer.status != 403:
@@ -305,3 +306,28 @@ def _iam_resource_of(backend: Any, account_id: str, action: str, data: dict[str,
     if action == "CreatePolicy" and given("PolicyName"):
         return f"{prefix}policy{given('Path') or '/'}{given('PolicyName')}"
     return "*"
+
+
+def rewrite_what_moto_lacks(request: Request, answer: Answer) -> Answer | None:
+    """Lab: what moto does not implement says so by name, in one line: 501 NotImplemented, `The
+    lab does not emulate iam:SimulatePrincipalPolicy: …`. moto lets NotImplementedError out of its
+    app, and its server answers with an HTML page and status 500, which the CLI retries four times
+    before it prints `Unable to parse response … invalid XML received`. Any other failure stays as
+    moto had it."""
+    from moto import __version__
+    from moto.core.utils import camelcase_to_underscores
+
+    if not answer.raised.startswith("NotImplementedError"):
+        return None
+    said = answer.raised.partition(": ")[2]
+    action, moto = f"{request.service}:{request.action}", f"moto {__version__}, which plays AWS in the lab,"
+    if said == f"The {camelcase_to_underscores(request.action)} action has not been implemented":
+        message = f"The lab does not emulate {action}: {moto} lacks it."
+    else:
+        message = f"The lab does not emulate this {action} request: {moto} says: {said}"
+    return Answer(501, "<ErrorResponse><Errors><Error><Type>Receiver</Type><Code>NotImplemented</Code>"
+                       f"<Message>{escape(message)}</Message></Error></Errors></ErrorResponse>")  # fmt: skip
+
+
+def what_moto_lacks_says_so() -> None:
+    middleware.add(rewrite_what_moto_lacks)

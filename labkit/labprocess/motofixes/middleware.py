@@ -1,16 +1,22 @@
-"""The second seam: a WSGI middleware between the lab and moto's server that rewrites a refusal
-from the request and moto's answer.
+"""The second seam: a WSGI middleware between the lab and moto's server that rewrites moto's answer
+from the request and the answer.
 
-A fix that changes how moto words a refusal registers a rewrite (`add`). The middleware passes
-every request to moto unchanged; when moto refuses one (a 4xx answer), it offers the request and
-the answer to each rewrite in turn, and the first that returns a new answer replaces moto's.
-Answers that are not refusals stream through untouched, so the cost of a request moto accepts is
-one status check.
+A fix that changes what moto answers registers a rewrite (`add`). The middleware passes every
+request to moto unchanged. When moto does not succeed (a 4xx refusal, a 5xx answer, or an exception
+instead of an answer: moto's app lets NotImplementedError out for an action it does not implement,
+and the server then answers with an HTML page and status 500), it offers the request and moto's
+answer to each rewrite in turn, and the first that returns a new answer replaces moto's (an
+exception no rewrite answers goes on as it came). A rewrite that must also see moto's successes to
+some actions names them (`watch`: `iam:GetUser` answers a role's session with a user moto makes
+up); moto's answers to those actions reach it whatever their status. Every other success streams
+through untouched, so the cost of a request moto accepts is one status check, and, while some
+rewrite watches actions, a look at the request's Action.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +27,7 @@ StartResponse = Callable[..., Any]
 
 @dataclass(frozen=True)
 class Request:
-    """What a rewrite may read of the request moto refused."""
+    """What a rewrite may read of the request moto answered."""
 
     service: str  # from the signature's credential scope: iam, sts, ec2, …
     action: str  # the query protocol's Action
@@ -37,18 +43,20 @@ class Request:
 @dataclass(frozen=True)
 class Answer:
     status: int
-    body: str  # moto's XML
+    body: str  # moto's XML; empty when moto raised instead of answering
+    raised: str = ""  # what moto raised instead of answering, `NotImplementedError: …` (then status is 500)
 
 
 Rewrite = Callable[[Request, Answer], Answer | None]
 
-_rewrites: list[Rewrite] = []
+_rewrites: list[tuple[Rewrite, frozenset[str]]] = []
 
 
-def add(rewrite: Rewrite) -> None:
-    """Offer every refusal to `rewrite` too (in the order they were added)."""
-    if rewrite not in _rewrites:
-        _rewrites.append(rewrite)
+def add(rewrite: Rewrite, *, watch: Iterable[str] = ()) -> None:
+    """Offer every answer that is not a success to `rewrite` (in the order they were added), and
+    also moto's successes to the actions in `watch` ("iam:GetUser": the service, then the action)."""
+    if all(rewrite is not added for added, _ in _rewrites):
+        _rewrites.append((rewrite, frozenset(watch)))
 
 
 def wrap(app: Any) -> Any:
@@ -56,15 +64,18 @@ def wrap(app: Any) -> Any:
     return RefusalRewriter(app, tuple(_rewrites)) if _rewrites else app
 
 
-REASONS = {400: "Bad Request", 403: "Forbidden", 404: "Not Found"}
+REASONS = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 500: "Internal Server Error", 501: "Not Implemented"}
+ACTION = re.compile(rb"(?:^|&)Action=([A-Za-z0-9]+)")
 
 
 class RefusalRewriter:
-    """WSGI: moto, with its refusals offered to the rewrites."""
+    """WSGI: moto, with the answers it does not succeed with (and those to watched actions)
+    offered to the rewrites. Each rewrite is a function, or (function, watched actions)."""
 
-    def __init__(self, app: Any, rewrites: tuple[Rewrite, ...]) -> None:
+    def __init__(self, app: Any, rewrites: tuple[Rewrite | tuple[Rewrite, frozenset[str]], ...]) -> None:
         self.app = app
-        self.rewrites = rewrites
+        self.rewrites = [entry if isinstance(entry, tuple) else (entry, frozenset()) for entry in rewrites]
+        self.watched = frozenset().union(*(watched for _, watched in self.rewrites))
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         body = _body(environ)
@@ -74,28 +85,54 @@ class RefusalRewriter:
             answered.append((status, headers))
             return lambda data: None  # moto's app never writes through the legacy write()
 
-        out = self.app(environ, hold)
+        try:
+            out = self.app(environ, hold)
+        except Exception as error:  # moto raised instead of answering
+            rewritten = self._rewritten(_request(environ, body), Answer(500, "", f"{type(error).__name__}: {error}"))
+            if rewritten is None:
+                raise
+            return _send(rewritten, [], start_response)
         status, headers = answered[0]
-        if not status.startswith("4"):
+        succeeded = status[:1] in "123"
+        if succeeded and not (self.watched and self._watched(environ, body)):
             start_response(status, headers)
             return out
         moto_said = b"".join(out)
         if hasattr(out, "close"):
             out.close()
         answer = Answer(int(status.split()[0]), moto_said.decode("utf-8", "replace"))
-        request = _request(environ, body)
-        for rewrite in self.rewrites:
-            if request is None:
-                break
-            rewritten = rewrite(request, answer)
-            if rewritten is not None:
-                data = rewritten.body.encode()
-                kept = [(name, value) for name, value in headers if name.lower() != "content-length"]
-                start_response(f"{rewritten.status} {REASONS.get(rewritten.status, 'Error')}",
-                               [*kept, ("Content-Length", str(len(data)))])  # fmt: skip
-                return [data]
+        rewritten = self._rewritten(_request(environ, body), answer, succeeded=succeeded)
+        if rewritten is not None:
+            return _send(rewritten, headers, start_response)
         start_response(status, headers)
         return [moto_said]
+
+    def _rewritten(self, request: Request | None, answer: Answer, *, succeeded: bool = False) -> Answer | None:
+        """The first rewrite's answer to `request`, or None when none rewrites moto's."""
+        for rewrite, watched in self.rewrites:
+            if request is None:
+                return None
+            if succeeded and f"{request.service}:{request.action}" not in watched:
+                continue
+            rewritten = rewrite(request, answer)
+            if rewritten is not None:
+                return rewritten
+        return None
+
+    def _watched(self, environ: dict[str, Any], body: bytes) -> bool:
+        """Whether the request asks for an action some rewrite watches (a quick look, before parsing)."""
+        found = ACTION.search(body)
+        service = _scope(environ)
+        return found is not None and len(service) >= 4 and f"{service[3]}:{found[1].decode()}" in self.watched
+
+
+def _send(answer: Answer, headers: list[tuple[str, str]], start_response: StartResponse) -> list[bytes]:
+    """Send a rewritten answer, with moto's headers but its own length and type."""
+    data = answer.body.encode()
+    kept = [(name, value) for name, value in headers if name.lower() not in ("content-length", "content-type")]
+    start_response(f"{answer.status} {REASONS.get(answer.status, 'Error')}",
+                   [*kept, ("Content-Type", "text/xml"), ("Content-Length", str(len(data)))])  # fmt: skip
+    return [data]
 
 
 def _body(environ: dict[str, Any]) -> bytes:
@@ -109,10 +146,15 @@ def _body(environ: dict[str, Any]) -> bytes:
     return data
 
 
-def _request(environ: dict[str, Any], body: bytes) -> Request | None:
-    """The refused request, when it is a signed query-protocol request (all the lesson makes)."""
+def _scope(environ: dict[str, Any]) -> list[str]:
+    """The signature's credential scope: key id, date, region, service, `aws4_request`."""
     authorization = environ.get("HTTP_AUTHORIZATION", "")
-    scope = authorization.partition("Credential=")[2].partition(",")[0].split("/")
+    return authorization.partition("Credential=")[2].partition(",")[0].split("/")
+
+
+def _request(environ: dict[str, Any], body: bytes) -> Request | None:
+    """The request, when it is a signed query-protocol request (all the lesson makes)."""
+    scope = _scope(environ)
     if len(scope) < 4 or "x-www-form-urlencoded" not in environ.get("CONTENT_TYPE", ""):
         return None
     params = parse_qs(body.decode("utf-8", "replace"))

@@ -4,7 +4,8 @@ labkit/labprocess/motofixes/__init__.py for what a record holds and how it is ap
 
 from __future__ import annotations
 
-from labkit.labprocess.motofixes import fidelity, speed, warm_aws
+from labkit.labprocess import propagation
+from labkit.labprocess.motofixes import authorization, fidelity, launch, role_credentials, speed, warm_aws
 from labkit.labprocess.motofixes.record import CLI, LAB, Fix, Target
 
 # -- the records ----------------------------------------------------------------------------------
@@ -62,6 +63,48 @@ REGISTRY: tuple[Fix, ...] = (
         "while its network interface is in the default subnet (172.31.0.0/16 in the default VPC). AWS gives "
         "an address of that subnet. Fix: in Instance.prep_nics, when no subnet, NIC or address is given, take "
         "the address from the AZ's default subnet.",
+    ),
+    Fix(
+        name="al2023_requires_imdsv2",
+        kind="fidelity",
+        aws="Amazon Linux 2023's AMIs have ImdsSupport v2.0: an instance launched from one requires IMDSv2 "
+        "(HttpTokens required) with a hop limit of 2, unless the launch's own MetadataOptions say otherwise",
+        dependency="moto's AMIs have no ImdsSupport, and every instance launches with HttpTokens optional and a hop "
+        "limit of 1: a plain curl gets the role's credentials on a fresh AL2023 instance, which AWS refuses with 401",
+        targets=(Target(EC2_INSTANCES, "InstanceBackend.run_instances",
+                        ("self", "image_id", "count", "user_data", "security_group_names")),
+                 Target("moto.ec2.models.amis", "AmiBackend.__init__", ("self",)), INSTALLS_EC2),
+        apply=launch.al2023_requires_imdsv2,
+        seam=EC2_SUBCLASS,
+        alone=f"{ALONE}[al2023_requires_imdsv2]",
+        proved_by=("tests/test_imds.py::test_a_fresh_al2023_instance_refuses_imdsv1_as_aws_does",
+                   "tests/test_imds.py::test_a_launch_that_allows_imdsv1_keeps_what_it_asked_for"),
+        required=True,
+        upstream="EC2: AMIs registered with ImdsSupport v2.0 (all Amazon Linux 2023 AMIs) launch instances with "
+        "MetadataOptions HttpTokens=required and HttpPutResponseHopLimit=2 unless RunInstances gives its own "
+        "(EC2 User Guide, 'Configure the AMI'). moto's bundled AMIs carry no ImdsSupport and every instance gets "
+        "optional/1. Fix: load ImdsSupport with the AMIs (DescribeImages, DescribeImageAttribute imdsSupport, "
+        "RegisterImage's ImdsSupport) and apply it in run_instances after the request's own MetadataOptions.",
+    ),
+    Fix(
+        name="client_token_makes_launch_idempotent",
+        kind="fidelity",
+        aws="RunInstances repeated with the same ClientToken launches nothing new and answers with the instances of "
+        "the first request",
+        dependency="moto ignores the token and launches again (notebook 05's launch cell, run twice, made two "
+        "legacy-servers, and `%%instance legacy-server` no longer knew which)",
+        targets=(Target(EC2_INSTANCES, "InstanceBackend.run_instances",
+                        ("self", "image_id", "count", "user_data", "security_group_names")),
+                 Target(EC2_INSTANCES, "Reservation"),
+                 Target("moto.ec2.models.iam_instance_profile", "IamInstanceProfileAssociationBackend."
+                        "associate_iam_instance_profile", ("self", "instance_id")), INSTALLS_EC2),
+        apply=launch.client_token_makes_launch_idempotent,
+        seam=EC2_SUBCLASS,
+        alone=f"{ALONE}[client_token_makes_launch_idempotent]",
+        proved_by=("tests/test_backends.py::test_a_launch_repeated_with_its_client_token_launches_nothing_new",),
+        upstream="EC2 RunInstances with a ClientToken already used: AWS answers with the first request's "
+        "reservation and launches nothing (EC2 API reference, 'Ensure idempotency'); moto launches again. "
+        "Fix: in run_instances, return the reservation whose instances carry the same client_token.",
     ),
     Fix(
         name="metadata_options_keep_what_is_not_named",
@@ -237,7 +280,8 @@ REGISTRY: tuple[Fix, ...] = (
         aws="a request no policy allows: IAM's AccessDenied names the resource and says `because no "
         "identity-based policy allows the ACTION action`; EC2's Describe actions say UnauthorizedOperation",
         dependency="moto stops after the action (`User: ARN is not authorized to perform: iam:CreateUser`), and "
-        "EC2's Describe refusals are AccessDenied; an explicit Deny and EC2's other actions keep moto's sentence",
+        "EC2's Describe refusals are AccessDenied; an explicit Deny keeps moto's sentence (EC2's other actions and "
+        "STS's: ec2_refusals_carry_an_encoded_message, sts_refusals_say_why)",
         targets=(Target("moto.core.exceptions", "AccessDeniedError.__init__", ("self", "user_arn", "action")),
                  Target("moto.iam.access_control", "create_access_key",
                         ("account_id", "partition", "access_key_id", "headers")),
@@ -254,6 +298,212 @@ REGISTRY: tuple[Fix, ...] = (
         "policy allows the iam:CreateUser action`. EC2's Describe actions are refused with "
         "UnauthorizedOperation `You are not authorized to perform this operation. User: … because no "
         "identity-based policy allows the ec2:DescribeInstances action`, not AccessDenied.",
+    ),
+    Fix(  # the option `labkit up --iam-delay SECONDS` (labkit/labprocess/propagation.py); off, it notes nothing
+        name="role_changes_reach_sessions_after_the_delay",
+        kind="fidelity",
+        aws="IAM is eventually consistent: a role's policy change (Attach/DetachRolePolicy, Put/DeleteRolePolicy) "
+        "takes seconds to reach requests signed by the role's sessions (IAM User Guide, troubleshooting: "
+        "changes are not always immediately visible)",
+        dependency="moto's access control reads the role's policies as they are now, so a session sees a change at "
+        "once; with `--iam-delay`, the lab's sessions see the role as it was that many seconds ago",
+        targets=(Target("moto.iam.access_control", "AssumedRoleAccessKey.collect_policies", ("self",)),
+                 Target("moto.iam.access_control", "AssumedRoleAccessKey.backend"),
+                 Target(IAM_BACKEND, "IAMBackend.attach_role_policy", ("self", "policy_arn", "role_name")),
+                 Target(IAM_BACKEND, "IAMBackend.detach_role_policy", ("self", "policy_arn", "role_name")),
+                 Target(IAM_BACKEND, "IAMBackend.put_role_policy", ("self", "role_name", "policy_name", "policy_json")),
+                 Target(IAM_BACKEND, "IAMBackend.delete_role_policy", ("self", "role_name", "policy_name")),
+                 Target(IAM_BACKEND, "IAMBackend.delete_role", ("self", "role_name")),
+                 Target(IAM_BACKEND, "IAMBackend.get_role", ("self", "role_name")), INSTALLS_IAM),
+        apply=propagation.sessions_see_role_changes_after_the_delay,
+        seam="setattr: moto's access control makes AssumedRoleAccessKey by name and reads the role through the same "
+        "backend methods the IAM API answers from, so no backend method is asked only for a session; the changes "
+        "themselves are noted by a mixin of the IAM backend subclass",
+        alone=f"{ALONE}[role_changes_reach_sessions_after_the_delay]",
+        proved_by=("tests/test_propagation.py::test_a_role_session_keeps_a_detached_policy_until_the_delay_has_passed",
+                   "tests/test_propagation.py::test_an_inline_policy_reaches_role_sessions_after_the_delay_too"),
+        upstream="With authorization on, IAM changes reach every caller at once. AWS's IAM is eventually "
+        "consistent (a detached policy keeps allowing a role's sessions for seconds), which code under test "
+        "must retry around. An opt-in setting (say MOTO_IAM_PROPAGATION_SECONDS) under which "
+        "AssumedRoleAccessKey.collect_policies sees the role as it was that long ago would let tests exercise it.",
+    ),
+    Fix(
+        name="new_profiles_reach_ec2_after_the_delay",
+        kind="fidelity",
+        aws="EC2 does not know an instance profile for a few seconds after CreateInstanceProfile: RunInstances, "
+        "AssociateIamInstanceProfile and ReplaceIamInstanceProfileAssociation answer InvalidParameterValue `Value "
+        "(X) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name` (EC2 User Guide, "
+        "IAM roles for Amazon EC2: if the first launch with a role fails, wait a few seconds)",
+        dependency="moto's EC2 takes a profile as soon as IAM made it; with `--iam-delay`, the lab's EC2 refuses a "
+        "profile younger than that many seconds",
+        targets=(Target(EC2_INSTANCES, "InstanceBackend.run_instances",
+                        ("self", "image_id", "count", "user_data", "security_group_names")),
+                 Target("moto.ec2.models.iam_instance_profile",
+                        "IamInstanceProfileAssociationBackend.associate_iam_instance_profile",
+                        ("self", "instance_id", "iam_instance_profile_name", "iam_instance_profile_arn")),
+                 Target("moto.ec2.models.iam_instance_profile",
+                        "IamInstanceProfileAssociationBackend.replace_iam_instance_profile_association",
+                        ("self", "association_id", "iam_instance_profile_name", "iam_instance_profile_arn")),
+                 Target(IAM_BACKEND, "IAMBackend.create_instance_profile", ("self", "name")),
+                 Target(IAM_BACKEND, "IAMBackend.delete_instance_profile", ("self", "name")),
+                 Target("moto.ec2.exceptions", "EC2ClientError"), INSTALLS_IAM, INSTALLS_EC2),
+        apply=propagation.ec2_sees_new_profiles_after_the_delay,
+        seam=EC2_SUBCLASS,
+        alone=f"{ALONE}[new_profiles_reach_ec2_after_the_delay]",
+        proved_by=("tests/test_propagation.py::test_ec2_refuses_a_new_instance_profile_until_the_delay_has_passed",),
+        upstream="EC2 RunInstances, AssociateIamInstanceProfile and ReplaceIamInstanceProfileAssociation accept an "
+        "instance profile the moment IAM has made it. AWS refuses it for a few seconds with InvalidParameterValue "
+        "`Value (X) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name`, which "
+        "deployment tools retry on; an opt-in propagation setting would let their tests see it.",
+    ),
+    Fix(
+        name="a_role_session_names_no_user",
+        kind="fidelity",
+        aws="GetUser (and ListAccessKeys, ListMFADevices, ListSigningCertificates, ListSSHPublicKeys) without "
+        "UserName, signed with credentials of no IAM user (a role's session): 400 ValidationError `Must specify "
+        "userName when calling with non-User credentials`",
+        dependency="moto answers GetUser with a user it makes up (`default_user`, exit status 0) and the List "
+        "calls with NoSuchEntity (`The Access Key with id ASIA… cannot be found`, `The user with name None cannot "
+        "be found.`)",
+        targets=(Target("moto.iam.responses", "IamResponse.get_user", ("self",)),
+                 Target("moto.iam.responses", "IamResponse.list_access_keys", ("self",)),
+                 Target(IAM_BACKEND, "IAMBackend.get_user_from_access_key_id", ("self", "access_key_id")),
+                 Target(IAM_BACKEND, "iam_backends")),
+        apply=role_credentials.a_role_session_names_no_user,
+        seam=MIDDLEWARE,
+        alone=f"{ALONE}[a_role_session_names_no_user]",
+        proved_by=("tests/test_role_credentials.py::test_get_user_with_role_credentials_asks_for_a_user_name",
+                   "tests/test_role_credentials.py::test_calls_that_default_to_the_callers_user_ask_a_role_for_one"),
+        upstream="IAM GetUser without UserName, signed with an assumed role's credentials, returns a made-up "
+        "`default_user`; ListAccessKeys returns NoSuchEntity for the session's key and ListMFADevices `The user "
+        "with name None cannot be found.`. AWS answers all of them 400 ValidationError `Must specify userName "
+        "when calling with non-User credentials`.",
+    ),
+    Fix(
+        name="ec2_refusals_carry_an_encoded_message",
+        kind="fidelity",
+        aws="EC2 refuses an action no policy allows (other than Describe) with UnauthorizedOperation, HTTP 403: `You "
+        "are not authorized to perform this operation. User: ARN is not authorized to perform: ec2:RunInstances on "
+        "resource: arn:aws:ec2:us-east-1:ACCOUNT:instance/* because no identity-based policy allows the "
+        "ec2:RunInstances action. Encoded authorization failure message: …`",
+        dependency="moto says AccessDenied, `User: ARN is not authorized to perform: ec2:RunInstances`",
+        targets=(Target("moto.core.exceptions", "AccessDeniedError.__init__", ("self", "user_arn", "action")),
+                 Target("moto.iam.access_control", "create_access_key",
+                        ("account_id", "partition", "access_key_id", "headers")),
+                 Target("moto.sts.models", "STSBackend.get_caller_identity", ("self", "access_key_id", "region")),
+                 Target("moto.ec2.models", "ec2_backends")),
+        apply=authorization.ec2_refusals_carry_an_encoded_message,
+        seam=MIDDLEWARE,
+        alone=f"{ALONE}[ec2_refusals_carry_an_encoded_message]",
+        proved_by=("tests/test_role_credentials.py::test_ec2_refuses_a_role_with_unauthorized_operation_and_a_message",
+                   "tests/test_role_credentials.py::test_each_ec2_refusal_names_its_resource"),
+        upstream="With authorization on, EC2 actions other than Describe that no policy allows are refused with "
+        "AccessDenied `User: ARN is not authorized to perform: ec2:RunInstances`. AWS answers UnauthorizedOperation "
+        "(403) `You are not authorized to perform this operation. User: ARN is not authorized to perform: "
+        "ec2:RunInstances on resource: arn:aws:ec2:REGION:ACCOUNT:instance/* because no identity-based policy "
+        "allows the ec2:RunInstances action. Encoded authorization failure message: …`, a message STS "
+        "DecodeAuthorizationMessage decodes.",
+    ),
+    Fix(
+        name="sts_decodes_the_labs_messages",
+        kind="fidelity",
+        aws="STS DecodeAuthorizationMessage, for a caller allowed sts:DecodeAuthorizationMessage, answers the "
+        "refusal an encoded message stands for (`DecodedMessage`: allowed, explicitDeny, matchedStatements, "
+        "failures, context: principal, action, resource, conditions); a message it did not make, or one that "
+        "expired, is InvalidAuthorizationMessageException (400)",
+        dependency="moto has no DecodeAuthorizationMessage: after authorizing the caller it raises "
+        "NotImplementedError, which its server answers with an HTML page and status 500 that the CLI cannot parse",
+        targets=(Target("moto.core.responses", "BaseResponse.call_action", ("self",)),
+                 Target("moto.sts.responses", "TokenResponse"),
+                 Target("moto.settings", "INITIAL_NO_AUTH_ACTION_COUNT")),
+        apply=authorization.sts_decodes_the_labs_messages,
+        seam=MIDDLEWARE,
+        alone=f"{ALONE}[sts_decodes_the_labs_messages]",
+        proved_by=("tests/test_role_credentials.py::test_a_principal_allowed_to_decode_reads_why_it_was_refused",
+                   "tests/test_role_credentials.py::test_only_this_lab_process_can_decode_its_messages",
+                   "tests/test_role_credentials.py::test_a_decode_before_a_restart_neither_survives_it_nor_stops_it"),
+        upstream="STS DecodeAuthorizationMessage is not implemented: the server answers 500 (NotImplementedError). "
+        "With EC2's refusals carrying an encoded message (UnauthorizedOperation), DecodeAuthorizationMessage could "
+        "answer the DecodedMessage JSON AWS documents: allowed, explicitDeny, matchedStatements, failures and "
+        "context (principal, action, resource, conditions).",
+    ),
+    Fix(
+        name="sts_refusals_say_why",
+        kind="fidelity",
+        aws="STS refusals: AssumeRole names the role (`User: ARN is not authorized to perform: sts:AssumeRole on "
+        "resource: ROLE_ARN`), also for a role that does not exist; the other actions say `because no "
+        "identity-based policy allows the sts:ACTION action`; GetSessionToken signed with a session's credentials "
+        "is AccessDenied `Cannot call GetSessionToken with session credentials`",
+        dependency="moto stops after the action (`User: ARN is not authorized to perform: sts:AssumeRole`), gives a "
+        "caller allowed sts:AssumeRole a session of a role that does not exist, and gives a session allowed "
+        "sts:GetSessionToken a session token",
+        targets=(Target("moto.core.exceptions", "AccessDeniedError.__init__", ("self", "user_arn", "action")),
+                 Target("moto.iam.access_control", "create_access_key",
+                        ("account_id", "partition", "access_key_id", "headers")),
+                 Target("moto.sts.responses", "TokenResponse.get_session_token", ("self",)),
+                 Target("moto.sts.responses", "TokenResponse.assume_role", ("self",)),
+                 Target(IAM_BACKEND, "IAMBackend.get_role_by_arn", ("self", "arn")),
+                 Target("moto.iam.exceptions", "NotFoundException")),
+        apply=authorization.sts_refusals_say_why,
+        seam=MIDDLEWARE,
+        alone=f"{ALONE}[sts_refusals_say_why]",
+        proved_by=("tests/test_role_credentials.py::test_sts_refuses_a_role_session_in_aws_words",
+                   "tests/test_role_credentials.py::test_a_principal_not_allowed_to_decode_is_told_so"),
+        upstream="With authorization on, STS refusals stop after the action. AWS names the role for AssumeRole "
+        "(`… is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::ACCOUNT:role/NAME`), adds "
+        "`because no identity-based policy allows the sts:ACTION action` for the others, and refuses "
+        "GetSessionToken signed with temporary credentials: `Cannot call GetSessionToken with session credentials`.",
+    ),
+    Fix(
+        name="trust_policies_name_who_may_assume",
+        kind="fidelity",
+        aws="AssumeRole of a role whose trust policy names only a service (`\"Principal\": {\"Service\": "
+        "\"ec2.amazonaws.com\"}`) by a user or a role's session: AccessDenied, `… is not authorized to perform: "
+        "sts:AssumeRole on resource: ROLE_ARN`",
+        dependency="moto looks for the caller in the statement's `AWS` principals, which are None, and fails with a "
+        "TypeError: its server answers 500, the CLI retries and cannot parse the answer",
+        targets=(Target("moto.iam.access_control", "IAMPolicyStatement._check_principal", ("self", "principal")),),
+        apply=authorization.trust_policies_name_who_may_assume,
+        seam="setattr: moto's access control makes IAMPolicyStatement by name inside IAMPolicy.is_action_permitted "
+        "and fails before any answer exists for the middleware to read",
+        alone=f"{ALONE}[trust_policies_name_who_may_assume]",
+        proved_by=("tests/test_role_credentials.py::test_only_ec2_may_assume_a_role_that_trusts_only_ec2",),
+        upstream="With authorization on, sts:AssumeRole of a role whose trust policy has `\"Principal\": "
+        "{\"Service\": \"ec2.amazonaws.com\"}` raises TypeError in IAMPolicyStatement._check_principal "
+        "(`principal in None`). AWS refuses the caller: AccessDenied `… is not authorized to perform: "
+        "sts:AssumeRole on resource: ROLE_ARN`. Fix: a statement naming no `AWS` principal matches no IAM caller.",
+    ),
+    Fix(
+        name="role_last_used_names_its_region",
+        kind="fidelity",
+        aws="GetRole's RoleLastUsed gives the date and the Region of the role's last use: `{\"LastUsedDate\": …, "
+        "\"Region\": \"us-east-1\"}`",
+        dependency="moto records the date when a request is signed with one of the role's sessions, never the Region",
+        targets=(Target(IAM_BACKEND, "mark_account_as_visited", ("account_id", "access_key", "service", "region")),
+                 Target(IAM_BACKEND, "Role.role_last_used"),
+                 Target(IAM_BACKEND, "NotFoundException")),
+        apply=role_credentials.role_last_used_names_its_region,
+        seam="setattr: a module function moto's BaseResponse imports by name for every request; no backend "
+        "method is asked when a key is used",
+        alone=f"{ALONE}[role_last_used_names_its_region]",
+        proved_by=("tests/test_role_credentials.py::test_get_role_answers_in_aws_shape_with_where_it_was_last_used",),
+        upstream="mark_account_as_visited sets role.last_used when a request is signed with a role's session, but not "
+        "role.last_used_region, so GetRole's RoleLastUsed has a LastUsedDate and no Region. AWS gives both.",
+    ),
+    Fix(
+        name="what_moto_lacks_says_so",
+        kind="lab",
+        aws="(lab) an action the lab does not emulate says so by name, in one line: 501 NotImplemented, `The lab "
+        "does not emulate iam:SimulatePrincipalPolicy: …`",
+        dependency="moto raises NotImplementedError for an action it does not implement (SimulatePrincipalPolicy, "
+        "SimulateCustomPolicy, ListServiceSpecificCredentials, …), which its server answers with an HTML page and "
+        "status 500; the CLI retries four times, then prints `Unable to parse response`",
+        targets=(Target("moto.core.responses", "BaseResponse.call_action", ("self",)),
+                 Target("moto.core.utils", "camelcase_to_underscores", ("argument",))),
+        apply=fidelity.what_moto_lacks_says_so,
+        seam=MIDDLEWARE,
+        alone=f"{ALONE}[what_moto_lacks_says_so]",
+        proved_by=("tests/test_role_credentials.py::test_an_action_moto_lacks_says_so_at_once",),
     ),
     # -- what the lab needs from moto beyond its API; the code runs in backends.py --------------------
     Fix(
