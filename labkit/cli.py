@@ -80,8 +80,10 @@ def _cmd_up(args: argparse.Namespace) -> int:
         return 1
     if info.iam_delay:
         print(f"IAM delay: {info.iam_delay:g} s ({_delay_said(info.iam_delay)}; `--iam-delay 0` turns it off).")
-    if info.sealed or info.seal_note:
+    if info.sealed:
         print(f"Instances: {_seal_said(info)}.")
+    elif info.seal_note:  # asked for, and this host allows no namespaces: one line, why
+        print(f"labkit: {info.seal_note}.")
     return 0
 
 
@@ -89,7 +91,7 @@ def _seal_said(info: Any) -> str:
     """How the lab's instances are sealed, in a few words."""
     if info.sealed:
         return "sealed by the kernel, each its own machine in namespaces (--sealed)"
-    return info.seal_note or "sealed by environment only"
+    return str(info.seal_note)
 
 
 def _cmd_down(args: argparse.Namespace) -> int:
