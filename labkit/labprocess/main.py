@@ -149,9 +149,8 @@ class LabApp:
                 self.reconcile()
                 box = self.sandboxes.find(instance_id)
             if box is None:
-                return _json(
-                    start_response, 404, {"error": f"instance {instance_id} has no sandbox: it is not running"}
-                )
+                why = self.sandboxes.failed.get(instance_id, "it is not running")
+                return _json(start_response, 404, {"error": f"instance {instance_id} has no sandbox: {why}"})
             return _json(start_response, 200, {"init": box.init, "nested": box.nested})
         if action == "shutdown" and method == "POST":
             threading.Timer(0.05, self.stop.set).start()  # after this response has left

@@ -204,6 +204,7 @@ class Sandboxes:
         self.serve = serve
         self.lock = threading.Lock()
         self.held: dict[str, Sandbox] = {}
+        self.failed: dict[str, str] = {}  # why an instance's sandbox could not be made, the last time
         self.python = sys.executable
         self.keep = sorted({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
         self.bundles = _ca_bundles()
@@ -219,7 +220,12 @@ class Sandboxes:
                     box.end()
             for instance_id, address in running.items():
                 if instance_id not in self.held:
-                    self.held[instance_id] = self._start(instance_id, address)
+                    try:
+                        self.held[instance_id] = self._start(instance_id, address)
+                        self.failed.pop(instance_id, None)
+                    except (OSError, RuntimeError) as error:
+                        self.failed[instance_id] = str(error)
+                        print(f"labkit: {error}", flush=True)
 
     def find(self, instance_id: str) -> Sandbox | None:
         with self.lock:

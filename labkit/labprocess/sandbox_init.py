@@ -77,24 +77,21 @@ def make_machine(setup: dict) -> list[socket.socket]:
     socket.sethostname(setup["hostname"])
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     subprocess.run(["ip", "addr", "add", "169.254.169.254/32", "dev", "lo"], check=True)
-    # /etc: the host's, with the instance's files laid over it (an overlay whose upper layer lives in
-    # a staging tmpfs, dropped from view later); where overlays are refused, each file bound over the host's
+    # /etc: the host's, with the instance's files laid over it: an overlay whose upper layer, written
+    # first (so that nothing of the host's is copied up), lives in a staging tmpfs dropped from view
+    # later; where overlays are refused, each file is bound over the host's
     tmpfs("/tmp")
     os.mkdir("/tmp/etc")
     os.mkdir("/tmp/etc-work")
+    for name, text in setup["files"].items():  # /etc/NAME → text
+        with open(f"/tmp/etc/{os.path.basename(name)}", "w") as f:
+            f.write(text)
     try:
         mount("overlay", "/etc", "overlay", 0, "lowerdir=/etc,upperdir=/tmp/etc,workdir=/tmp/etc-work")
-        overlay = True
     except OSError:
-        overlay = False
-    for name, text in setup["files"].items():  # /etc/... → text
-        staged = name if overlay else "/tmp/" + name.strip("/").replace("/", "_")
-        if overlay and os.path.islink(name):
-            os.unlink(name)  # /etc/os-release is a link to ../usr/lib/os-release on many hosts
-        with open(staged, "w") as f:
-            f.write(text)
-        if not overlay and os.path.exists(name):
-            mount(staged, name, None, MS_BIND)
+        for name in setup["files"]:
+            if os.path.exists(name):
+                mount(f"/tmp/etc/{os.path.basename(name)}", name, None, MS_BIND)
     with open("/tmp/labkit_ca.pem", "w") as f:
         f.write(setup["ca"])
     for bundle in setup["ca_bundles"]:
