@@ -95,22 +95,29 @@ def test_ps_shows_the_instances_processes_only(sealed: labkit.Lab) -> None:
 
 
 def test_nothing_the_instance_can_read_holds_a_secret_of_the_lab(sealed: labkit.Lab) -> None:
-    """The whole filesystem searched (not /sys and /proc/sys), and every process's environment and
-    command line, for the administrator's secret key and the lab's secret. The patterns reach grep
-    on a pipe, never in a command line; a marker written in ~ shows the search does find files."""
+    """The whole filesystem searched (but /proc and /sys), and every process's environment and
+    command line, for the administrator's keys and the lab's secret. The patterns reach grep on a
+    pipe, never in a command line. Two controls show the search reaches what it must: a marker
+    written in ~, and the line of this venv's pyvenv.cfg that names the Python it is made from."""
     info = sealed.info
     marker = f"marker-{os.getpid()}-{time.time_ns()}"
-    patterns = "\\n".join([info.admin_secret_access_key, info.secret, marker])
+    venv = Path(os.path.realpath(sys.prefix)) / "pyvenv.cfg"
+    control = next(line for line in venv.read_text().splitlines() if line.startswith("home = "))
+    secrets = [info.admin_secret_access_key, info.admin_access_key_id, info.secret]
+    patterns = "\\n".join([*secrets, marker, control])
     found = on(
         sealed,
         INSTANCE,
         f"echo {marker} > ~/marker.txt\n"
-        f"grep -rlsF --devices=skip --exclude-dir=proc --exclude-dir=sys -f <(printf '{patterns}\\n') /\n"
-        f"grep -lsF -f <(printf '{patterns}\\n') /proc/[0-9]*/environ /proc/[0-9]*/cmdline\n"
+        f"grep -rsoF --devices=skip -f <(printf '{patterns}\\n') $(ls -d /* | grep -vx -e /proc -e /sys) | sort -u\n"
+        f"grep -soF -f <(printf '{patterns}\\n') /proc/[0-9]*/environ /proc/[0-9]*/cmdline\n"
         "rm ~/marker.txt",
         timeout=900,
     )
-    assert found.split() == ["/home/ec2-user/marker.txt"], found[-2000:]
+    matches = {tuple(line.rsplit(":", 1)) for line in found.splitlines()}
+    assert ("/home/ec2-user/marker.txt", marker) in matches, found[-2000:]
+    assert (str(venv), control) in matches, found[-2000:]
+    assert not [line for line in found.splitlines() if any(secret in line for secret in secrets)], found[-2000:]
 
 
 def test_only_loopback_answers_and_the_labs_own_ports_are_not_there(sealed: labkit.Lab) -> None:
