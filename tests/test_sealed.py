@@ -94,6 +94,23 @@ def test_ps_shows_the_instances_processes_only(sealed: labkit.Lab) -> None:
     assert not [line for line in listing if "labkit.labprocess" in line or "jupyter" in line or "pytest" in line]
 
 
+def test_the_host_is_read_only_and_its_devices_out_of_reach(sealed: labkit.Lab) -> None:
+    """The host's files stay the host's whoever runs the lab (as root, ec2-user is root's uid on the
+    host): every mount but ~, /tmp and the like is read-only, /dev holds no disk and no terminal of
+    another user, /proc/sys cannot be written."""
+    said = on(
+        sealed,
+        INSTANCE,
+        "ls /dev | tr '\\n' ' '; echo\nls /dev/pts\ntouch /usr/bin/labkit-was-here /etc/x /var/x\n"
+        "echo x > /proc/sys/kernel/core_pattern\necho ok > ~/w && cat ~/w && rm ~/w\necho ok > /tmp/w && cat /tmp/w",
+    ).splitlines()
+    assert said[0].split() == "fd full null ptmx pts random shm stderr stdin stdout tty urandom zero".split()
+    assert said[1] == "ptmx"
+    assert [line.rsplit(": ", 1)[-1] for line in said[2:6]] == ["Read-only file system"] * 4, said
+    assert said[6:] == ["ok", "ok"]
+    assert not Path("/usr/bin/labkit-was-here").exists()
+
+
 def test_nothing_the_instance_can_read_holds_a_secret_of_the_lab(sealed: labkit.Lab) -> None:
     """The whole filesystem searched (but /proc and /sys), and every process's environment and
     command line, for the administrator's keys and the lab's secret. The patterns reach grep on a

@@ -10,8 +10,9 @@ waits, reaping whatever ends, until the lab ends the sandbox (its processes die 
 - /etc/passwd, group, hostname, hosts, os-release and system-release of Amazon Linux 2023, laid over
   the host's; /usr/local/bin with the instance's `aws`, `python3`, `ec2-metadata` and `sudo`;
 - a fresh tmpfs over every place that holds the host user's or the lab's files (/tmp, /home, /root,
-  the host user's home, /run/user, /dev/shm, /var/tmp, the lab's state directory), and the
-  instance's own home (kept in the state directory) at /home/ec2-user;
+  the host user's home, /run/user, /var/tmp, the lab's state directory), and the instance's own
+  home (kept in the state directory) at /home/ec2-user; a /dev of its own (no disk, no other
+  user's terminal); every other mount read-only, /proc/sys too;
 - the lab's certificate authority over the CA bundles, so that only this instance trusts it;
 - the metadata service's and the AWS endpoint's listening sockets, made here (so they live in this
   instance's network) and handed to the lab over LAB;
@@ -105,12 +106,13 @@ def make_machine(setup: dict) -> list[socket.socket]:
                 f.write(text)
             os.chmod(f"{bin_dir}/{name}", 0o755)
     _check(LIBC.umount2(b"/tmp", MNT_DETACH), "umount /tmp")
+    own_dev()
     # hide what the host user and the lab hold; then the instance's own home
-    covers: list[str] = []
-    for path in ["/tmp", "/var/tmp", "/dev/shm", "/run/user", "/root", "/home", *setup["hide"]]:
+    covers: list[str] = ["/dev"]
+    for path in ["/tmp", "/var/tmp", "/run/user", "/root", "/home", *setup["hide"]]:
         real = os.path.realpath(path)
         if os.path.isdir(real) and not covered(real, covers):
-            tmpfs(real, "1777" if real in ("/tmp", "/var/tmp", "/dev/shm") else "755")
+            tmpfs(real, "1777" if real in ("/tmp", "/var/tmp") else "755")
             covers.append(real)
     for path, fd in keep.items():
         if covered(path, covers):
@@ -120,7 +122,7 @@ def make_machine(setup: dict) -> list[socket.socket]:
     os.mkdir("/home/ec2-user", 0o700)
     mount(f"/proc/self/fd/{home}", "/home/ec2-user", None, MS_BIND)
     os.close(home)
-    read_only_except(["/tmp", "/var/tmp", "/dev/shm", "/home/ec2-user", "/proc"])
+    read_only_except(["/tmp", "/var/tmp", "/dev/shm", "/dev/pts", "/home/ec2-user", "/proc"])
     # the instance's network: what the lab serves inside it
     listening = []
     for address, port in setup["listen"]:
@@ -130,6 +132,28 @@ def make_machine(setup: dict) -> list[socket.socket]:
         server.listen(64)
         listening.append(server)
     return listening
+
+
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+
+
+def own_dev() -> None:
+    """A /dev of the instance's own: the harmless devices of the host, its own terminals (a new
+    devpts) and shared memory; never the host's disks or other users' terminals (which, when the
+    lab runs as root, would be ec2-user's to open)."""
+    devices = {name: os.open(f"/dev/{name}", os.O_PATH | os.O_CLOEXEC) for name in DEVICES}
+    tmpfs("/dev")
+    for name, fd in devices.items():
+        open(f"/dev/{name}", "w").close()
+        mount(f"/proc/self/fd/{fd}", f"/dev/{name}", None, MS_BIND)
+        os.close(fd)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                         ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx")):  # fmt: skip
+        os.symlink(target, f"/dev/{name}")
+    os.mkdir("/dev/pts")
+    mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620")
+    os.mkdir("/dev/shm")
+    tmpfs("/dev/shm", "1777")
 
 
 def read_only_except(writable: list[str]) -> None:
