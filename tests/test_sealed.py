@@ -111,6 +111,13 @@ def test_the_host_is_read_only_and_its_devices_out_of_reach(sealed: labkit.Lab) 
     assert not Path("/usr/bin/labkit-was-here").exists()
 
 
+def test_no_socket_of_the_host_is_within_reach(sealed: labkit.Lab) -> None:
+    """A container engine's socket, the session bus, the lab's own `aws.sock`: when the lab runs as
+    root, ec2-user would be root's uid to them. The instance finds no socket but its own."""
+    found = on(sealed, INSTANCE, "find / \\( -path /proc -o -path /sys \\) -prune -o -type s -print 2>/dev/null")
+    assert found == "", found
+
+
 def test_nothing_the_instance_can_read_holds_a_secret_of_the_lab(sealed: labkit.Lab) -> None:
     """The whole filesystem searched (but /proc and /sys), and every process's environment and
     command line, for the administrator's keys and the lab's secret. The patterns reach grep on a

@@ -10,7 +10,7 @@ waits, reaping whatever ends, until the lab ends the sandbox (its processes die 
 - /etc/passwd, group, hostname, hosts, os-release and system-release of Amazon Linux 2023, laid over
   the host's; /usr/local/bin with the instance's `aws`, `python3`, `ec2-metadata` and `sudo`;
 - a fresh tmpfs over every place that holds the host user's or the lab's files (/tmp, /home, /root,
-  the host user's home, /run/user, /var/tmp, the lab's state directory), and the instance's own
+  the host user's home, /run (the host's sockets), /var/tmp, the lab's state directory), and the instance's own
   home (kept in the state directory) at /home/ec2-user; a /dev of its own (no disk, no other
   user's terminal); every other mount read-only, /proc/sys too;
 - the lab's certificate authority over the CA bundles, so that only this instance trusts it;
@@ -109,7 +109,8 @@ def make_machine(setup: dict) -> list[socket.socket]:
     own_dev()
     # hide what the host user and the lab hold; then the instance's own home
     covers: list[str] = ["/dev"]
-    for path in ["/tmp", "/var/tmp", "/run/user", "/root", "/home", *setup["hide"]]:
+    # /run and /var/run hold the host's sockets (a container engine's, the session bus): none is the instance's
+    for path in ["/tmp", "/var/tmp", "/run", "/var/run", "/root", "/home", *setup["hide"]]:
         real = os.path.realpath(path)
         if os.path.isdir(real) and not covered(real, covers):
             tmpfs(real, "1777" if real in ("/tmp", "/var/tmp") else "755")
