@@ -213,7 +213,7 @@ def _json(start_response: StartResponse, status: int, data: dict[str, Any]) -> l
     return [body]
 
 
-def _start_cli_server(home: Path) -> subprocess.Popen[bytes] | None:
+def _start_cli_server(home: Path, *, sealed: bool = False) -> subprocess.Popen[bytes] | None:
     """The warm `aws` of the lab's instances (labkit/labprocess/cliserver.py); it ends when this process does."""
     path = home / CLI_SOCKET
     if len(str(path)) > 100:  # a Unix socket's path must be short; instances then run the real aws
@@ -224,6 +224,11 @@ def _start_cli_server(home: Path) -> subprocess.Popen[bytes] | None:
     env = {key: value for key, value in os.environ.items() if key != "PYTHONHASHSEED"}  # as any aws process
     env["HOME"] = str(private)
     command = [sys.executable, "-m", "labkit.labprocess.cliserver", str(path), str(os.getpid())]
+    if sealed:  # a second socket, in a directory of its own that every sandbox shows at /run/labkit
+        from labkit.labprocess.sandbox import CLI_DIR
+
+        (home / CLI_DIR).mkdir(mode=0o700, exist_ok=True)
+        command.append(str(home / CLI_DIR / CLI_SOCKET))
     return subprocess.Popen(command, stdin=subprocess.DEVNULL, env=env)
 
 
@@ -322,7 +327,7 @@ def serve(home: Path, *, iam_delay: float | None = None, sealed: bool | None = N
         seal_note=seal_note,
     )
     write_info(home, info)
-    cli = _start_cli_server(home)
+    cli = _start_cli_server(home, sealed=app.sandboxes is not None)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     print(f"labkit lab {os.getpid()} serving AWS on {info.api_url}, metadata on port {info.imds_port}", flush=True)

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labkit.protocol import REGION, instance_home
+from labkit.protocol import REGION, client_script, instance_home
 
 INIT = Path(__file__).with_name("sandbox_init.py")
 EC2_METADATA = Path(__file__).parent.parent / "ec2_metadata.py"
@@ -157,13 +157,18 @@ def _ca_bundles() -> list[str]:
     return found
 
 
+CLI_DIR = "sealed-cli"  # in the state directory: the warm `aws`'s socket for sealed instances
+CLI_INSIDE = "/run/labkit/aws.sock"  # where an instance finds it
+
+
 def _bin(python: str) -> dict[str, str]:
-    """/usr/local/bin of an instance: the real `aws` CLI, Python, `ec2-metadata`, and `sudo`."""
+    """/usr/local/bin of an instance: the `aws` CLI (the warm one, else the real one), Python,
+    `ec2-metadata`, and `sudo`."""
     aws = Path(python).parent / "aws"
     found = str(aws) if aws.exists() else shutil.which("aws") or "aws"
     quoted = shlex.quote(python)
     return {
-        "aws": f'#!/bin/sh\nexec {quoted} {shlex.quote(found)} "$@"\n',
+        "aws": client_script(python, CLI_INSIDE, found),
         "python3": f'#!/bin/sh\nexec {quoted} "$@"\n',
         "ec2-metadata": f"#!{python} -I\n" + EC2_METADATA.read_text(),
         "sudo": SUDO,
@@ -209,6 +214,7 @@ class Sandboxes:
         self.keep = sorted({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
         self.bundles = _ca_bundles()
         self.authority = Authority(home)
+        (home / CLI_DIR).mkdir(mode=0o700, exist_ok=True)  # the warm `aws` makes its socket there
 
     def reconcile(self, running: dict[str, str]) -> None:
         """Make the sandboxes those of `running` (instance id → private address), no more."""
@@ -257,6 +263,7 @@ class Sandboxes:
                 "/etc/os-release": OS_RELEASE,
                 "/etc/system-release": SYSTEM_RELEASE,
             },
+            "cli_dir": str(self.home / CLI_DIR),
             "ca": self.authority.ca_pem,
             "ca_bundles": self.bundles,
             "bin": _bin(self.python),

@@ -75,6 +75,7 @@ def make_machine(setup: dict) -> list[socket.socket]:
     home = os.open(setup["home"], os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)  # before the state dir is hidden
     # the programs an instance runs (Python, the aws CLI), wherever they are installed: kept, read-only
     keep = {path: os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for path in setup["keep"]}
+    cli = os.open(setup["cli_dir"], os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) if setup.get("cli_dir") else None
     socket.sethostname(setup["hostname"])
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     subprocess.run(["ip", "addr", "add", "169.254.169.254/32", "dev", "lo"], check=True)
@@ -120,6 +121,11 @@ def make_machine(setup: dict) -> list[socket.socket]:
             os.makedirs(path, exist_ok=True)
             mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
         os.close(fd)
+    if cli is not None and os.path.isdir("/run"):  # the warm `aws`'s socket for sealed instances: /run/labkit/aws.sock
+        os.mkdir("/run/labkit")
+        mount(f"/proc/self/fd/{cli}", "/run/labkit", None, MS_BIND)
+    if cli is not None:
+        os.close(cli)
     os.mkdir("/home/ec2-user", 0o700)
     mount(f"/proc/self/fd/{home}", "/home/ec2-user", None, MS_BIND)
     os.close(home)
