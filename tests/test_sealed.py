@@ -179,8 +179,12 @@ def test_the_warm_aws_runs_inside_the_instance_as_a_fresh_one_would(sealed: labk
     it prints is byte for byte what a fresh `aws` process prints there, and it is several times faster."""
     box = sealed.instance(INSTANCE)
     fresh = f"python3 {Path(sys.prefix) / 'bin' / 'aws'}"
-    for command in ("sts get-caller-identity", "iam create-user --user-name mallory", "configure list"):
-        warm, cold = box.run(f"aws {command}"), box.run(f"{fresh} {command}")
+    policy = 'echo \'{"Version":"2012-10-17","Statement":[]}\' | '
+    commands = ["sts get-caller-identity", "iam create-user --user-name mallory", "configure list"]
+    commands.append("iam create-role --role-name r --assume-role-policy-document file:///dev/stdin")
+    for command in commands:  # the last reads /dev/stdin: /proc/self is the command's own, inside
+        feed = policy if "stdin" in command else ""
+        warm, cold = box.run(f"{feed}aws {command}"), box.run(f"{feed}{fresh} {command}")
         assert (warm.stdout, warm.stderr, warm.exit_code) == (cold.stdout, cold.stderr, cold.exit_code), command
     assert box.run("test -S /run/labkit/aws.sock").ok
 

@@ -179,13 +179,24 @@ def _enter_the_clients_instance(connection: socket.socket) -> bool:
         os.close(nested)
         os.close(outer)
         return False
-    others = [os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC) for kind in ("mnt", "uts", "ipc", "net")]
+    kinds = ("mnt", "uts", "ipc", "net", "pid")
+    others = [os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC) for kind in kinds]
     libc = ctypes.CDLL(None, use_errno=True)
     for fd, kind in [(outer, CLONE_NEWUSER), *((fd, 0) for fd in others), (nested, CLONE_NEWUSER)]:
         if libc.setns(fd, kind) != 0:
             number = ctypes.get_errno()
             raise OSError(number, f"cannot enter the instance of process {pid}: {os.strerror(number)}")
         os.close(fd)
+    # joining a user namespace grants every capability in it; ec2-user's `aws` holds none
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread
+    if libc.capset(header, (ctypes.c_uint32 * 6)()) != 0:
+        raise OSError(ctypes.get_errno(), "cannot drop the capabilities of the instance's aws")
+    # its PID namespace holds only children: the command runs in one, as a process of the instance
+    # (`ps` shows it, /proc/self is its own, Ctrl-C reaches it); this one waits for it, silent
+    command = os.fork()
+    if command:
+        _, status = os.waitpid(command, 0)
+        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
     return True
 
 
@@ -197,9 +208,9 @@ def _run(connection: socket.socket, home_paths: list[tuple[Any, str | None]]) ->
     status = 255
     try:
         request, fds = _receive(connection)
-        sealed = _enter_the_clients_instance(connection)  # before any thread: setns needs a lone one
-        # the client passes Ctrl-C on to this pid; inside a sealed instance it cannot see it (0: none)
-        connection.sendall(struct.pack(">i", 0 if sealed else os.getpid()))
+        _enter_the_clients_instance(connection)  # before any thread: setns needs a lone one
+        # the client passes Ctrl-C on to this pid (inside a sealed instance, the one it has there)
+        connection.sendall(struct.pack(">i", os.getpid()))
         # The watcher thread blocks the signals a terminal sends: the kernel hands a process's signal
         # to any thread that does not, and one the watcher took would never interrupt the command.
         passed_on = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
