@@ -26,6 +26,7 @@ MAX_IAM_DELAY = 600.0  # seconds; the lab process checks the same bound (labkit/
 EPILOG = """examples:
   labkit up                          start the lab (or find the running one)
   labkit up --iam-delay 10           one whose IAM changes take 10 s to reach instances, as on AWS
+  labkit up --sealed                 one whose instances are each a machine of their own (namespaces)
   labkit status                      what the lab holds, and how far its student got
   labkit status --json               the same, for scripts
   eval "$(labkit env)"               make this terminal's aws act as the lab's administrator
@@ -58,7 +59,7 @@ def _delay_said(delay: float) -> str:
 def _cmd_up(args: argparse.Namespace) -> int:
     if running_info(lab_home()) is None:
         print("Starting the lab (a few seconds)…", flush=True)
-    info, started = up(iam_delay=args.iam_delay)
+    info, started = up(iam_delay=args.iam_delay, sealed=args.sealed)
     verb = "Started" if started else "Already running:"
     print(f"{verb} lab {info.pid} at {info.api_url} (state in {lab_home()})")
     if started and info.restoration():
@@ -70,9 +71,27 @@ def _cmd_up(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    if not started and args.sealed is not None and args.sealed != (info.sealed or bool(info.seal_note)):
+        print(
+            f"labkit: this lab runs {'with' if info.sealed else 'without'} --sealed; a lab takes it when it starts: "
+            f"`labkit down`, then `labkit up {'--sealed' if args.sealed else '--no-sealed'}`.",
+            file=sys.stderr,
+        )
+        return 1
     if info.iam_delay:
         print(f"IAM delay: {info.iam_delay:g} s ({_delay_said(info.iam_delay)}; `--iam-delay 0` turns it off).")
+    if info.sealed:
+        print(f"Instances: {_seal_said(info)}.")
+    elif info.seal_note:  # asked for, and this host allows no namespaces: one line, why
+        print(f"labkit: {info.seal_note}.")
     return 0
+
+
+def _seal_said(info: Any) -> str:
+    """How the lab's instances are sealed, in a few words."""
+    if info.sealed:
+        return "sealed by the kernel, each its own machine in namespaces (--sealed)"
+    return str(info.seal_note)
 
 
 def _cmd_down(args: argparse.Namespace) -> int:
@@ -114,6 +133,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
             },
             "fixes_missing": info.fixes_missing,
             "iam_delay": info.iam_delay,
+            "sealed": info.sealed,
+            "seal_note": info.seal_note,
             "restored": info.restoration(),
             "journal": status.journal,
         }, indent=2))  # fmt: skip
@@ -121,6 +142,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     print(f"Lab {status.pid} running at {status.api_url} since {since:%Y-%m-%d %H:%M} (state in {status.home})")
     print(f"  users:     {', '.join(status.users) or '-'}")
     print(f"  roles:     {', '.join(status.roles) or '-'}")
+    if info.sealed or info.seal_note:  # labkit up --sealed (labkit/labprocess/sandbox.py)
+        print(f"  sealing:   {_seal_said(info)}")
     if info.iam_delay:  # labkit up --iam-delay (labkit/labprocess/propagation.py)
         print(f"  IAM delay: {info.iam_delay:g} s ({_delay_said(info.iam_delay)})")
     if status.journal.get("broken") or status.journal.get("problem"):
@@ -251,6 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="a lab it starts makes role policy changes reach role sessions, and new instance profiles EC2, "
         "this late, as AWS may (default: the delay this lab last started with, else 0: at once)",
+    )
+    up_command.add_argument(
+        "--sealed",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a lab it starts makes each instance a machine of its own, sealed by the kernel in namespaces "
+        "(default: as this lab last started, else not)",
     )
     up_command.set_defaults(run=_cmd_up)
     _subcommand(sub, "down", "stop the lab; its journal stays, so `labkit up` restores it").set_defaults(run=_cmd_down)

@@ -11,6 +11,12 @@ Commands run in bash on this machine, in an environment built from nothing:
   `curl http://169.254.169.254/...`, botocore and Python reach this instance's metadata service,
   and every other outside address is refused with a message.
 
+With `labkit up --sealed`, an instance is instead a machine of its own, sealed by the kernel
+(labkit/labprocess/sandbox.py): commands enter its namespaces with util-linux `nsenter`, as ec2-user
+(uid 1000), in /home/ec2-user, with an environment as over SSH to Amazon Linux 2023: no endpoint,
+no proxy, nothing of the lab's. The lab tells this client (the student's own) which processes hold
+an instance's namespaces.
+
 What a student types reaches bash through an anonymous file (an inherited descriptor), never as an
 argument: another user of this machine can read every process's command line, and a cell may hold a
 key. No value from AWS (a Name tag, an address) is ever written into shell code. A cell interrupted
@@ -22,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import html
+import json
 import os
 import pty
 import re
@@ -34,6 +41,9 @@ import subprocess
 import sys
 import termios
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -336,7 +346,7 @@ def _stop(process: subprocess.Popen[bytes], output: _Output) -> None:
         output.read_until(time.monotonic() + 1.0)  # what they wrote before they ended
 
 
-def _execute(script: str, env: dict[str, str], cwd: Path, timeout: float) -> _Ran:
+def _execute(script: str, env: dict[str, str], cwd: Path, timeout: float, enter: list[str] | None = None) -> _Ran:
     """Run shell commands as over SSH: stdout on a pseudo-terminal, so that programs behave as at a
     prompt (curl shows no progress meter, for one), stderr kept apart, no input. Interrupted
     (KeyboardInterrupt) or past `timeout`, the commands and all they started are stopped."""
@@ -345,7 +355,7 @@ def _execute(script: str, env: dict[str, str], cwd: Path, timeout: float) -> _Ra
     source = _source(script)
     try:
         process = subprocess.Popen(
-            _bash(source, stop_at_ctrl_c=True),
+            [*(enter or []), *_bash(source, stop_at_ctrl_c=True)],
             stdin=subprocess.DEVNULL,
             stdout=slave,
             stderr=subprocess.PIPE,
@@ -427,6 +437,31 @@ def _bin_dir(lab_home: Path) -> Path:
     return bin_dir
 
 
+SEALED_HOME = "/home/ec2-user"
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _entry(info: LabInfo, instance_id: str) -> list[str]:
+    """The command that runs what follows it inside a sealed instance, as ec2-user: `nsenter` into
+    the namespaces of its sandbox (the lab says which process holds them), then into the nested
+    one where the lab's user is ec2-user, without any capability."""
+    request = urllib.request.Request(
+        f"{info.api_url}/_labkit/sandbox?instance={urllib.parse.quote(instance_id)}",
+        headers={"Authorization": f"Bearer {info.secret}"},
+    )
+    try:
+        with _NO_PROXY.open(request, timeout=30) as response:
+            where = json.load(response)
+    except urllib.error.HTTPError as error:
+        said = json.load(error).get("error", str(error))
+        raise LabError(f"Instance {instance_id} cannot be entered: {said}.") from None
+    except (OSError, ValueError) as error:
+        raise LabError(f"The lab (pid {info.pid}) did not say where instance {instance_id} runs: {error}.") from None
+    outer = ["nsenter", f"--target={int(where['init'])}", "--user", "--mount", "--uts", "--ipc", "--net", "--pid"]
+    nested = ["nsenter", f"--user=/proc/{int(where['nested'])}/ns/user", f"--wd={SEALED_HOME}"]
+    return [*outer, "--preserve-credentials", "--", *nested, "--preserve-credentials", "--"]
+
+
 class Instance:
     """A running instance of the lab, ready to run commands as `ec2-user`."""
 
@@ -468,9 +503,29 @@ class Instance:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    @property
+    def sealed(self) -> bool:
+        """Whether the instance is a machine of its own (`labkit up --sealed`)."""
+        return self.info.sealed
+
+    def _enter(self) -> list[str]:
+        return _entry(self.info, self.id) if self.sealed else []
+
     def environ(self) -> dict[str, str]:
         """The whole environment of a shell on this instance, built from nothing."""
         info = self.info
+        if info.sealed:
+            return {
+                "HOME": SEALED_HOME,
+                "USER": "ec2-user",
+                "LOGNAME": "ec2-user",
+                "SHELL": "/bin/bash",
+                "HOSTNAME": self.hostname,
+                "PATH": SYSTEM_PATH,
+                "LANG": "C.UTF-8",
+                "TERM": os.environ.get("TERM", "xterm-256color"),
+                "AWS_DEFAULT_REGION": REGION,
+            }
         proxy = f"http://{self.id}:{instance_key(info.secret, self.id)}@127.0.0.1:{info.imds_port}"
         return {
             "HOME": str(self.home),
@@ -490,7 +545,7 @@ class Instance:
     def run(self, command: str, *, timeout: float = 300.0) -> CommandResult:
         """Run one shell command line on the instance, as typed at its prompt, and keep what it prints.
         Interrupted, it is stopped and CommandInterrupted raised; past `timeout` seconds, stopped and said."""
-        ran = _execute(command, self.environ(), self.home, timeout)
+        ran = _execute(command, self.environ(), self.home, timeout, self._enter())
         result = CommandResult(self.prompt, command, ran.code, ran.stdout, ran.stderr)
         if ran.stopped == "interrupted":
             raise CommandInterrupted(replace(result, stopped=INTERRUPTED))
@@ -507,7 +562,7 @@ class Instance:
         and the transcript says so, and which commands did not run.
         """
         commands = split_commands(text)
-        ran = _execute(_script(commands), self.environ(), self.home, timeout)
+        ran = _execute(_script(commands), self.environ(), self.home, timeout, self._enter())
         out, err = _sections(ran.stdout), _sections(ran.stderr)
         results = []
         for number, command in enumerate(commands):
@@ -535,7 +590,10 @@ class Instance:
         source = _source(command)
         try:
             code = subprocess.call(
-                _bash(source, stop_at_ctrl_c=False), env=self.environ(), cwd=self.home, pass_fds=(source,)
+                [*self._enter(), *_bash(source, stop_at_ctrl_c=False)],
+                env=self.environ(),
+                cwd=self.home,
+                pass_fds=(source,),
             )
         finally:
             os.close(source)
@@ -546,9 +604,23 @@ class Instance:
 
         The welcome is printed here and the prompt reads $HOSTNAME when bash shows it: no value
         from AWS (a Name tag, an address) is ever written into the shell's startup file."""
+        name = f" ({_printable(self.name)})" if self.name else ""
+        if self.sealed:  # the startup file reaches the instance's bash as an inherited descriptor
+            enter, source = self._enter(), _source(RCFILE)
+            sys.stdout.write(WELCOME.format(instance_id=_printable(self.id), name=name))
+            sys.stdout.flush()
+            try:
+                code = subprocess.call(
+                    [*enter, "bash", "--noprofile", "--rcfile", f"/dev/fd/{source}", "-i"],
+                    env=self.environ(),
+                    cwd=self.home,
+                    pass_fds=(source,),
+                )
+            finally:
+                os.close(source)
+            return _exit_status(code)
         rcfile = self.home.parent / "bashrc"  # `home` makes the instance's directory on its first use
         rcfile.write_text(RCFILE)
-        name = f" ({_printable(self.name)})" if self.name else ""
         sys.stdout.write(WELCOME.format(instance_id=_printable(self.id), name=name))
         sys.stdout.flush()
         code = subprocess.call(

@@ -94,7 +94,13 @@ def _lab_process_env() -> dict[str, str]:
     }
 
 
-def _start(home: Path, *, iam_delay: float | None = None) -> LabInfo:
+def _sealed_from_environment() -> bool | None:
+    """`LABKIT_SEALED=1` (or 0): what labkit.connect() and tests ask of a lab they start."""
+    value = os.environ.get("LABKIT_SEALED", "")
+    return None if value == "" else value not in ("0", "false", "no")
+
+
+def _start(home: Path, *, iam_delay: float | None = None, sealed: bool | None = None) -> LabInfo:
     kept = 256 * 1024  # lab.log keeps the last 256 KB of earlier runs, from a whole line: enough to see why one stopped
     if (home / LOG_FILE).exists() and (home / LOG_FILE).stat().st_size > kept:
         with open(home / LOG_FILE, "r+b") as earlier:  # no lab writes to it now: none answers, and we hold START_LOCK
@@ -105,8 +111,10 @@ def _start(home: Path, *, iam_delay: float | None = None) -> LabInfo:
             earlier.truncate()
     log = open(home / LOG_FILE, "ab")
     delay = [] if iam_delay is None else ["--iam-delay", str(float(iam_delay))]
+    sealed = _sealed_from_environment() if sealed is None else sealed
+    seal = [] if sealed is None else ["--sealed" if sealed else "--no-sealed"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "labkit.labprocess.main", "--home", str(home), *delay],
+        [sys.executable, "-m", "labkit.labprocess.main", "--home", str(home), *delay, *seal],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -131,12 +139,16 @@ def _start(home: Path, *, iam_delay: float | None = None) -> LabInfo:
     raise LabStartFailed(f"The lab did not answer within {START_TIMEOUT:.0f} s; see {home / LOG_FILE}.")
 
 
-def up(home: str | os.PathLike[str] | None = None, *, iam_delay: float | None = None) -> tuple[LabInfo, bool]:
+def up(
+    home: str | os.PathLike[str] | None = None, *, iam_delay: float | None = None, sealed: bool | None = None
+) -> tuple[LabInfo, bool]:
     """Start the lab of `home` unless it runs already; returns its record and whether it started.
 
     `iam_delay`: the seconds IAM changes take to reach role sessions and EC2, as on AWS (0: at
     once); a lab it starts keeps it across restarts, and None starts one with the delay it had
-    last. A running lab keeps its own: its record's `iam_delay` says which.
+    last. A running lab keeps its own: its record's `iam_delay` says which. `sealed`: each instance a
+    machine of its own, in namespaces (labkit/labprocess/sandbox.py); kept the same way (None: as
+    `LABKIT_SEALED` says, else as last started).
 
     A lab process that owns the directory (holds its lock) is never doubled: when it does not
     answer, `up` waits for it while it runs, and says what to do when it cannot answer."""
@@ -148,7 +160,7 @@ def up(home: str | os.PathLike[str] | None = None, *, iam_delay: float | None = 
             return info, False
         pid = owner(path)
         if pid is None:
-            return _start(path, iam_delay=iam_delay), True
+            return _start(path, iam_delay=iam_delay, sealed=sealed), True
         deadline = time.monotonic() + START_TIMEOUT
         while (pid := owner(path)) is not None and time.monotonic() < deadline:
             info = read_info(path)
@@ -158,7 +170,7 @@ def up(home: str | os.PathLike[str] | None = None, *, iam_delay: float | None = 
                 break  # waiting would not help
             time.sleep(0.1)
         if pid is None:  # it ended meanwhile
-            return _start(path, iam_delay=iam_delay), True
+            return _start(path, iam_delay=iam_delay, sealed=sealed), True
         raise LabError(
             f"The lab process {pid} owns {path} but does not answer ({_why_silent(path, pid)}). "
             "`labkit down` stops it; `labkit up` then brings the lab back from its journal."

@@ -59,6 +59,8 @@ class LabInfo:
     problem: str = ""  # what was wrong with the journal, if anything
     fixes_missing: list[str] = field(default_factory=list)  # the lab's changes to moto it could not apply
     iam_delay: float = 0.0  # seconds IAM changes take to reach role sessions and EC2 (`labkit up --iam-delay`)
+    sealed: bool = False  # instances run in namespaces of their own (`labkit up --sealed`)
+    seal_note: str = ""  # why a lab asked to seal instances could not, in one line
 
     def restoration(self) -> str:
         """One line on what the lab brought back when it started, or '' for a new lab."""

@@ -554,6 +554,16 @@ class Cloud:
                 self._mint(facts, datetime.fromisoformat(change["issued"]))
 
     # -- what the metadata service reads ---------------------------------------------------
+    def running_instances(self) -> dict[str, str]:
+        """The running instances: id → private address (their sandboxes, labprocess/sandbox.py)."""
+        with self.lock:
+            return {
+                inst.id: inst.private_ip
+                for reservation in self.ec2.reservations.values()
+                for inst in reservation.instances
+                if inst._state.name == "running"
+            }
+
     def instance_facts(self, instance_id: str) -> InstanceFacts | None:
         """The facts about one instance, or None when the lab has no such instance."""
         from moto.ec2.exceptions import InvalidInstanceIdError

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import array
 import atexit
+import fcntl
 import json
 import os
 import random
+import select
 import signal
 import socket
 import struct
@@ -146,6 +148,58 @@ def _end_with_the_client(connection: socket.socket) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+NS_GET_PARENT = 0xB702  # ioctl on a namespace: its parent user namespace
+CLONE_NEWUSER = 0x10000000
+
+
+def _enter_the_clients_instance(connection: socket.socket) -> bool:
+    """In the forked child, for a client in a sealed instance (labprocess/sandbox.py): join its
+    namespaces as its `aws` process would be in them: the sandbox's user namespace (the lab's user
+    owns it), its mount, UTS, IPC and network namespaces, then the nested one where the lab's user
+    is ec2-user, with no capability left. Returns whether it did; a client in this process's own
+    user namespace (an instance sealed by environment) is served as ever. The kernel says who the
+    client is (SO_PEERCRED): nothing it sends can choose the namespaces."""
+    import ctypes
+
+    pid = struct.unpack("3i", connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0]
+    try:
+        nested = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:  # a client in a namespace above this process's (the lab runs in one): not sealed
+        return False
+    own = os.stat("/proc/self/ns/user")
+    try:  # a sandbox's: the nested namespace, child of the sandbox's, child of this process's
+        outer = fcntl.ioctl(nested, NS_GET_PARENT)
+        grandparent = fcntl.ioctl(outer, NS_GET_PARENT)
+    except OSError:  # no parent we may see: this process's own namespace, or one above it
+        os.close(nested)
+        return False
+    above = os.fstat(grandparent)
+    os.close(grandparent)
+    if (above.st_dev, above.st_ino) != (own.st_dev, own.st_ino):
+        os.close(nested)
+        os.close(outer)
+        return False
+    kinds = ("mnt", "uts", "ipc", "net", "pid")
+    others = [os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC) for kind in kinds]
+    libc = ctypes.CDLL(None, use_errno=True)
+    for fd, kind in [(outer, CLONE_NEWUSER), *((fd, 0) for fd in others), (nested, CLONE_NEWUSER)]:
+        if libc.setns(fd, kind) != 0:
+            number = ctypes.get_errno()
+            raise OSError(number, f"cannot enter the instance of process {pid}: {os.strerror(number)}")
+        os.close(fd)
+    # joining a user namespace grants every capability in it; ec2-user's `aws` holds none
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread
+    if libc.capset(header, (ctypes.c_uint32 * 6)()) != 0:
+        raise OSError(ctypes.get_errno(), "cannot drop the capabilities of the instance's aws")
+    # its PID namespace holds only children: the command runs in one, as a process of the instance
+    # (`ps` shows it, /proc/self is its own, Ctrl-C reaches it); this one waits for it, silent
+    command = os.fork()
+    if command:
+        _, status = os.waitpid(command, 0)
+        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+    return True
+
+
 def _run(connection: socket.socket, home_paths: list[tuple[Any, str | None]]) -> None:
     """In the forked child: become the client's `aws` process, run the command, report its status."""
     import awscli
@@ -154,7 +208,9 @@ def _run(connection: socket.socket, home_paths: list[tuple[Any, str | None]]) ->
     status = 255
     try:
         request, fds = _receive(connection)
-        connection.sendall(struct.pack(">i", os.getpid()))  # the client passes Ctrl-C on to this pid
+        _enter_the_clients_instance(connection)  # before any thread: setns needs a lone one
+        # the client passes Ctrl-C on to this pid (inside a sealed instance, the one it has there)
+        connection.sendall(struct.pack(">i", os.getpid()))
         # The watcher thread blocks the signals a terminal sends: the kernel hands a process's signal
         # to any thread that does not, and one the watcher took would never interrupt the command.
         passed_on = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
@@ -204,8 +260,9 @@ def _run(connection: socket.socket, home_paths: list[tuple[Any, str | None]]) ->
             os._exit(int(status) & 0xFF)
 
 
-def serve(path: str, lab: int) -> None:
-    """Warm up, then fork a child per command until the lab process `lab`, our parent, is gone."""
+def serve(path: str, lab: int, sealed_path: str | None = None) -> None:
+    """Warm up, then fork a child per command until the lab process `lab`, our parent, is gone.
+    `sealed_path`: a second socket, the one sealed instances reach (labprocess/sandbox.py)."""
     if os.getppid() != lab:  # it died while we were starting
         return
     try:
@@ -214,27 +271,33 @@ def serve(path: str, lab: int) -> None:
         print(error, flush=True)
         return
     home_paths = paths_from_home(os.environ.get("HOME", ""))
-    if os.path.exists(path):
-        os.unlink(path)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    os.chmod(path, 0o600)
-    listener.listen(64)
-    listener.settimeout(1.0)
+    listeners = []
+    for where in [path, *([sealed_path] if sealed_path else [])]:
+        if os.path.exists(where):
+            os.unlink(where)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(where)
+        os.chmod(where, 0o600)
+        listener.listen(64)
+        listeners.append(listener)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     while os.getppid() == lab:
-        try:
-            connection, _ = listener.accept()
-        except TimeoutError:
-            continue
-        if os.fork() == 0:
-            listener.close()
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            connection.settimeout(None)
-            _run(connection, home_paths)
-        connection.close()
-    os.unlink(path)
+        ready, _, _ = select.select(listeners, [], [], 1.0)
+        for listener in ready:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                continue
+            if os.fork() == 0:
+                for each in listeners:
+                    each.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                connection.settimeout(None)
+                _run(connection, home_paths)
+            connection.close()
+    for where in [path, *([sealed_path] if sealed_path else [])]:
+        os.unlink(where)
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], int(sys.argv[2]))
+    serve(sys.argv[1], int(sys.argv[2]), *sys.argv[3:4])

@@ -323,9 +323,12 @@ class ApiServer(ThreadedWSGIServer):
     """The API port: werkzeug's threaded server behind the gate, on loopback. `unsigned`: the
     paths that need no SigV4 signature (the lab's own endpoints)."""
 
-    def __init__(self, app: Any, *, unsigned: tuple[str, ...], port: int = 0) -> None:
+    def __init__(
+        self, app: Any, *, unsigned: tuple[str, ...], port: int = 0, fd: int | None = None, ssl_context: Any = None
+    ) -> None:
+        """`fd` and `ssl_context`: serve a socket listening elsewhere (inside a sealed instance), over TLS."""
         self.unsigned = unsigned
-        super().__init__("127.0.0.1", port, app, ApiRequestHandler)
+        super().__init__("127.0.0.1", port, app, ApiRequestHandler, ssl_context=ssl_context, fd=fd)
 
     def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002 - werkzeug's name
         if type != "error":

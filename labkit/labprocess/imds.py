@@ -405,3 +405,38 @@ class ImdsProxy(ThreadingHTTPServer):
     @property
     def port(self) -> int:
         return int(self.server_address[1])
+
+
+class _InstanceHandler(_ProxyHandler):
+    """169.254.169.254 inside one sealed instance (labprocess/sandbox.py): requests come as to EC2's
+    own service, and the socket that accepted them says which instance asks: nothing to forge."""
+
+    server: InstanceMetadataServer  # type: ignore[assignment]
+
+    def _instance(self) -> str | None:
+        return self.server.instance_id
+
+    def _handle(self) -> None:
+        if self.path.startswith("/"):  # as sent to the service itself, not to a proxy
+            self.path = f"http://169.254.169.254{self.path}"
+        super()._handle()
+
+
+class InstanceMetadataServer(ThreadingHTTPServer):  # what _ProxyHandler reads of ImdsProxy, for one instance
+    """The metadata service of one sealed instance, on a socket listening inside its network."""
+
+    daemon_threads = True
+
+    def __init__(
+        self,
+        service: MetadataService,
+        facts: Callable[[str], InstanceFacts | None],
+        instance_id: str,
+        listening: socket.socket,
+    ) -> None:
+        self.service = service
+        self.facts = facts
+        self.instance_id = instance_id
+        super().__init__(listening.getsockname(), _InstanceHandler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = listening

@@ -1,6 +1,6 @@
 """The lab process: the emulated AWS endpoint and the metadata service, on loopback.
 
-    python -m labkit.labprocess.main --home DIR [--iam-delay SECONDS]
+    python -m labkit.labprocess.main --home DIR [--iam-delay SECONDS] [--sealed | --no-sealed]
 
 Started in the background by `labkit up` or `labkit.connect()`; one per state directory. It
 serves two ports on 127.0.0.1, both chosen free at start:
@@ -8,6 +8,11 @@ serves two ports on 127.0.0.1, both chosen free at start:
     api port   moto in server mode (IAM authorization on), and the lab's control endpoints
                under /_labkit/ (health, reset, shutdown), which need the lab's secret
     imds port  the metadata service, reached by instances through `http_proxy`
+
+With `--sealed` (kept for the next start, like `--iam-delay`), every running instance also gets a
+sandbox of its own (labprocess/sandbox.py), where the lab serves its metadata service and the AWS
+API on sockets inside the instance's network; where the host allows no namespaces, it says why in
+one line and keeps the environment seal.
 
 When both answer, it writes `lab.json` (ports, pid, administrator keys, secret) into the state
 directory; clients read that file to find it.
@@ -26,6 +31,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -37,7 +43,7 @@ from xml.sax.saxutils import escape
 
 from labkit.labprocess.backends import ChangeNotSaved
 from labkit.labprocess.journal import Journal, action_of, changes_something
-from labkit.labprocess.propagation import valid_delay
+from labkit.labprocess.propagation import OPTIONS_FILE, valid_delay
 from labkit.protocol import CLI_SERVER_HOME, CLI_SOCKET
 from labkit.statedir import (
     LabInfo,
@@ -51,6 +57,7 @@ from labkit.statedir import (
 )
 
 CONTROL_PREFIX = "/_labkit/"
+LIFECYCLE = {"RunInstances", "StartInstances", "StopInstances", "TerminateInstances"}  # a sandbox starts or ends
 
 StartResponse = Callable[..., Any]
 
@@ -59,6 +66,7 @@ class LabApp:
     """WSGI: the lab's control endpoints, then moto, one request at a time."""
 
     def __init__(self, moto_app: Any, cloud: Any, secret: str, stop: threading.Event) -> None:
+        self.sandboxes: Any = None  # labprocess/sandbox.py's Sandboxes, when instances are sealed
         self.moto_app = moto_app
         self.cloud = cloud
         self.secret = secret
@@ -87,8 +95,17 @@ class LabApp:
                     change.record = {"kind": "request", **request}
         except ChangeNotSaved as error:  # undone: AWS's answer to a request it failed to carry out
             return _service_failure(environ, start_response, str(error))
+        if self.sandboxes is not None and request["action"] in LIFECYCLE and answered[0][0][:1] == "2":
+            self.reconcile()
         start_response(*answered[0])
         return body
+
+    def reconcile(self) -> None:
+        """Sealed instances: a sandbox for each running instance, and no other."""
+        try:
+            self.sandboxes.reconcile(self.cloud.running_instances())
+        except (OSError, RuntimeError) as error:
+            print(f"labkit: {error}", flush=True)
 
     def replay(self, change: dict[str, Any]) -> int:
         """Send a journaled request to moto again; returns its HTTP status."""
@@ -120,7 +137,21 @@ class LabApp:
                 self.cloud.reset(**({"seed": int(seed)} if seed is not None else {}))
             except ChangeNotSaved as error:
                 return _json(start_response, 500, {"error": f"{error}."})
+            if self.sandboxes is not None:
+                self.reconcile()
             return _json(start_response, 200, {"seconds": time.perf_counter() - began})
+        if action == "sandbox" and method == "GET":
+            instance_id = parse_qs(environ.get("QUERY_STRING", "")).get("instance", [""])[0]
+            if self.sandboxes is None:
+                return _json(start_response, 404, {"error": "this lab does not seal its instances in namespaces"})
+            box = self.sandboxes.find(instance_id)
+            if box is None or not box.alive():
+                self.reconcile()
+                box = self.sandboxes.find(instance_id)
+            if box is None:
+                why = self.sandboxes.failed.get(instance_id, "it is not running")
+                return _json(start_response, 404, {"error": f"instance {instance_id} has no sandbox: {why}"})
+            return _json(start_response, 200, {"init": box.init, "nested": box.nested})
         if action == "shutdown" and method == "POST":
             threading.Timer(0.05, self.stop.set).start()  # after this response has left
             return _json(start_response, 200, {"stopping": os.getpid()})
@@ -182,7 +213,7 @@ def _json(start_response: StartResponse, status: int, data: dict[str, Any]) -> l
     return [body]
 
 
-def _start_cli_server(home: Path) -> subprocess.Popen[bytes] | None:
+def _start_cli_server(home: Path, *, sealed: bool = False) -> subprocess.Popen[bytes] | None:
     """The warm `aws` of the lab's instances (labkit/labprocess/cliserver.py); it ends when this process does."""
     path = home / CLI_SOCKET
     if len(str(path)) > 100:  # a Unix socket's path must be short; instances then run the real aws
@@ -193,10 +224,50 @@ def _start_cli_server(home: Path) -> subprocess.Popen[bytes] | None:
     env = {key: value for key, value in os.environ.items() if key != "PYTHONHASHSEED"}  # as any aws process
     env["HOME"] = str(private)
     command = [sys.executable, "-m", "labkit.labprocess.cliserver", str(path), str(os.getpid())]
+    if sealed:  # a second socket, in a directory of its own that every sandbox shows at /run/labkit
+        from labkit.labprocess.sandbox import CLI_DIR
+
+        (home / CLI_DIR).mkdir(mode=0o700, exist_ok=True)
+        command.append(str(home / CLI_DIR / CLI_SOCKET))
     return subprocess.Popen(command, stdin=subprocess.DEVNULL, env=env)
 
 
-def serve(home: Path, *, iam_delay: float | None = None) -> None:
+def chosen_sealed(home: Path, given: bool | None) -> bool:
+    """Whether the lab seals its instances: `given` (saved in options.json for the next start),
+    else what was saved there, else no."""
+    path = home / OPTIONS_FILE
+    try:
+        saved = json.loads(path.read_text())
+        saved = saved if isinstance(saved, dict) else {}
+    except (OSError, ValueError):
+        saved = {}
+    if given is None:
+        return bool(saved.get("sealed", False))
+    if given != bool(saved.get("sealed", False)):
+        fd, tmp = tempfile.mkstemp(dir=home, prefix=".options-", suffix=".json")  # owner-only (0600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({**saved, "sealed": given}, f)
+        os.replace(tmp, path)
+    return given
+
+
+def _serve_inside(app: LabApp, service: Any, cloud: Any) -> Callable[..., list[Any]]:
+    """What the lab serves inside one sealed instance, on the sockets its sandbox made there."""
+    from labkit.labprocess.gate import ApiServer
+    from labkit.labprocess.imds import InstanceMetadataServer
+
+    def serve(instance_id: str, imds_socket: Any, api_socket: Any, context: Any) -> list[Any]:
+        imds = InstanceMetadataServer(service, cloud.instance_facts, instance_id, imds_socket)
+        api = ApiServer(app, unsigned=(CONTROL_PREFIX, "/moto-api"), fd=api_socket.fileno(), ssl_context=context)
+        api_socket.close()  # the server holds its own copy
+        for server in (imds, api):
+            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return [imds, api]
+
+    return serve
+
+
+def serve(home: Path, *, iam_delay: float | None = None, sealed: bool | None = None) -> None:
     """Run the lab until it is told to stop (shutdown endpoint, SIGTERM or SIGINT). `iam_delay`:
     the seconds IAM changes take to reach role sessions and EC2 (labkit/labprocess/propagation.py);
     None: the delay this lab was last started with, if any."""
@@ -228,6 +299,17 @@ def serve(home: Path, *, iam_delay: float | None = None) -> None:
     imds = ImdsProxy(MetadataService(cloud.role_session, Tokens(secret)), cloud.instance_facts, secret)
     for server in (api, imds):
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    seal_note = ""
+    if chosen_sealed(home, sealed):
+        from labkit.labprocess import sandbox
+
+        why = sandbox.refusal()
+        if why is None:
+            app.sandboxes = sandbox.Sandboxes(home, _serve_inside(app, imds.service, cloud))
+            app.reconcile()  # the instances running when the lab stopped get theirs again
+        else:
+            seal_note = f"instances are sealed by environment only on this host: {why}"
+            print(f"labkit: {seal_note}", flush=True)
 
     info = LabInfo(
         pid=os.getpid(),
@@ -241,15 +323,19 @@ def serve(home: Path, *, iam_delay: float | None = None) -> None:
         problem=restored.problem if restored else "",
         fixes_missing=fixes_missing,
         iam_delay=propagation.delay(),
+        sealed=app.sandboxes is not None,
+        seal_note=seal_note,
     )
     write_info(home, info)
-    cli = _start_cli_server(home)
+    cli = _start_cli_server(home, sealed=app.sandboxes is not None)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     print(f"labkit lab {os.getpid()} serving AWS on {info.api_url}, metadata on port {info.imds_port}", flush=True)
     stop.wait()
     if cli is not None:
         cli.terminate()
+    if app.sandboxes is not None:
+        app.sandboxes.end_all()
     api.shutdown()
     imds.shutdown()
     current = read_info(home)
@@ -265,12 +351,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--iam-delay", type=valid_delay, metavar="SECONDS",
                         help="IAM changes reach role sessions and EC2 this late, as on AWS (kept for the "
                         "next start; default: the last one given, else 0)")  # fmt: skip
+    parser.add_argument("--sealed", action=argparse.BooleanOptionalAction, default=None,
+                        help="each instance in namespaces of its own (kept for the next start)")  # fmt: skip
     args = parser.parse_args(argv)
     home = ensure_home(lab_home(args.home))
     if take_ownership(home) is None:  # the lock stays held until this process ends
         print(f"labkit: another lab process (pid {owner(home)}) owns {home}; this one stops.", flush=True)
         sys.exit(1)
-    serve(home, iam_delay=args.iam_delay)
+    serve(home, iam_delay=args.iam_delay, sealed=args.sealed)
 
 
 if __name__ == "__main__":

@@ -74,19 +74,31 @@ def chosen_delay(home: Path, given: float | None, say: Callable[[str], None] = p
         fd, tmp = tempfile.mkstemp(dir=home, prefix=".options-", suffix=".json")  # owner-only (0600)
         try:
             with os.fdopen(fd, "w") as f:
-                json.dump({"iam_delay": given}, f)
+                json.dump({**_other_options(path), "iam_delay": given}, f)
             os.replace(tmp, path)
         except OSError as error:
             Path(tmp).unlink(missing_ok=True)
             say(f"labkit: {path} could not be written ({error}); --iam-delay {given:g} holds until the lab stops.")
         return given
     try:
-        return valid_delay(str(json.loads(path.read_text())["iam_delay"]))
+        saved = json.loads(path.read_text())
+        if isinstance(saved, dict) and "iam_delay" not in saved:
+            return 0.0  # only other options saved (`labkit up --sealed`)
+        return valid_delay(str(saved["iam_delay"]))
     except FileNotFoundError:
         return 0.0
     except (OSError, ValueError, TypeError, KeyError) as error:
         say(f"labkit: {path} could not be read ({error}); IAM changes apply at once.")
         return 0.0
+
+
+def _other_options(path: Path) -> dict[str, object]:
+    """The other options saved beside the delay (`labkit up --sealed`), kept when it is written."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in saved.items() if k != "iam_delay"} if isinstance(saved, dict) else {}
 
 
 # -- the setting, and what is noted ------------------------------------------------------------------

@@ -1,0 +1,310 @@
+"""Sealed instances (`labkit up --sealed`): each running instance its own machine, sealed by the kernel.
+
+For every running instance the lab process keeps one sandbox: util-linux `unshare` makes a user,
+mount, UTS, IPC, network and PID namespace owned by the lab's user, and `sandbox_init.py` makes the
+instance's machine in them (its docstring says what), then stays as its PID 1. What a student runs
+enters those namespaces, then a nested user namespace where they are ec2-user (labkit/instances.py).
+
+Inside, the network is loopback alone. The lab serves it through listening sockets made inside
+(so they live in that network, and answer nothing else) and handed to the lab:
+
+    169.254.169.254:80   the metadata service, for this instance only: the socket that accepted a
+                         request says which instance asks, so there is nothing to forge
+    127.0.0.1:443        the AWS API, over TLS, with a certificate for AWS's own endpoint names
+                         (resolved to 127.0.0.1 by the instance's /etc/hosts), signed by the lab's
+                         certificate authority, which only the instance trusts
+
+The sandbox lives while its instance runs: `reconcile` starts the missing ones and ends those of
+instances no longer running (their processes die with their PID 1). A lab that restarts makes them
+again; homes are kept in the state directory.
+
+`refusal()` says, in one line, why this host cannot make them (then the lab keeps the environment seal).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from labkit.protocol import REGION, client_script, instance_home
+
+INIT = Path(__file__).with_name("sandbox_init.py")
+EC2_METADATA = Path(__file__).parent.parent / "ec2_metadata.py"
+UNSHARE = ["--user", "--map-root-user", "--mount", "--uts", "--ipc", "--net", "--pid", "--fork", "--mount-proc"]
+AWS_HOSTS = ("iam.amazonaws.com", "sts.amazonaws.com", f"sts.{REGION}.amazonaws.com", f"ec2.{REGION}.amazonaws.com")
+IMDS_ADDRESS, API_ADDRESS = ("169.254.169.254", 80), ("127.0.0.1", 443)
+START_TIMEOUT = 10.0
+
+OS_RELEASE = """NAME="Amazon Linux"
+VERSION="2023"
+ID="amzn"
+ID_LIKE="fedora"
+VERSION_ID="2023"
+PLATFORM_ID="platform:al2023"
+PRETTY_NAME="Amazon Linux 2023.6.20241212"
+ANSI_COLOR="0;33"
+CPE_NAME="cpe:2.3:o:amazon:amazon_linux:2023"
+HOME_URL="https://aws.amazon.com/linux/amazon-linux-2023/"
+DOCUMENTATION_URL="https://docs.aws.amazon.com/linux/"
+SUPPORT_URL="https://aws.amazon.com/premiumsupport/"
+BUG_REPORT_URL="https://github.com/amazonlinux/amazon-linux-2023"
+VENDOR_NAME="AWS"
+VENDOR_URL="https://aws.amazon.com/"
+SUPPORT_END="2029-06-30"
+"""
+SYSTEM_RELEASE = "Amazon Linux release 2023.6.20241212 (Amazon Linux)\n"
+PASSWD = """root:x:0:0:root:/root:/bin/bash
+bin:x:1:1:bin:/bin:/sbin/nologin
+daemon:x:2:2:daemon:/sbin:/sbin/nologin
+adm:x:3:4:adm:/var/adm:/sbin/nologin
+nobody:x:65534:65534:Kernel Overflow User:/:/sbin/nologin
+ec2-user:x:1000:1000:EC2 Default User:/home/ec2-user:/bin/bash
+"""
+GROUP = """root:x:0:
+bin:x:1:
+daemon:x:2:
+adm:x:4:ec2-user
+wheel:x:10:ec2-user
+systemd-journal:x:190:ec2-user
+nobody:x:65534:
+ec2-user:x:1000:
+"""
+SUDO = '#!/bin/sh\necho "sudo: this lab\'s instances have no root; everything here runs as ec2-user." >&2\nexit 1\n'
+
+
+def hostname(private_ip: str) -> str:
+    """The instance's host name, as EC2 names it from its private address in us-east-1."""
+    return f"ip-{private_ip.replace('.', '-')}.ec2.internal"
+
+
+def refusal() -> str | None:
+    """Why this host cannot seal instances in namespaces, in one line; None when it can."""
+    if shutil.which("unshare") is None or shutil.which("nsenter") is None:
+        return "util-linux's unshare and nsenter are not installed"
+    try:
+        limit = int(Path("/proc/sys/user/max_user_namespaces").read_text())
+    except (OSError, ValueError):
+        limit = -1
+    if limit == 0:
+        return "user namespaces are switched off here (user.max_user_namespaces is 0)"
+    tried = subprocess.run(["unshare", *UNSHARE, "true"], capture_output=True, text=True, env={"PATH": os.defpath})
+    if tried.returncode != 0:
+        said = (tried.stderr.strip().splitlines() or ["no reason given"])[-1]
+        return f"this host does not let an unprivileged user make namespaces ({said})"
+    return None
+
+
+class Authority:
+    """The lab's certificate authority, and a certificate for AWS's endpoint names that it signs.
+    Made anew at each start; its key never leaves the lab process (and the state directory)."""
+
+    def __init__(self, home: Path) -> None:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        now = datetime.datetime.now(datetime.UTC)
+        ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "labkit instances' certificate authority")])
+        ca = (
+            x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .sign(ca_key, hashes.SHA256())
+        )  # fmt: skip
+        cert = (
+            x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, AWS_HOSTS[0])]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=3650))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in AWS_HOSTS]), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )  # fmt: skip
+        self.ca_pem = ca.public_bytes(serialization.Encoding.PEM).decode()
+        chain = home / "sandbox-tls.pem"  # owner-only, like the directory; hidden from every instance
+        fd = os.open(chain, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))  # fmt: skip
+            f.write(cert.public_bytes(serialization.Encoding.PEM))
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(chain)
+
+
+def _ca_bundles() -> list[str]:
+    """The files an instance's programs read trusted certificates from."""
+    found = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"]
+    for module in ("botocore", "certifi", "pip._vendor.certifi"):
+        try:
+            imported = __import__(module, fromlist=["_"])
+        except ImportError:
+            continue
+        folder = Path(imported.__file__ or "").parent
+        found += [str(p) for p in (folder / "cacert.pem",) if p.exists()]
+    return found
+
+
+CLI_DIR = "sealed-cli"  # in the state directory: the warm `aws`'s socket for sealed instances
+CLI_INSIDE = "/run/labkit/aws.sock"  # where an instance finds it
+
+
+def _bin(python: str) -> dict[str, str]:
+    """/usr/local/bin of an instance: the `aws` CLI (the warm one, else the real one), Python,
+    `ec2-metadata`, and `sudo`."""
+    aws = Path(python).parent / "aws"
+    found = str(aws) if aws.exists() else shutil.which("aws") or "aws"
+    quoted = shlex.quote(python)
+    return {
+        "aws": client_script(python, CLI_INSIDE, found),
+        "python3": f'#!/bin/sh\nexec {quoted} "$@"\n',
+        "ec2-metadata": f"#!{python} -I\n" + EC2_METADATA.read_text(),
+        "sudo": SUDO,
+    }
+
+
+@dataclass
+class Sandbox:
+    """One instance's namespaces: the holder process, its PID 1, and what the lab serves inside."""
+
+    instance_id: str
+    private_ip: str
+    process: subprocess.Popen[bytes]
+    init: int  # PID 1's pid, as the lab sees it
+    nested: int  # the pid, inside, of the process holding the ec2-user namespace
+    servers: list[Any]
+    lab: socket.socket  # the lab's end of the line to PID 1: when it closes (the lab ends), the sandbox ends
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def end(self) -> None:
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+        if self.process.poll() is None:
+            os.kill(self.init, signal.SIGKILL)  # everything inside dies with it
+            self.process.wait()
+        self.lab.close()
+
+
+class Sandboxes:
+    """The sandboxes of a lab's running instances (one lab process holds them all)."""
+
+    def __init__(self, home: Path, serve: Any) -> None:
+        """`serve(instance_id, imds_socket, api_socket)`: the servers the lab runs on one sandbox's sockets."""
+        self.home = home
+        self.serve = serve
+        self.lock = threading.Lock()
+        self.held: dict[str, Sandbox] = {}
+        self.failed: dict[str, str] = {}  # why an instance's sandbox could not be made, the last time
+        self.python = sys.executable
+        self.keep = sorted({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
+        self.bundles = _ca_bundles()
+        self.authority = Authority(home)
+        (home / CLI_DIR).mkdir(mode=0o700, exist_ok=True)  # the warm `aws` makes its socket there
+
+    def reconcile(self, running: dict[str, str]) -> None:
+        """Make the sandboxes those of `running` (instance id → private address), no more."""
+        with self.lock:
+            for instance_id in list(self.held):
+                box = self.held[instance_id]
+                if instance_id not in running or not box.alive() or box.private_ip != running[instance_id]:
+                    del self.held[instance_id]
+                    box.end()
+            for instance_id, address in running.items():
+                if instance_id not in self.held:
+                    try:
+                        self.held[instance_id] = self._start(instance_id, address)
+                        self.failed.pop(instance_id, None)
+                    except (OSError, RuntimeError) as error:
+                        self.failed[instance_id] = str(error)
+                        print(f"labkit: {error}", flush=True)
+
+    def find(self, instance_id: str) -> Sandbox | None:
+        with self.lock:
+            return self.held.get(instance_id)
+
+    def end_all(self) -> None:
+        with self.lock:
+            for box in self.held.values():
+                box.end()
+            self.held.clear()
+
+    def _setup(self, instance_id: str, address: str, lab_end: int) -> dict[str, Any]:
+        name = hostname(address)
+        hosts = f"127.0.0.1   localhost localhost.localdomain\n{address}   {name} {name.split('.')[0]}\n"
+        hosts += "".join(f"127.0.0.1   {host}\n" for host in AWS_HOSTS)
+        home = instance_home(self.home, instance_id)
+        home.mkdir(parents=True, exist_ok=True)
+        return {
+            "lab_fd": lab_end,
+            "hostname": name,
+            "home": str(home),
+            "hide": sorted({str(self.home), os.path.realpath(os.path.expanduser("~"))}),
+            "keep": self.keep,
+            "files": {
+                "/etc/hostname": name + "\n",
+                "/etc/hosts": hosts,
+                "/etc/passwd": PASSWD,
+                "/etc/group": GROUP,
+                "/etc/os-release": OS_RELEASE,
+                "/etc/system-release": SYSTEM_RELEASE,
+            },
+            "cli_dir": str(self.home / CLI_DIR),
+            "ca": self.authority.ca_pem,
+            "ca_bundles": self.bundles,
+            "bin": _bin(self.python),
+            "listen": [IMDS_ADDRESS, API_ADDRESS],
+        }
+
+    def _start(self, instance_id: str, address: str) -> Sandbox:
+        lab, theirs = socket.socketpair()
+        with theirs:
+            setup = json.dumps(self._setup(instance_id, address, theirs.fileno())).encode()
+            process = subprocess.Popen(
+                ["unshare", *UNSHARE, "--propagation", "private", self.python, "-I", "-S", str(INIT)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                pass_fds=(theirs.fileno(),),
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+                cwd="/",
+            )
+            theirs.close()
+            assert process.stdin is not None and process.stderr is not None
+            process.stdin.write(setup)
+            process.stdin.close()
+            lab.settimeout(START_TIMEOUT)
+            try:
+                message, fds, _, _ = socket.recv_fds(lab, 65536, 4)
+            except OSError:
+                message, fds = b"", []
+            lab.settimeout(None)
+        try:
+            said = json.loads(message or b"{}")
+        except ValueError:
+            said = {}
+        if "nested" not in said or len(fds) != 2:
+            lab.close()
+            process.kill()
+            process.wait()
+            why = said.get("error") or process.stderr.read().decode(errors="replace").strip() or "no reason given"
+            raise RuntimeError(f"the sandbox of {instance_id} could not be made: {why.splitlines()[-1]}")
+        process.stderr.close()
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        imds, api = (socket.socket(fileno=fd) for fd in fds)
+        servers = self.serve(instance_id, imds, api, self.authority.context)
+        return Sandbox(instance_id, address, process, int(children[0]), int(said["nested"]), servers, lab)
