@@ -247,6 +247,7 @@ class Sandboxes:
         name = hostname(address)
         hosts = f"127.0.0.1   localhost localhost.localdomain\n{address}   {name} {name.split('.')[0]}\n"
         hosts += "".join(f"127.0.0.1   {host}\n" for host in AWS_HOSTS)
+        hosts += f"{IMDS_ADDRESS[0]}   instance-data.ec2.internal instance-data\n"  # as the VPC's resolver answers
         home = instance_home(self.home, instance_id)
         home.mkdir(parents=True, exist_ok=True)
         return {

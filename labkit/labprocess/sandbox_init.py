@@ -94,11 +94,6 @@ def make_machine(setup: dict) -> list[socket.socket]:
         for name in setup["files"]:
             if os.path.exists(name):
                 mount(f"/tmp/etc/{os.path.basename(name)}", name, None, MS_BIND)
-    with open("/tmp/labkit_ca.pem", "w") as f:
-        f.write(setup["ca"])
-    for bundle in setup["ca_bundles"]:
-        if os.path.isfile(bundle):
-            mount("/tmp/labkit_ca.pem", bundle, None, MS_BIND)
     bin_dir = "/usr/local/bin"
     if os.path.isdir(bin_dir):
         tmpfs(bin_dir)
@@ -126,6 +121,15 @@ def make_machine(setup: dict) -> list[socket.socket]:
         mount(f"/proc/self/fd/{cli}", "/run/labkit", None, MS_BIND)
     if cli is not None:
         os.close(cli)
+    # the CA bundles the instance's programs read hold the lab's CA only: laid over them once the kept
+    # directories are back (a bundle in a virtual environment under /tmp was hidden until then), from a
+    # file in the instance's /run, which becomes read-only with the rest
+    ca_file = "/run/labkit-ca.pem" if os.path.isdir("/run") else "/var/tmp/labkit-ca.pem"
+    with open(ca_file, "w") as f:
+        f.write(setup["ca"])
+    for bundle in setup["ca_bundles"]:
+        if os.path.isfile(bundle):
+            mount(ca_file, bundle, None, MS_BIND)
     os.mkdir("/home/ec2-user", 0o700)
     mount(f"/proc/self/fd/{home}", "/home/ec2-user", None, MS_BIND)
     os.close(home)
