@@ -26,7 +26,7 @@ MAX_IAM_DELAY = 600.0  # seconds; the lab process checks the same bound (labkit/
 EPILOG = """examples:
   labkit up                          start the lab (or find the running one)
   labkit up --iam-delay 10           one whose IAM changes take 10 s to reach instances, as on AWS
-  labkit up --sealed                 one whose instances are each a machine of their own (namespaces)
+  labkit up --no-sealed              one whose instances are shells sealed by environment only
   labkit status                      what the lab holds, and how far its student got
   labkit status --json               the same, for scripts
   eval "$(labkit env)"               make this terminal's aws act as the lab's administrator
@@ -71,27 +71,18 @@ def _cmd_up(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    if not started and args.sealed is not None and args.sealed != (info.sealed or bool(info.seal_note)):
+    if not started and args.sealed is not None and args.sealed != info.seal_asked:
         print(
-            f"labkit: this lab runs {'with' if info.sealed else 'without'} --sealed; a lab takes it when it starts: "
-            f"`labkit down`, then `labkit up {'--sealed' if args.sealed else '--no-sealed'}`.",
+            f"labkit: this lab runs {'without' if args.sealed else 'with'} --no-sealed; a lab takes it when it "
+            f"starts: `labkit down`, then `labkit up {'--sealed' if args.sealed else '--no-sealed'}`.",
             file=sys.stderr,
         )
         return 1
     if info.iam_delay:
         print(f"IAM delay: {info.iam_delay:g} s ({_delay_said(info.iam_delay)}; `--iam-delay 0` turns it off).")
-    if info.sealed:
-        print(f"Instances: {_seal_said(info)}.")
-    elif info.seal_note:  # asked for, and this host allows no namespaces: one line, why
+    if info.seal_note:  # not sealed by the kernel: one line, why
         print(f"labkit: {info.seal_note}.")
     return 0
-
-
-def _seal_said(info: Any) -> str:
-    """How the lab's instances are sealed, in a few words."""
-    if info.sealed:
-        return "sealed by the kernel, each its own machine in namespaces (--sealed)"
-    return str(info.seal_note)
 
 
 def _cmd_down(args: argparse.Namespace) -> int:
@@ -134,6 +125,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
             "fixes_missing": info.fixes_missing,
             "iam_delay": info.iam_delay,
             "sealed": info.sealed,
+            "seal_asked": info.seal_asked,
             "seal_note": info.seal_note,
             "restored": info.restoration(),
             "journal": status.journal,
@@ -142,8 +134,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     print(f"Lab {status.pid} running at {status.api_url} since {since:%Y-%m-%d %H:%M} (state in {status.home})")
     print(f"  users:     {', '.join(status.users) or '-'}")
     print(f"  roles:     {', '.join(status.roles) or '-'}")
-    if info.sealed or info.seal_note:  # labkit up --sealed (labkit/labprocess/sandbox.py)
-        print(f"  sealing:   {_seal_said(info)}")
+    print(f"  sealing:   {info.sealing()}")  # labkit/labprocess/sandbox.py
     if info.iam_delay:  # labkit up --iam-delay (labkit/labprocess/propagation.py)
         print(f"  IAM delay: {info.iam_delay:g} s ({_delay_said(info.iam_delay)})")
     if status.journal.get("broken") or status.journal.get("problem"):
@@ -279,8 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--sealed",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="a lab it starts makes each instance a machine of its own, sealed by the kernel in namespaces "
-        "(default: as this lab last started, else not)",
+        help="a lab it starts makes each instance a machine of its own, sealed by the kernel in namespaces, "
+        "where the host allows it (default: as this lab last started, else yes); --no-sealed: a shell "
+        "sealed by its environment only",
     )
     up_command.set_defaults(run=_cmd_up)
     _subcommand(sub, "down", "stop the lab; its journal stays, so `labkit up` restores it").set_defaults(run=_cmd_down)

@@ -508,6 +508,12 @@ class Instance:
         """Whether the instance is a machine of its own (`labkit up --sealed`)."""
         return self.info.sealed
 
+    def argv(self, *command: str) -> list[str]:
+        """The command line that runs `command` on this instance, as ec2-user: as it is on this host
+        when the instance is sealed by environment, else entering its namespaces first. Run it with
+        environ() and, as its working directory, home."""
+        return [*self._enter(), *command]
+
     def _enter(self) -> list[str]:
         return _entry(self.info, self.id) if self.sealed else []
 

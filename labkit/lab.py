@@ -401,6 +401,11 @@ class Connection:
     def api_url(self) -> str:
         return self.info.api_url
 
+    @property
+    def sealing(self) -> str:
+        """How this host seals the lab's instances, in one line (`labkit status` says it too)."""
+        return self.current().sealing()
+
     def client(
         self,
         service_name: str,

@@ -59,8 +59,15 @@ class LabInfo:
     problem: str = ""  # what was wrong with the journal, if anything
     fixes_missing: list[str] = field(default_factory=list)  # the lab's changes to moto it could not apply
     iam_delay: float = 0.0  # seconds IAM changes take to reach role sessions and EC2 (`labkit up --iam-delay`)
-    sealed: bool = False  # instances run in namespaces of their own (`labkit up --sealed`)
-    seal_note: str = ""  # why a lab asked to seal instances could not, in one line
+    sealed: bool = False  # instances run in namespaces of their own (the default where the host allows it)
+    seal_asked: bool = False  # the lab was asked to seal them so (not `labkit up --no-sealed`)
+    seal_note: str = ""  # when they are not: why, in one line
+
+    def sealing(self) -> str:
+        """How the lab's instances are sealed, in one line."""
+        if self.sealed:
+            return "each instance is a machine of its own, sealed by the kernel in namespaces"
+        return self.seal_note or "instances are sealed by environment only"
 
     def restoration(self) -> str:
         """One line on what the lab brought back when it started, or '' for a new lab."""

@@ -40,6 +40,17 @@ def lab(lab_home: Path) -> Iterator[labkit.Lab]:
     labkit.down(lab_home)
 
 
+@pytest.fixture(scope="session")
+def environment_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[labkit.Lab]:
+    """A lab whose instances are sealed by environment only (`labkit up --no-sealed`), as they are
+    on a host that allows no user namespaces."""
+    home = tmp_path_factory.mktemp("environment-lab")
+    info, _ = labkit.up(home, sealed=False)
+    assert not info.sealed, info
+    yield labkit.connect(home)
+    labkit.down(home)
+
+
 @pytest.fixture
 def fresh_lab(lab: labkit.Lab) -> labkit.Lab:
     lab.reset()
@@ -72,12 +83,30 @@ class Demo:
         return str(response["IamInstanceProfileAssociation"]["AssociationId"])
 
 
-@pytest.fixture
-def demo(fresh_lab: labkit.Lab) -> Demo:
-    iam, ec2 = fresh_lab.client("iam"), fresh_lab.client("ec2")
+def demo_in(lab: labkit.Lab) -> Demo:
+    """The classic demo's starting point in `lab`, reset first."""
+    lab.reset()
+    iam, ec2 = lab.client("iam"), lab.client("ec2")
     create_role(iam)
-    instance_id = launch(fresh_lab, INSTANCE)
-    return Demo(fresh_lab, iam, ec2, instance_id, fresh_lab.instance(INSTANCE))
+    instance_id = launch(lab, INSTANCE)
+    return Demo(lab, iam, ec2, instance_id, lab.instance(INSTANCE))
+
+
+@pytest.fixture
+def demo(lab: labkit.Lab) -> Demo:
+    return demo_in(lab)
+
+
+@pytest.fixture
+def environment_demo(environment_lab: labkit.Lab) -> Demo:
+    """The demo where instances are sealed by environment only (`labkit up --no-sealed`)."""
+    return demo_in(environment_lab)
+
+
+@pytest.fixture(params=["sealed by the kernel", "sealed by environment"])
+def either_demo(request: pytest.FixtureRequest, lab: labkit.Lab, environment_lab: labkit.Lab) -> Demo:
+    """The demo in each way the lab seals its instances."""
+    return demo_in(lab if request.param == "sealed by the kernel" else environment_lab)
 
 
 @pytest.fixture

@@ -73,6 +73,12 @@ def running(command: str) -> bool:
     return command.split() in [cmd for _, cmd in processes().values()]
 
 
+def session_of(command: str) -> int:
+    """The session of the one running `command`: the session of the cell's shell, which started it
+    (found from here, whether or not the instance has a PID namespace of its own)."""
+    return wait_for(lambda: next((sid for sid, cmd in processes().values() if cmd == command.split()), 0))
+
+
 def kill_left(session: int, *commands: str) -> None:
     """Clean up after old code (that left them running)."""
     wanted = [c.split() for c in commands]
@@ -137,16 +143,15 @@ def shown(outputs: list[dict[str, Any]]) -> str:
     ],
 )
 def test_interrupting_a_cell_stops_everything_it_started_and_shows_ctrl_c(
-    demo: Demo, kernel: Kernel, tmp_path: Path, foreground: str
+    demo: Demo, kernel: Kernel, foreground: str
 ) -> None:
     """Each interrupt left the cell's shell running, with its `sleep`, and the cell showed only a
     KeyboardInterrupt traceback from inside labkit."""
-    pidfile, after = tmp_path / "shell.pid", tmp_path / "after"
-    cell = f"echo started\necho $$ > {pidfile}\nsleep 1234.25 &\n{foreground}\ntouch {after}"
+    after = demo.box.home / "after"  # the instance's ~, seen from here
+    cell = f"echo started\nsleep 1234.25 &\n{foreground}\ntouch ~/after"
     msg_id = kernel.start(f"%%instance demo-instance\n{cell}")
-    session = wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() and int(pidfile.read_text()))
+    session = session_of("sleep 1234.25")
     try:
-        wait_for(lambda: running("sleep 1234.25"))
         time.sleep(0.5)  # the next line, in the foreground, well under way
         kernel.manager.interrupt_kernel()
         reply, outputs = kernel.finish(msg_id, timeout=30)
@@ -156,8 +161,8 @@ def test_interrupting_a_cell_stops_everything_it_started_and_shows_ctrl_c(
     assert not after.exists()
     prompt = demo.box.prompt
     assert shown(outputs[:1]) == (
-        f"{prompt} echo started\nstarted\n{prompt} echo $$ > {pidfile}\n{prompt} sleep 1234.25 &\n"
-        f"{prompt} {foreground}\n^C\n[exit status 130]\n[not run: touch {after}]"
+        f"{prompt} echo started\nstarted\n{prompt} sleep 1234.25 &\n"
+        f"{prompt} {foreground}\n^C\n[exit status 130]\n[not run: touch ~/after]"
     )
     assert (reply["status"], reply["ename"]) == ("error", "CommandInterrupted")
     assert [o["output_type"] for o in outputs] == ["display_data", "error"]
@@ -170,21 +175,24 @@ def test_interrupting_a_cell_stops_everything_it_started_and_shows_ctrl_c(
     assert reply["status"] == "ok" and shown(outputs) == f"{prompt} echo still here\nstill here"
 
 
-def test_a_cell_past_its_time_is_stopped_and_says_so(demo: Demo, tmp_path: Path) -> None:
+def test_a_cell_past_its_time_is_stopped_and_says_so(demo: Demo) -> None:
     """It printed `[exit status -9]`, and nothing about the lines after it."""
-    pidfile = tmp_path / "shell.pid"
     began = time.monotonic()
-    cell = f"echo $$ > {pidfile}\nsleep 1234.5 &\nsetsid sleep 1234.75 &\nsleep 1000.5\necho after"
+    cell = "sleep 1234.5 &\nsetsid sleep 1234.75 &\nsleep 1000.5\necho after"
+    sessions: list[int] = []
+    watcher = threading.Thread(target=lambda: sessions.append(session_of("sleep 1234.5")))
+    watcher.start()
     transcript = demo.box.run_lines(cell, timeout=2)
     assert time.monotonic() - began < 10
-    session = int(pidfile.read_text())
+    watcher.join(30)
+    session = sessions[0]
     try:  # setsid: in a session of its own, and still stopped
         assert left_of(session, "sleep 1234.5", "sleep 1234.75", "sleep 1000.5") == []
     finally:
         kill_left(session, "sleep 1234.5", "sleep 1234.75", "sleep 1000.5")
     prompt = demo.box.prompt
     assert str(transcript) == (
-        f"{prompt} echo $$ > {pidfile}\n{prompt} sleep 1234.5 &\n{prompt} setsid sleep 1234.75 &\n"
+        f"{prompt} sleep 1234.5 &\n{prompt} setsid sleep 1234.75 &\n"
         f"{prompt} sleep 1000.5\n"
         f"[stopped after 2 s: {STILL_RUNNING}\n[not run: echo after]"
     )
@@ -230,9 +238,10 @@ def test_ctrl_c_in_labkit_ssh_stops_the_command_and_exits_130(lab: labkit.Lab, d
 
 
 @pytest.fixture
-def evil(demo: Demo, tmp_path: Path) -> list[tuple[str, Path, str]]:
+def evil(demo: Demo) -> list[tuple[str, Path, str]]:
     """Instances whose Name tag or private address is shell code: (id, the file it would make, what
-    the terminal should show of it instead)."""
+    the terminal should show of it instead). The code would make the file in the instance's home,
+    where a shell on it runs, whether or not the instance is sealed by the kernel."""
     cases = []
     for case, name in {
         "newline": "web\ntouch {marker}",
@@ -240,19 +249,19 @@ def evil(demo: Demo, tmp_path: Path) -> list[tuple[str, Path, str]]:
         "substitution": "$(touch {marker})`touch {marker}`",
         "quote": "web'; touch {marker}; echo '",
     }.items():
-        marker = tmp_path / f"made-by-{case}"
-        name = name.format(marker=marker)
+        name = name.format(marker=f"~/made-by-{case}")
         reservation = demo.ec2.run_instances(
             ImageId=image(demo), MinCount=1, MaxCount=1,
             TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}],
         )  # fmt: skip
-        cases.append((reservation["Instances"][0]["InstanceId"], marker, name.replace("\n", "\\n")))
-    marker = tmp_path / "made-by-address"
-    assert "." not in str(marker)  # the hostname is the address with dots as dashes
-    address = f"172.31.9.9$(touch {marker})"
+        instance_id = reservation["Instances"][0]["InstanceId"]
+        cases.append((instance_id, demo.lab.instance(instance_id).home / f"made-by-{case}", name.replace("\n", "\\n")))
+    address = "172.31.9.9$(touch ~/made-by-address)"  # no dot: the hostname is the address with dots as dashes
     reservation = demo.ec2.run_instances(ImageId=image(demo), MinCount=1, MaxCount=1, PrivateIpAddress=address)
     assert reservation["Instances"][0]["PrivateIpAddress"] == address  # moto takes it as given
-    cases.append((reservation["Instances"][0]["InstanceId"], marker, f"ip-172-31-9-9$(touch {marker})"))
+    instance_id = reservation["Instances"][0]["InstanceId"]
+    marker = demo.lab.instance(instance_id).home / "made-by-address"
+    cases.append((instance_id, marker, "ip-172-31-9-9$(touch ~/made-by-address)"))
     return cases
 
 
@@ -318,23 +327,20 @@ def scanner() -> list[str]:
 
 
 @pytest.mark.parametrize("how", ["run_lines", "run"])
-def test_what_a_cell_runs_is_in_no_process_command_line(
-    demo: Demo, tmp_path: Path, scanner: list[str], how: str
-) -> None:
+def test_what_a_cell_runs_is_in_no_process_command_line(demo: Demo, scanner: list[str], how: str) -> None:
     """The cell's text was bash's `-c` argument: a key typed into a cell (notebook 01's
     `aws configure set ...`) could be read by every local user while the cell ran."""
     secret = f"wJalrXUtnFEMI/K7MDENG/{os.urandom(8).hex()}"
-    tmp_path.chmod(0o755)  # the other user may see the fifo's name in a command line, no more
-    fifo = tmp_path / "go"
+    fifo = demo.box.home / "go"  # the instance's ~/go, where its commands run
     os.mkfifo(fifo)
-    lines = f"KEY={secret}\necho ${{KEY:0:8}}\ncat {fifo}\necho done"  # not last: bash would exec cat
+    lines = f"KEY={secret}\necho ${{KEY:0:8}}\ncat go\necho done"  # not last: bash would exec cat
     done: list[Any] = []
     run = demo.box.run_lines if how == "run_lines" else lambda text: demo.box.run(text.replace("\n", "; "))
     worker = threading.Thread(target=lambda: done.append(run(lines)))
     worker.start()
     try:
-        wait_for(lambda: running(f"cat {fifo}"))
-        scan = subprocess.run(scanner, input=f"{secret}\ncat {fifo}\n", capture_output=True, text=True, check=True)
+        wait_for(lambda: running("cat go"))
+        scan = subprocess.run(scanner, input=f"{secret}\ncat go\n", capture_output=True, text=True, check=True)
     finally:
         with open(fifo, "w") as go:
             go.write("go\n")

@@ -10,13 +10,13 @@ from conftest import Demo, create_role, launch
 EC2_READ_ONLY = "arn:aws:iam::aws:policy/AmazonEC2ReadOnlyAccess"
 
 
-def test_the_environment_is_built_from_nothing(demo: Demo) -> None:
-    names = {line.split("=", 1)[0] for line in demo.box.run("env").stdout.splitlines()}
+def test_the_environment_is_built_from_nothing(either_demo: Demo) -> None:
+    """Sealed by the kernel, no endpoint and no proxy: aws and curl reach AWS's own addresses."""
+    names = {line.split("=", 1)[0] for line in either_demo.box.run("env").stdout.splitlines()}
     proxies = {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY"}
     shell = {"PWD", "SHLVL", "_"}  # set by bash itself
-    expected = {"HOME", "USER", "LOGNAME", "SHELL", "HOSTNAME", "PATH", "LANG", "TERM",
-                "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"} | proxies | shell  # fmt: skip
-    assert names == expected
+    expected = {"HOME", "USER", "LOGNAME", "SHELL", "HOSTNAME", "PATH", "LANG", "TERM", "AWS_DEFAULT_REGION"} | shell
+    assert names == (expected if either_demo.box.sealed else expected | proxies | {"AWS_ENDPOINT_URL"})
 
 
 def test_the_cli_on_an_instance_works_in_the_labs_region(demo: Demo) -> None:
@@ -35,9 +35,12 @@ def test_the_cli_on_an_instance_works_in_the_labs_region(demo: Demo) -> None:
     assert (described.exit_code, described.stdout.split()) == (0, [demo.instance_id])
 
 
-def test_the_shell_starts_in_the_instance_home(demo: Demo) -> None:
-    result = demo.box.run('pwd; echo "$HOME"; echo "$USER"')
-    assert result.stdout.splitlines() == [str(demo.box.home), str(demo.box.home), "ec2-user"]
+def test_the_shell_starts_in_the_instance_home(either_demo: Demo) -> None:
+    """Its home is kept in the lab's state directory, where it shows when sealed by environment."""
+    (either_demo.box.home / "kept-here").touch()
+    result = either_demo.box.run('pwd; echo "$HOME"; echo "$USER"; ls')
+    home = "/home/ec2-user" if either_demo.box.sealed else str(either_demo.box.home)
+    assert result.stdout.splitlines() == [home, home, "ec2-user", "kept-here"]
 
 
 def test_each_instance_has_its_own_home(demo: Demo) -> None:
@@ -55,12 +58,15 @@ def test_the_real_tools_are_on_the_path(demo: Demo) -> None:
     assert result.stdout.startswith("aws-cli/1.")
 
 
-def test_other_outside_addresses_are_unreachable_with_a_message(demo: Demo) -> None:
-    http = demo.box.run("curl -s http://example.com/")
+def test_other_outside_addresses_are_unreachable_with_a_message(environment_demo: Demo) -> None:
+    """Sealed by environment, the proxy refuses; sealed by the kernel, there is no route at all
+    (tests/test_sealed.py)."""
+    box = environment_demo.box
+    http = box.run("curl -s http://example.com/")
     assert http.stdout.startswith("labkit: this simulated instance has no route to example.com")
-    https = demo.box.run("curl -sS https://example.com/")
+    https = box.run("curl -sS https://example.com/")
     assert https.exit_code == 56 and "CONNECT tunnel failed, response 403" in https.stderr
-    python = demo.box.run("python3 -c \"import urllib.request; urllib.request.urlopen('http://example.com')\"")
+    python = box.run("python3 -c \"import urllib.request; urllib.request.urlopen('http://example.com')\"")
     assert "HTTP Error 403" in python.stderr
 
 
@@ -90,7 +96,10 @@ def test_a_terminated_instance_runs_nothing(demo: Demo) -> None:
         demo.lab.instance("demo-instance")
 
 
-def test_a_stale_shell_of_a_terminated_instance_gets_no_metadata(demo: Demo) -> None:
+def test_a_stale_shell_of_a_terminated_instance_gets_no_metadata(environment_demo: Demo) -> None:
+    """Sealed by environment, a shell may outlive its instance; sealed by the kernel, terminating
+    the instance ends its processes (tests/test_sealed.py)."""
+    demo = environment_demo
     demo.ec2.terminate_instances(InstanceIds=[demo.instance_id])
     result = demo.box.run("curl -s http://169.254.169.254/latest/meta-data/instance-id")
     assert (

@@ -56,7 +56,7 @@ def aws_variables(listing: str, separator: str = "\n") -> dict[str, str]:
     return {name: value for name, value in pairs if name.startswith("AWS_")}
 
 
-def test_no_aws_variable_of_the_host_reaches_an_instance(demo: Demo, canary_home: Path) -> None:
+def test_no_aws_variable_of_the_host_reaches_an_instance(either_demo: Demo, canary_home: Path) -> None:
     """An instance's shell and the processes it starts hold only the lab's AWS_* variables, and
     nothing run there prints a canary value of the host, whether or not `aws` finds credentials.
 
@@ -68,7 +68,9 @@ def test_no_aws_variable_of_the_host_reaches_an_instance(demo: Demo, canary_home
     own = "cat /proc/self/environ | tr '\\0' '\\n'"  # the environment a process there starts with
     control = subprocess.run(["bash", "-c", own], capture_output=True, text=True, check=True).stdout
     assert aws_variables(control)["AWS_SECRET_ACCESS_KEY"] == CANARY_SECRET  # the probe sees the host's
-    lab = {"AWS_ENDPOINT_URL": demo.lab.api_url, "AWS_DEFAULT_REGION": "us-east-1"}
+    demo = either_demo
+    lab = {"AWS_DEFAULT_REGION": "us-east-1"}  # sealed by the kernel, aws reaches AWS's own endpoints
+    lab |= {} if demo.box.sealed else {"AWS_ENDPOINT_URL": demo.lab.api_url}
     shell, process = demo.box.run_lines(f"env\n{own}").results
     assert aws_variables(shell.stdout) == aws_variables(process.stdout) == lab
     ran = demo.box.run_lines(
@@ -77,7 +79,7 @@ def test_no_aws_variable_of_the_host_reaches_an_instance(demo: Demo, canary_home
     )
     printed = str(ran)
     assert [canary for canary in (*CANARIES, str(canary_home)) if canary in printed] == []
-    assert "AWS_ENDPOINT_URL" in printed and "<not set>" in printed  # it did print the environment
+    assert "AWS_DEFAULT_REGION" in printed and "<not set>" in printed  # it did print the environment
 
 
 def test_lab_clients_read_no_aws_variable_and_no_file_under_the_home_aws(lab_home: Path, canary_home: Path) -> None:

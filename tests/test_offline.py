@@ -20,6 +20,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 CANARY = "AKIACANARYCANARY7777"
 CANARY_SECRET = "canary/secret/canary/secret/canary/7777"
@@ -39,6 +41,7 @@ SCENARIO = textwrap.dedent(
     lab.reset(to="03")
     solutions.notebook_03(lab)
     box = lab.instance("demo-instance")
+    print("sealed:", box.sealed, flush=True)
     for command in ["aws iam list-users", "aws iam create-user --user-name x", "aws sts get-caller-identity",
                     "curl -s http://169.254.169.254/latest/meta-data/iam/security-credentials/DemoRoleForEC2",
                     "curl -s -m 5 http://example.com/", "curl -s -m 5 https://example.com/",
@@ -122,10 +125,15 @@ def student_home(path: Path) -> dict[str, str]:
     return {**keep, "HOME": str(path), **canaries}
 
 
-def test_the_demo_and_the_notebooks_stay_on_loopback_and_off_the_students_aws(tmp_path: Path) -> None:
-    """Guards, among others, against the host's AWS_SECRET_ACCESS_KEY copied into an instance's
+@pytest.mark.parametrize("sealing", ["sealed by the kernel", "sealed by environment"])
+def test_the_demo_and_the_notebooks_stay_on_loopback_and_off_the_students_aws(tmp_path: Path, sealing: str) -> None:
+    """In each way the lab seals instances: by environment, on a host that allows no user namespace
+    (made for real: `user.max_user_namespaces` is 0 in the test's namespace).
+
+    Guards, among others, against the host's AWS_SECRET_ACCESS_KEY copied into an instance's
     environment (mutation in labkit/instances.py, `Instance.environ`: `"AWS_DEFAULT_REGION": REGION,`
     followed by `**{k: v for k, v in os.environ.items() if k == "AWS_SECRET_ACCESS_KEY"},`)."""
+    by_environment = sealing == "sealed by environment"
     assert shutil.which("unshare") and shutil.which("ip"), ".ci/run installs util-linux and iproute2"
     assert Path("/dev/net/tun").exists(), "the namespace's way out is a TUN device: this kernel has none"
     (tmp_path / "scenario.py").write_text(SCENARIO)
@@ -134,6 +142,7 @@ def test_the_demo_and_the_notebooks_stay_on_loopback_and_off_the_students_aws(tm
     env = student_home(tmp_path / "student")
     opens = Opens(tmp_path / "student" / ".aws")
     inner = f"""
+        {"echo 0 > /proc/sys/user/max_user_namespaces" if by_environment else ""}
         ip link set lo up
         {sys.executable} {tmp_path / "wire.py"} {sent} {ready} & wire=$!
         while [ ! -e {ready} ]; do kill -0 $wire || exit 3; sleep 0.05; done
@@ -146,10 +155,13 @@ def test_the_demo_and_the_notebooks_stay_on_loopback_and_off_the_students_aws(tm
     ran = done.stdout.splitlines()
     notebooks = [f"{p.name} ran" for p in sorted(NOTEBOOKS.glob("*.ipynb"))]
     assert [line for line in ran if line.endswith(" ran")] == notebooks
-    assert "aws iam list-users 0" in ran and "curl -s -m 5 https://example.com/ 56" in ran
+    # by environment, the metadata proxy refuses the tunnel (56); sealed, no name resolves there (6)
+    assert "aws iam list-users 0" in ran and f"curl -s -m 5 https://example.com/ {56 if by_environment else 6}" in ran
+    assert ("sealed: False" if by_environment else "sealed: True") in ran
     environment = [line.split(": ", 1)[1] for line in ran if line.startswith("instance environment: ")]
     names = sorted(entry.split("=")[0] for entry in environment if entry.startswith("AWS_"))
-    assert names == 2 * ["AWS_DEFAULT_REGION"] + 2 * ["AWS_ENDPOINT_URL"]  # the lab's, in `env` and in /proc
+    lab = ["AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL"] if by_environment else ["AWS_DEFAULT_REGION"]
+    assert names == sorted(2 * lab)  # the lab's, in `env` and in /proc
     assert "AWS_DEFAULT_REGION=us-east-1" in environment  # the control: the instance's environment was read
     assert [canary for canary in (CANARY, CANARY_SECRET) if canary in done.stdout + done.stderr] == []
     packets = sent.read_text().splitlines()

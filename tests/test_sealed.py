@@ -68,13 +68,37 @@ def test_who_and_where_are_an_amazon_linux_2023_instance(sealed: labkit.Lab) -> 
         "/home/ec2-user",
     ], said
     release = on(sealed, INSTANCE, "cat /etc/os-release /etc/system-release; grep ec2-user /etc/group")
-    assert 'PRETTY_NAME="Amazon Linux 2023' in release and 'PLATFORM_ID="platform:al2023"' in release
-    assert "Amazon Linux release 2023" in release and "debian" not in release.lower()
+    image = sealed.client("ec2").describe_images(ImageIds=[_image_of(sealed, INSTANCE)])["Images"][0]["Name"]
+    version = re.findall(r"-(2023\.\d+\.\d+)\.\d+-", image)[0]  # al2023-ami-2023.12.20260930.0-… runs 2023.12.20260930
+    assert f'PRETTY_NAME="Amazon Linux {version}"' in release and 'PLATFORM_ID="platform:al2023"' in release
+    assert f"Amazon Linux release {version} (Amazon Linux)" in release and "debian" not in release.lower()
     assert "wheel:x:10:ec2-user" in release
     assert (
         box.run("sudo -i").stderr.strip()
         == "sudo: this lab's instances have no root; everything here runs as ec2-user."
     )
+
+
+def _image_of(lab: labkit.Lab, name: str) -> str:
+    reservations = lab.client("ec2").describe_instances(Filters=[{"Name": "tag:Name", "Values": [name]}])
+    return str(reservations["Reservations"][0]["Instances"][0]["ImageId"])
+
+
+def test_an_instance_runs_the_release_of_its_ami_and_the_newest_is_the_catalogues() -> None:
+    """os-release follows the AMI's name; any other AMI gets the newest AL2023 of moto's us-east-1."""
+    import gzip
+
+    import moto
+
+    from labkit.labprocess.sandbox import NEWEST_RELEASE, release_of
+
+    assert release_of("al2023-ami-2023.6.20241212.0-kernel-6.1-x86_64") == "2023.6.20241212"
+    assert release_of("al2023-ami-minimal-2023.7.20250101.1-kernel-6.12-arm64") == "2023.7.20250101"
+    assert release_of("ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20240101") == NEWEST_RELEASE
+    amis = Path(moto.__file__).parent / "ec2" / "resources" / "latest_amis" / "us-east-1.json"
+    names = [ami["name"] for ami in json.load(gzip.open(f"{amis}.gz"))]
+    releases = [release_of(n) for n in names if n.startswith("al2023-ami-")]
+    assert max(releases, key=lambda r: [int(part) for part in r.split(".")]) == NEWEST_RELEASE
 
 
 def test_the_environment_holds_no_endpoint_proxy_or_secret(sealed: labkit.Lab) -> None:
@@ -230,7 +254,7 @@ def test_another_instances_role_cannot_be_had(sealed: labkit.Lab) -> None:
 def test_status_says_how_instances_are_sealed(sealed: labkit.Lab) -> None:
     env = {**os.environ, "LABKIT_HOME": str(sealed.home), "PYTHONPATH": str(ROOT)}
     shown = subprocess.run([sys.executable, "-m", "labkit.cli", "status"], env=env, capture_output=True, text=True)
-    assert "sealing:   sealed by the kernel, each its own machine in namespaces (--sealed)" in shown.stdout
+    assert "  sealing:   each instance is a machine of its own, sealed by the kernel in namespaces" in shown.stdout
     as_json = subprocess.run(
         [sys.executable, "-m", "labkit.cli", "status", "--json"], env=env, capture_output=True, text=True
     )

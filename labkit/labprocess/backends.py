@@ -554,11 +554,12 @@ class Cloud:
                 self._mint(facts, datetime.fromisoformat(change["issued"]))
 
     # -- what the metadata service reads ---------------------------------------------------
-    def running_instances(self) -> dict[str, str]:
-        """The running instances: id → private address (their sandboxes, labprocess/sandbox.py)."""
+    def running_instances(self) -> dict[str, tuple[str, str]]:
+        """The running instances: id → (private address, name of the AMI it was launched from), what
+        their sandboxes are made of (labprocess/sandbox.py)."""
         with self.lock:
             return {
-                inst.id: inst.private_ip
+                inst.id: (inst.private_ip, getattr(self.ec2.amis.get(inst.image_id), "name", "") or "")
                 for reservation in self.ec2.reservations.values()
                 for inst in reservation.instances
                 if inst._state.name == "running"

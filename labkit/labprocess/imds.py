@@ -417,8 +417,9 @@ class _InstanceHandler(_ProxyHandler):
         return self.server.instance_id
 
     def _handle(self) -> None:
-        if self.path.startswith("/"):  # as sent to the service itself, not to a proxy
-            self.path = f"http://169.254.169.254{self.path}"
+        if self.path.startswith("/"):  # as sent to the service itself, not to a proxy: at the address it came to
+            address = self.connection.getsockname()[0]
+            self.path = f"http://{f'[{address}]' if ':' in address else address}{self.path}"
         super()._handle()
 
 

@@ -233,8 +233,8 @@ def _start_cli_server(home: Path, *, sealed: bool = False) -> subprocess.Popen[b
 
 
 def chosen_sealed(home: Path, given: bool | None) -> bool:
-    """Whether the lab seals its instances: `given` (saved in options.json for the next start),
-    else what was saved there, else no."""
+    """Whether the lab asks to seal its instances in namespaces: `given` (saved in options.json for
+    the next start), else what was saved there, else yes (the host may still refuse)."""
     path = home / OPTIONS_FILE
     try:
         saved = json.loads(path.read_text())
@@ -242,8 +242,8 @@ def chosen_sealed(home: Path, given: bool | None) -> bool:
     except (OSError, ValueError):
         saved = {}
     if given is None:
-        return bool(saved.get("sealed", False))
-    if given != bool(saved.get("sealed", False)):
+        return bool(saved.get("sealed", True))
+    if given != bool(saved.get("sealed", True)):
         fd, tmp = tempfile.mkstemp(dir=home, prefix=".options-", suffix=".json")  # owner-only (0600)
         with os.fdopen(fd, "w") as f:
             json.dump({**saved, "sealed": given}, f)
@@ -256,13 +256,17 @@ def _serve_inside(app: LabApp, service: Any, cloud: Any) -> Callable[..., list[A
     from labkit.labprocess.gate import ApiServer
     from labkit.labprocess.imds import InstanceMetadataServer
 
-    def serve(instance_id: str, imds_socket: Any, api_socket: Any, context: Any) -> list[Any]:
-        imds = InstanceMetadataServer(service, cloud.instance_facts, instance_id, imds_socket)
-        api = ApiServer(app, unsigned=(CONTROL_PREFIX, "/moto-api"), fd=api_socket.fileno(), ssl_context=context)
+    def serve(instance_id: str, imds_sockets: list[Any], api_socket: Any, context: Any) -> list[Any]:
+        servers: list[Any] = [
+            InstanceMetadataServer(service, cloud.instance_facts, instance_id, s) for s in imds_sockets
+        ]
+        servers.append(
+            ApiServer(app, unsigned=(CONTROL_PREFIX, "/moto-api"), fd=api_socket.fileno(), ssl_context=context)
+        )
         api_socket.close()  # the server holds its own copy
-        for server in (imds, api):
+        for server in servers:
             threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return [imds, api]
+        return servers
 
     return serve
 
@@ -299,14 +303,16 @@ def serve(home: Path, *, iam_delay: float | None = None, sealed: bool | None = N
     imds = ImdsProxy(MetadataService(cloud.role_session, Tokens(secret)), cloud.instance_facts, secret)
     for server in (api, imds):
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    seal_note = ""
-    if chosen_sealed(home, sealed):
+    seal_asked = chosen_sealed(home, sealed)
+    seal_note = "instances are sealed by environment only: the lab was started with --no-sealed"
+    if seal_asked:
         from labkit.labprocess import sandbox
 
         why = sandbox.refusal()
         if why is None:
             app.sandboxes = sandbox.Sandboxes(home, _serve_inside(app, imds.service, cloud))
             app.reconcile()  # the instances running when the lab stopped get theirs again
+            seal_note = ""
         else:
             seal_note = f"instances are sealed by environment only on this host: {why}"
             print(f"labkit: {seal_note}", flush=True)
@@ -324,6 +330,7 @@ def serve(home: Path, *, iam_delay: float | None = None, sealed: bool | None = N
         fixes_missing=fixes_missing,
         iam_delay=propagation.delay(),
         sealed=app.sandboxes is not None,
+        seal_asked=seal_asked,
         seal_note=seal_note,
     )
     write_info(home, info)

@@ -9,7 +9,8 @@ Inside, the network is loopback alone. The lab serves it through listening socke
 (so they live in that network, and answer nothing else) and handed to the lab:
 
     169.254.169.254:80   the metadata service, for this instance only: the socket that accepted a
-                         request says which instance asks, so there is nothing to forge
+                         request says which instance asks, so there is nothing to forge (and at
+                         [fd00:ec2::254]:80, answering where the instance may use IPv6)
     127.0.0.1:443        the AWS API, over TLS, with a certificate for AWS's own endpoint names
                          (resolved to 127.0.0.1 by the instance's /etc/hosts), signed by the lab's
                          certificate authority, which only the instance trusts
@@ -26,6 +27,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -45,6 +47,7 @@ EC2_METADATA = Path(__file__).parent.parent / "ec2_metadata.py"
 UNSHARE = ["--user", "--map-root-user", "--mount", "--uts", "--ipc", "--net", "--pid", "--fork", "--mount-proc"]
 AWS_HOSTS = ("iam.amazonaws.com", "sts.amazonaws.com", f"sts.{REGION}.amazonaws.com", f"ec2.{REGION}.amazonaws.com")
 IMDS_ADDRESS, API_ADDRESS = ("169.254.169.254", 80), ("127.0.0.1", 443)
+IMDS_IPV6_ADDRESS = ("fd00:ec2::254", 80)  # the metadata service's IPv6 address (Nitro instances)
 START_TIMEOUT = 10.0
 
 OS_RELEASE = """NAME="Amazon Linux"
@@ -53,7 +56,7 @@ ID="amzn"
 ID_LIKE="fedora"
 VERSION_ID="2023"
 PLATFORM_ID="platform:al2023"
-PRETTY_NAME="Amazon Linux 2023.6.20241212"
+PRETTY_NAME="Amazon Linux {release}"
 ANSI_COLOR="0;33"
 CPE_NAME="cpe:2.3:o:amazon:amazon_linux:2023"
 HOME_URL="https://aws.amazon.com/linux/amazon-linux-2023/"
@@ -64,7 +67,18 @@ VENDOR_NAME="AWS"
 VENDOR_URL="https://aws.amazon.com/"
 SUPPORT_END="2029-06-30"
 """
-SYSTEM_RELEASE = "Amazon Linux release 2023.6.20241212 (Amazon Linux)\n"
+SYSTEM_RELEASE = "Amazon Linux release {release} (Amazon Linux)\n"
+AL2023_RELEASE = re.compile(r"^al2023-ami(?:-minimal)?-(2023\.\d+\.\d{8})\.\d+-")  # al2023-ami-2023.12.20260930.0-…
+NEWEST_RELEASE = "2023.12.20260930"  # the lab catalogue's newest AL2023 AMI (labkit/catalogue.py)
+
+
+def release_of(image_name: str) -> str:
+    """The Amazon Linux 2023 release an instance launched from this AMI runs, as its name says it;
+    any other AMI's instance runs the newest (every lab instance is Amazon Linux 2023 inside)."""
+    found = AL2023_RELEASE.match(image_name)
+    return found.group(1) if found else NEWEST_RELEASE
+
+
 PASSWD = """root:x:0:0:root:/root:/bin/bash
 bin:x:1:1:bin:/bin:/sbin/nologin
 daemon:x:2:2:daemon:/sbin:/sbin/nologin
@@ -204,7 +218,8 @@ class Sandboxes:
     """The sandboxes of a lab's running instances (one lab process holds them all)."""
 
     def __init__(self, home: Path, serve: Any) -> None:
-        """`serve(instance_id, imds_socket, api_socket)`: the servers the lab runs on one sandbox's sockets."""
+        """`serve(instance_id, imds_sockets, api_socket, context)`: the servers the lab runs on one
+        sandbox's sockets (the metadata service's IPv4 one, and its IPv6 one where the kernel has IPv6)."""
         self.home = home
         self.serve = serve
         self.lock = threading.Lock()
@@ -216,18 +231,18 @@ class Sandboxes:
         self.authority = Authority(home)
         (home / CLI_DIR).mkdir(mode=0o700, exist_ok=True)  # the warm `aws` makes its socket there
 
-    def reconcile(self, running: dict[str, str]) -> None:
-        """Make the sandboxes those of `running` (instance id → private address), no more."""
+    def reconcile(self, running: dict[str, tuple[str, str]]) -> None:
+        """Make the sandboxes those of `running` (instance id → private address, AMI name), no more."""
         with self.lock:
             for instance_id in list(self.held):
                 box = self.held[instance_id]
-                if instance_id not in running or not box.alive() or box.private_ip != running[instance_id]:
+                if instance_id not in running or not box.alive() or box.private_ip != running[instance_id][0]:
                     del self.held[instance_id]
                     box.end()
-            for instance_id, address in running.items():
+            for instance_id, (address, image) in running.items():
                 if instance_id not in self.held:
                     try:
-                        self.held[instance_id] = self._start(instance_id, address)
+                        self.held[instance_id] = self._start(instance_id, address, image)
                         self.failed.pop(instance_id, None)
                     except (OSError, RuntimeError) as error:
                         self.failed[instance_id] = str(error)
@@ -243,7 +258,7 @@ class Sandboxes:
                 box.end()
             self.held.clear()
 
-    def _setup(self, instance_id: str, address: str, lab_end: int) -> dict[str, Any]:
+    def _setup(self, instance_id: str, address: str, image: str, lab_end: int) -> dict[str, Any]:
         name = hostname(address)
         hosts = f"127.0.0.1   localhost localhost.localdomain\n{address}   {name} {name.split('.')[0]}\n"
         hosts += "".join(f"127.0.0.1   {host}\n" for host in AWS_HOSTS)
@@ -261,20 +276,20 @@ class Sandboxes:
                 "/etc/hosts": hosts,
                 "/etc/passwd": PASSWD,
                 "/etc/group": GROUP,
-                "/etc/os-release": OS_RELEASE,
-                "/etc/system-release": SYSTEM_RELEASE,
+                "/etc/os-release": OS_RELEASE.format(release=release_of(image)),
+                "/etc/system-release": SYSTEM_RELEASE.format(release=release_of(image)),
             },
             "cli_dir": str(self.home / CLI_DIR),
             "ca": self.authority.ca_pem,
             "ca_bundles": self.bundles,
             "bin": _bin(self.python),
-            "listen": [IMDS_ADDRESS, API_ADDRESS],
+            "listen": [IMDS_ADDRESS, API_ADDRESS, IMDS_IPV6_ADDRESS],  # the last where the kernel has IPv6
         }
 
-    def _start(self, instance_id: str, address: str) -> Sandbox:
+    def _start(self, instance_id: str, address: str, image: str) -> Sandbox:
         lab, theirs = socket.socketpair()
         with theirs:
-            setup = json.dumps(self._setup(instance_id, address, theirs.fileno())).encode()
+            setup = json.dumps(self._setup(instance_id, address, image, theirs.fileno())).encode()
             process = subprocess.Popen(
                 ["unshare", *UNSHARE, "--propagation", "private", self.python, "-I", "-S", str(INIT)],
                 stdin=subprocess.PIPE,
@@ -298,7 +313,7 @@ class Sandboxes:
             said = json.loads(message or b"{}")
         except ValueError:
             said = {}
-        if "nested" not in said or len(fds) != 2:
+        if "nested" not in said or len(fds) not in (2, 3):
             lab.close()
             process.kill()
             process.wait()
@@ -306,6 +321,6 @@ class Sandboxes:
             raise RuntimeError(f"the sandbox of {instance_id} could not be made: {why.splitlines()[-1]}")
         process.stderr.close()
         children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-        imds, api = (socket.socket(fileno=fd) for fd in fds)
-        servers = self.serve(instance_id, imds, api, self.authority.context)
+        imds, api, *imds_ipv6 = (socket.socket(fileno=fd) for fd in fds)
+        servers = self.serve(instance_id, [imds, *imds_ipv6], api, self.authority.context)
         return Sandbox(instance_id, address, process, int(children[0]), int(said["nested"]), servers, lab)

@@ -6,7 +6,7 @@
 Run as root of a new user namespace that the lab's user owns, it makes the instance's machine, then
 waits, reaping whatever ends, until the lab ends the sandbox (its processes die with it):
 
-- the hostname `ip-172-31-x-y.ec2.internal`; loopback up, with 169.254.169.254 on it; nothing else;
+- the hostname `ip-172-31-x-y.ec2.internal`; loopback up, with 169.254.169.254 and fd00:ec2::254 on it; nothing else;
 - /etc/passwd, group, hostname, hosts, os-release and system-release of Amazon Linux 2023, laid over
   the host's; /usr/local/bin with the instance's `aws`, `python3`, `ec2-metadata` and `sudo`;
 - a fresh tmpfs over every place that holds the host user's or the lab's files (/tmp, /home, /root,
@@ -79,6 +79,7 @@ def make_machine(setup: dict) -> list[socket.socket]:
     socket.sethostname(setup["hostname"])
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     subprocess.run(["ip", "addr", "add", "169.254.169.254/32", "dev", "lo"], check=True)
+    ipv6 = subprocess.run(["ip", "-6", "addr", "add", "fd00:ec2::254/128", "dev", "lo", "nodad"], capture_output=True)
     # /etc: the host's, with the instance's files laid over it: an overlay whose upper layer, written
     # first (so that nothing of the host's is copied up), lives in a staging tmpfs dropped from view
     # later; where overlays are refused, each file is bound over the host's
@@ -137,7 +138,9 @@ def make_machine(setup: dict) -> list[socket.socket]:
     # the instance's network: what the lab serves inside it
     listening = []
     for address, port in setup["listen"]:
-        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if ":" in address and ipv6.returncode != 0:
+            continue  # a kernel without IPv6: the metadata service has its IPv4 address only
+        server = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM)
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         server.bind((address, port))
         server.listen(64)
