@@ -1,10 +1,12 @@
 """What the lab's three programs agree on, and nothing else.
 
 The student's kernel and the `labkit` command (the client), the lab process (labkit.labprocess)
-and the warm `aws` of instances share no code but this module and labkit.statedir. Here is:
+and the warm `aws` of instances share no code but this module, labkit.statedir and labkit.fence
+(the Landlock fence of instances). Here is:
 
 - the lab's one account and region;
-- the state directory's layout (`lab.json`, `journal.jsonl`, `aws.sock`, `instances/<id>/home`, …);
+- the state directory's layout (`lab.json`, `journal.jsonl`, `aws.sock`, `instances/<id>/home`,
+  `instances/<id>/identity`, …);
 - how an instance proves who it is to the metadata service (its proxy password);
 - the warm `aws` socket protocol: the script an instance runs as `aws`, and its frame header.
 
@@ -31,6 +33,7 @@ CLI_SOCKET = "aws.sock"  # the warm `aws` server's socket
 CLI_SERVER_HOME = "cli-server-home"  # the warm `aws` server's own HOME: never the student's
 BIN_DIR = "bin"  # the instances' own `aws` and `python3`
 INSTANCES_DIR = "instances"  # one directory per instance
+IDENTITY_FILE = "identity"  # in an instance's directory: only its fence may read it (labkit/fence.py)
 
 
 def instance_dir(home: Path, instance_id: str) -> Path:
@@ -41,6 +44,12 @@ def instance_dir(home: Path, instance_id: str) -> Path:
 def instance_home(home: Path, instance_id: str) -> Path:
     """The instance's own home directory: its `~`."""
     return instance_dir(home, instance_id) / "home"
+
+
+def instance_identity(home: Path, instance_id: str) -> Path:
+    """The file a command proves it runs on the instance with: the warm `aws` serves, as that
+    instance, a client that hands it over open for reading (labkit/fence.py)."""
+    return instance_dir(home, instance_id) / IDENTITY_FILE
 
 
 def instance_key(secret: str, instance_id: str) -> str:
