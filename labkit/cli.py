@@ -16,6 +16,7 @@ from typing import Any
 
 from labkit.catalogue import NOTEBOOKS, checkpoint
 from labkit.errors import LabError
+from labkit.fence import said
 from labkit.lab import down, running_info, up
 from labkit.lesson import Lab, connect
 from labkit.solutions import before
@@ -91,7 +92,7 @@ def _seal_said(info: Any) -> str:
     """How the lab's instances are sealed, in a few words."""
     if info.sealed:
         return "sealed by the kernel, each its own machine in namespaces (--sealed)"
-    return str(info.seal_note)
+    return str(info.seal_note) or f"sealed by environment; {said()}"
 
 
 def _cmd_down(args: argparse.Namespace) -> int:
@@ -142,8 +143,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     print(f"Lab {status.pid} running at {status.api_url} since {since:%Y-%m-%d %H:%M} (state in {status.home})")
     print(f"  users:     {', '.join(status.users) or '-'}")
     print(f"  roles:     {', '.join(status.roles) or '-'}")
-    if info.sealed or info.seal_note:  # labkit up --sealed (labkit/labprocess/sandbox.py)
-        print(f"  sealing:   {_seal_said(info)}")
+    print(f"  sealing:   {_seal_said(info)}")  # labkit up --sealed (labprocess/sandbox.py), else labkit/fence.py
     if info.iam_delay:  # labkit up --iam-delay (labkit/labprocess/propagation.py)
         print(f"  IAM delay: {info.iam_delay:g} s ({_delay_said(info.iam_delay)})")
     if status.journal.get("broken") or status.journal.get("problem"):

@@ -41,6 +41,7 @@ from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
+from labkit import fence
 from labkit.labprocess.backends import ChangeNotSaved
 from labkit.labprocess.journal import Journal, action_of, changes_something
 from labkit.labprocess.propagation import OPTIONS_FILE, valid_delay
@@ -316,7 +317,7 @@ def serve(home: Path, *, iam_delay: float | None = None, sealed: bool | None = N
             app.sandboxes = sandbox.Sandboxes(home, _serve_inside(app, imds.service, cloud))
             app.reconcile()  # the instances running when the lab stopped get theirs again
         else:
-            seal_note = f"instances are sealed by environment only on this host: {why}"
+            seal_note = f"instances are sealed by environment only on this host: {why}; {fence.said()}"
             print(f"labkit: {seal_note}", flush=True)
 
     info = LabInfo(
