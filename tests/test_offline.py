@@ -6,7 +6,8 @@ is routed to: the test reads every packet sent there (and drops it), so any atte
 (the lab, the notebook kernels, the `aws` CLI and curl on instances) to reach beyond loopback, a DNS
 lookup included, is recorded. inotify reports every open of the student's ~/.aws. The test asserts
 that nothing went out, that nothing opened the student's ~/.aws, and that no canary value and no
-AWS_* variable of the student reached the instance's environment (`env`, and /proc/self/environ).
+AWS_* variable of the student reached the instance's environment (`env`, twice: a fenced instance,
+labkit/fence.py, may not read /proc/self/environ).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ SCENARIO = textwrap.dedent(
                     "curl -s -m 5 http://example.com/", "curl -s -m 5 https://example.com/",
                     "python3 -c 'import boto3; boto3.client(\\"iam\\").list_roles()'"]:
         print(command, box.run(command).exit_code, flush=True)
-    for line in box.run("env").stdout.splitlines() + box.run("cat /proc/self/environ").stdout.split(chr(0)):
+    for line in box.run("env").stdout.splitlines() + box.run("env -0").stdout.split(chr(0)):
         print("instance environment:", line, flush=True)
     for path in sorted(Path(sys.argv[2]).glob("[0-9][0-9]-*.ipynb")):
         lab.reset(to=path.name[:2])
@@ -149,7 +150,7 @@ def test_the_demo_and_the_notebooks_stay_on_loopback_and_off_the_students_aws(tm
     assert "aws iam list-users 0" in ran and "curl -s -m 5 https://example.com/ 56" in ran
     environment = [line.split(": ", 1)[1] for line in ran if line.startswith("instance environment: ")]
     names = sorted(entry.split("=")[0] for entry in environment if entry.startswith("AWS_"))
-    assert names == 2 * ["AWS_DEFAULT_REGION"] + 2 * ["AWS_ENDPOINT_URL"]  # the lab's, in `env` and in /proc
+    assert names == 2 * ["AWS_DEFAULT_REGION"] + 2 * ["AWS_ENDPOINT_URL"]  # the lab's, in both listings
     assert "AWS_DEFAULT_REGION=us-east-1" in environment  # the control: the instance's environment was read
     assert [canary for canary in (CANARY, CANARY_SECRET) if canary in done.stdout + done.stderr] == []
     packets = sent.read_text().splitlines()
