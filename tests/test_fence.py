@@ -213,6 +213,44 @@ def test_the_warm_aws_reads_only_what_its_instance_may(fallback: labkit.Lab) -> 
     assert wrote.stdout == "[default]\nregion = eu-west-1\n", wrote  # and writes its own home
 
 
+FORGED_CLIENT = """
+import array, json, os, socket, struct, sys
+home, socket_path, mode = sys.argv[1], sys.argv[2], getattr(os, sys.argv[3])
+identity = os.open(os.path.join(os.path.dirname(home), "identity"), mode)  # O_PATH: any process may open so
+request = json.dumps({"argv": ["configure", "get", "aws_access_key_id"], "env": {**os.environ, "HOME": home},
+                      "cwd": os.getcwd()}).encode()
+s = socket.socket(socket.AF_UNIX)
+s.connect(socket_path)
+s.sendmsg([struct.pack(">I", len(request)) + request],
+          [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2, identity]))])
+while s.recv(8):
+    pass
+"""
+
+
+def test_an_instance_cannot_pass_for_another_with_the_warm_aws(fallback: labkit.Lab) -> None:
+    """demo-instance asks the warm aws to read app-server's credentials as app-server: with
+    app-server's HOME (its `aws` cannot open app-server's identity file), and with a client of its
+    own that hands over that file opened O_PATH."""
+    other = fallback.instance(APP_SERVER)
+    assert other.run("true").ok  # its fence planned, so its identity file is there
+    (other.home / ".aws").mkdir(exist_ok=True)
+    (other.home / ".aws" / "credentials").write_text(
+        f"[default]\naws_access_key_id = {CANARY_KEY}\naws_secret_access_key = {CANARY_SECRET}\n"
+    )
+    box = fallback.instance(INSTANCE)
+    (box.home / "forged.py").write_text(FORGED_CLIENT)
+    try:
+        as_home = on(fallback, INSTANCE, f"HOME={other.home} aws configure get aws_access_key_id")
+        forged = on(fallback, INSTANCE, f"python3 forged.py {other.home} {fallback.home / 'aws.sock'} O_PATH")
+        control = unfenced(box, f"python3 forged.py {other.home} {fallback.home / 'aws.sock'} O_RDONLY")
+    finally:
+        shutil.rmtree(other.home / ".aws")
+        (box.home / "forged.py").unlink()
+    assert CANARY_KEY not in as_home.stdout + forged.stdout, (as_home, forged, control)
+    assert control.stdout.strip() == CANARY_KEY, control  # the file itself, open for reading, proves it
+
+
 def test_the_lesson_works_on_a_fenced_instance(fallback: labkit.Lab) -> None:
     box = fallback.instance(INSTANCE)
     identity = json.loads(on(fallback, INSTANCE, "aws sts get-caller-identity").stdout)
