@@ -9,7 +9,11 @@ Commands run in bash on this machine, in an environment built from nothing:
   the lab's CLI v1 cannot, and without a region it refuses to sign for a custom endpoint);
 - `http_proxy` pointing at the lab's metadata service with this instance's credentials, so that
   `curl http://169.254.169.254/...`, botocore and Python reach this instance's metadata service,
-  and every other outside address is refused with a message.
+  and every other outside address is refused with a message;
+- where the kernel offers Landlock, a fence (labkit/fence.py): the shell and all it starts read the
+  machine but not the lab's directory (save the instance's home) nor the user's home, write only
+  there and in /tmp, reach no other TCP port than the lab's two, and can neither read nor signal
+  another process (`ps` shows nothing).
 
 With `labkit up --sealed`, an instance is instead a machine of its own, sealed by the kernel
 (labkit/labprocess/sandbox.py): commands enter its namespaces with util-linux `nsenter`, as ec2-user
@@ -47,8 +51,10 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from labkit.errors import LabError
+from labkit.fence import Fence, for_instance
 from labkit.protocol import BIN_DIR, CLI_SOCKET, REGION, client_script, instance_home, instance_key
 from labkit.statedir import LabInfo
 
@@ -346,16 +352,35 @@ def _stop(process: subprocess.Popen[bytes], output: _Output) -> None:
         output.read_until(time.monotonic() + 1.0)  # what they wrote before they ended
 
 
-def _execute(script: str, env: dict[str, str], cwd: Path, timeout: float, enter: list[str] | None = None) -> _Ran:
+def _popen(fenced: Fence | None, args: list[str], **options: Any) -> subprocess.Popen[bytes]:
+    """`subprocess.Popen`, inside the instance's Landlock fence when it has one (labkit/fence.py)."""
+    return fenced.popen(args, **options) if fenced else subprocess.Popen(args, **options)
+
+
+def _call(fenced: Fence | None, args: list[str], **options: Any) -> int:
+    """`subprocess.call`, inside the instance's Landlock fence when it has one."""
+    with _popen(fenced, args, **options) as process:
+        try:
+            return process.wait()
+        except BaseException:
+            process.kill()
+            raise
+
+
+def _execute(
+    script: str, env: dict[str, str], cwd: Path, timeout: float, enter: list[str], fenced: Fence | None
+) -> _Ran:
     """Run shell commands as over SSH: stdout on a pseudo-terminal, so that programs behave as at a
     prompt (curl shows no progress meter, for one), stderr kept apart, no input. Interrupted
-    (KeyboardInterrupt) or past `timeout`, the commands and all they started are stopped."""
+    (KeyboardInterrupt) or past `timeout`, the commands and all they started are stopped. `enter`
+    goes before bash (a sealed instance's nsenter); `fenced`, the instance's Landlock fence."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
     source = _source(script)
     try:
-        process = subprocess.Popen(
-            [*(enter or []), *_bash(source, stop_at_ctrl_c=True)],
+        process = _popen(
+            fenced,
+            [*enter, *_bash(source, stop_at_ctrl_c=True)],
             stdin=subprocess.DEVNULL,
             stdout=slave,
             stderr=subprocess.PIPE,
@@ -517,6 +542,15 @@ class Instance:
     def _enter(self) -> list[str]:
         return _entry(self.info, self.id) if self.sealed else []
 
+    def _fence(self) -> Fence | None:
+        """What fences this instance's shell where the kernel does not seal it: Landlock
+        (labkit/fence.py), or nothing on a host without it."""
+        info = self.info
+        if info.sealed:
+            return None
+        _bin_dir(self.lab_home)  # what the fence lets the instance run must be there when it is planned
+        return for_instance(self.lab_home, self.id, ports=(info.api_port, info.imds_port))
+
     def environ(self) -> dict[str, str]:
         """The whole environment of a shell on this instance, built from nothing."""
         info = self.info
@@ -551,7 +585,7 @@ class Instance:
     def run(self, command: str, *, timeout: float = 300.0) -> CommandResult:
         """Run one shell command line on the instance, as typed at its prompt, and keep what it prints.
         Interrupted, it is stopped and CommandInterrupted raised; past `timeout` seconds, stopped and said."""
-        ran = _execute(command, self.environ(), self.home, timeout, self._enter())
+        ran = _execute(command, self.environ(), self.home, timeout, self._enter(), self._fence())
         result = CommandResult(self.prompt, command, ran.code, ran.stdout, ran.stderr)
         if ran.stopped == "interrupted":
             raise CommandInterrupted(replace(result, stopped=INTERRUPTED))
@@ -568,7 +602,7 @@ class Instance:
         and the transcript says so, and which commands did not run.
         """
         commands = split_commands(text)
-        ran = _execute(_script(commands), self.environ(), self.home, timeout, self._enter())
+        ran = _execute(_script(commands), self.environ(), self.home, timeout, self._enter(), self._fence())
         out, err = _sections(ran.stdout), _sections(ran.stderr)
         results = []
         for number, command in enumerate(commands):
@@ -593,14 +627,10 @@ class Instance:
 
     def exec(self, command: str) -> int:
         """Run one command line with this terminal's input and output; returns its exit status."""
-        source = _source(command)
+        enter, fenced, source = self._enter(), self._fence(), _source(command)
         try:
-            code = subprocess.call(
-                [*self._enter(), *_bash(source, stop_at_ctrl_c=False)],
-                env=self.environ(),
-                cwd=self.home,
-                pass_fds=(source,),
-            )
+            argv = [*enter, *_bash(source, stop_at_ctrl_c=False)]
+            code = _call(fenced, argv, env=self.environ(), cwd=self.home, pass_fds=(source,))
         finally:
             os.close(source)
         return _exit_status(code)
@@ -611,25 +641,13 @@ class Instance:
         The welcome is printed here and the prompt reads $HOSTNAME when bash shows it: no value
         from AWS (a Name tag, an address) is ever written into the shell's startup file."""
         name = f" ({_printable(self.name)})" if self.name else ""
-        if self.sealed:  # the startup file reaches the instance's bash as an inherited descriptor
-            enter, source = self._enter(), _source(RCFILE)
-            sys.stdout.write(WELCOME.format(instance_id=_printable(self.id), name=name))
-            sys.stdout.flush()
-            try:
-                code = subprocess.call(
-                    [*enter, "bash", "--noprofile", "--rcfile", f"/dev/fd/{source}", "-i"],
-                    env=self.environ(),
-                    cwd=self.home,
-                    pass_fds=(source,),
-                )
-            finally:
-                os.close(source)
-            return _exit_status(code)
-        rcfile = self.home.parent / "bashrc"  # `home` makes the instance's directory on its first use
-        rcfile.write_text(RCFILE)
+        enter, fenced = self._enter(), self._fence()
+        source = _source(RCFILE)  # the startup file reaches bash as an inherited descriptor
         sys.stdout.write(WELCOME.format(instance_id=_printable(self.id), name=name))
         sys.stdout.flush()
-        code = subprocess.call(
-            ["bash", "--noprofile", "--rcfile", str(rcfile), "-i"], env=self.environ(), cwd=self.home
-        )
+        try:
+            argv = [*enter, "bash", "--noprofile", "--rcfile", f"/dev/fd/{source}", "-i"]
+            code = _call(fenced, argv, env=self.environ(), cwd=self.home, pass_fds=(source,))
+        finally:
+            os.close(source)
         return _exit_status(code)

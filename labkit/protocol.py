@@ -1,10 +1,12 @@
 """What the lab's three programs agree on, and nothing else.
 
 The student's kernel and the `labkit` command (the client), the lab process (labkit.labprocess)
-and the warm `aws` of instances share no code but this module and labkit.statedir. Here is:
+and the warm `aws` of instances share no code but this module, labkit.statedir and labkit.fence
+(the Landlock fence of instances). Here is:
 
 - the lab's one account and region;
-- the state directory's layout (`lab.json`, `journal.jsonl`, `aws.sock`, `instances/<id>/home`, …);
+- the state directory's layout (`lab.json`, `journal.jsonl`, `aws.sock`, `instances/<id>/home`,
+  `instances/<id>/identity`, …);
 - how an instance proves who it is to the metadata service (its proxy password);
 - the warm `aws` socket protocol: the script an instance runs as `aws`, and its frame header.
 
@@ -29,8 +31,10 @@ START_LOCK = ".start.lock"  # held while a lab starts, so that two never start f
 OWNER_LOCK = "lab.lock"  # held by the lab process for as long as it lives; holds its pid
 CLI_SOCKET = "aws.sock"  # the warm `aws` server's socket
 CLI_SERVER_HOME = "cli-server-home"  # the warm `aws` server's own HOME: never the student's
+CLI_SERVER_USER_HOME = "LABKIT_USER_HOME"  # in its environment: the lab's HOME, hidden from what it runs
 BIN_DIR = "bin"  # the instances' own `aws` and `python3`
 INSTANCES_DIR = "instances"  # one directory per instance
+IDENTITY_FILE = "identity"  # in an instance's directory: only its fence may read it (labkit/fence.py)
 
 
 def instance_dir(home: Path, instance_id: str) -> Path:
@@ -43,6 +47,12 @@ def instance_home(home: Path, instance_id: str) -> Path:
     return instance_dir(home, instance_id) / "home"
 
 
+def instance_identity(home: Path, instance_id: str) -> Path:
+    """The file a command proves it runs on the instance with: the warm `aws` serves, as that
+    instance, a client that hands it over open for reading (labkit/fence.py)."""
+    return instance_dir(home, instance_id) / IDENTITY_FILE
+
+
 def instance_key(secret: str, instance_id: str) -> str:
     """The proxy password of one instance: what proves a request to the metadata service comes
     from its shell. Derived from the lab's secret, so only the lab and its client can make it."""
@@ -50,8 +60,10 @@ def instance_key(secret: str, instance_id: str) -> str:
 
 
 # The warm `aws`: a request is a 4-byte big-endian length and a JSON object (argv, env, cwd), sent
-# with the command's stdin, stdout and stderr (SCM_RIGHTS); the answer, the pid of the server's child
-# that runs the command (4 bytes), then its exit status (4 bytes).
+# with the command's stdin, stdout and stderr, and its instance's identity file open for reading when
+# it may open it (SCM_RIGHTS); the answer, the pid of the server's child that runs the command (4
+# bytes), then its exit status (4 bytes). After its request the client sends only the signals the
+# terminal sent it, one byte each (their numbers), for the command to take.
 HEADER = struct.Struct(">I")
 
 
@@ -59,16 +71,18 @@ def client_script(python: str, socket_path: str, real_aws: str) -> str:
     """The instance's `aws`: hand the command to the warm server, or run the real CLI.
 
     The server's child runs the command outside the terminal's process group, so the script passes
-    on what the terminal sends the group: Ctrl-C (SIGINT) to the child, which stops as `aws` does;
-    SIGTERM and SIGHUP to the child and to itself. If the script is killed outright, the child sees
-    its connection close and ends too."""
+    on what the terminal sends the group, over the connection (a fenced instance may not signal a
+    process outside its fence, labkit/fence.py): Ctrl-C (SIGINT), which the command takes as `aws`
+    does; SIGTERM and SIGHUP, after which the script ends itself too. If the script is killed
+    outright, the child sees its connection close and ends too. The identity file is found beside
+    the instance's home: $HOME/../identity."""
     return f"""#!{python} -IS
 # The lab's `aws`: the real AWS CLI, run by a warm copy of it (labkit/labprocess/cliserver.py).
 import array, json, os, signal, socket, struct, sys
 child, caught = 0, []
 def passed_on(number, frame):
     if child:
-        os.kill(child, number)
+        s.send(bytes([number]))
     else:
         caught.append(number)  # passed on once the child is known
     if number != signal.SIGINT:
@@ -81,9 +95,16 @@ try:
     s.connect({socket_path!r})
 except OSError:
     os.execv({python!r}, [{python!r}, {real_aws!r}] + sys.argv[1:])
+try:
+    identity = [os.open(os.path.join(os.path.dirname(os.environ.get("HOME", "/").rstrip("/")), {IDENTITY_FILE!r}),
+                        os.O_RDONLY | os.O_CLOEXEC)]
+except OSError:
+    identity = []
 request = json.dumps({{"argv": sys.argv[1:], "env": dict(os.environ), "cwd": os.getcwd()}}).encode()
-fds = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))]
+fds = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2, *identity]))]
 s.sendmsg([struct.pack(">I", len(request)) + request], fds)
+for fd in identity:
+    os.close(fd)
 def answer():
     data = b""
     while len(data) < 4:
@@ -94,7 +115,7 @@ def answer():
     return struct.unpack(">i", data)[0]
 child = answer() or 0
 for number in caught if child else ():
-    os.kill(child, number)
+    s.send(bytes([number]))
 status = answer()
 sys.exit(255 if status is None else status)
 """

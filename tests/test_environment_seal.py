@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from labkit import fence
+
 ROOT = Path(__file__).resolve().parent.parent
 NO_NAMESPACES = "echo 0 > /proc/sys/user/max_user_namespaces && "  # the host's refusal, made for real
 
@@ -41,7 +43,7 @@ def test_the_lab_says_in_one_line_that_instances_are_sealed_by_environment_only(
     done = without_user_namespaces(f"{labkit} up && {labkit} status && {labkit} status --json; {labkit} down", env, 120)
     assert done.returncode == 0, done.stderr[-2000:]
     why = "user namespaces are switched off here (user.max_user_namespaces is 0)"
-    said = f"instances are sealed by environment only on this host: {why}"
+    said = f"instances are sealed by environment only on this host: {why}; {fence.said()}"
     assert f"labkit: {said}." in done.stdout.splitlines()  # at start, in one line
     assert f"  sealing:   {said}" in done.stdout.splitlines()  # in `labkit status`
     status = json.loads(done.stdout[done.stdout.index("{") : done.stdout.rindex("}") + 1])

@@ -65,7 +65,9 @@ def test_no_aws_variable_of_the_host_reaches_an_instance(either_demo: Demo, cana
     `**{k: v for k, v in os.environ.items() if k == "AWS_SECRET_ACCESS_KEY"},`): a secret without
     its key id leaves `aws` saying "Unable to locate credentials", so only the environment shows it.
     """
-    own = "cat /proc/self/environ | tr '\\0' '\\n'"  # the environment a process there starts with
+    # the environment a process there starts with, as it prints it (a fenced instance may not read
+    # /proc/self/environ: labkit/fence.py hides every process's /proc directory, its own too)
+    own = "env -0 | tr '\\0' '\\n'"
     control = subprocess.run(["bash", "-c", own], capture_output=True, text=True, check=True).stdout
     assert aws_variables(control)["AWS_SECRET_ACCESS_KEY"] == CANARY_SECRET  # the probe sees the host's
     demo = either_demo

@@ -6,7 +6,8 @@ is routed to: the test reads every packet sent there (and drops it), so any atte
 (the lab, the notebook kernels, the `aws` CLI and curl on instances) to reach beyond loopback, a DNS
 lookup included, is recorded. inotify reports every open of the student's ~/.aws. The test asserts
 that nothing went out, that nothing opened the student's ~/.aws, and that no canary value and no
-AWS_* variable of the student reached the instance's environment (`env`, and /proc/self/environ).
+AWS_* variable of the student reached the instance's environment (`env`, twice: a fenced instance,
+labkit/fence.py, may not read /proc/self/environ).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ SCENARIO = textwrap.dedent(
                     "curl -s -m 5 http://example.com/", "curl -s -m 5 https://example.com/",
                     "python3 -c 'import boto3; boto3.client(\\"iam\\").list_roles()'"]:
         print(command, box.run(command).exit_code, flush=True)
-    for line in box.run("env").stdout.splitlines() + box.run("cat /proc/self/environ").stdout.split(chr(0)):
+    for line in box.run("env").stdout.splitlines() + box.run("env -0").stdout.split(chr(0)):
         print("instance environment:", line, flush=True)
     for path in sorted(Path(sys.argv[2]).glob("[0-9][0-9]-*.ipynb")):
         lab.reset(to=path.name[:2])

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 import labkit
+from labkit import fence
 from labkit.catalogue import AL2023, APP_SERVER, INSTANCE, ROLE
 from labkit.labprocess.sandbox import refusal
 from tests.conftest import imds_get
@@ -339,7 +340,7 @@ def test_where_namespaces_are_refused_the_lab_says_why_and_keeps_the_environment
         said = [line for line in started.stdout.splitlines() if line.startswith("labkit:")]
         assert said == [
             "labkit: instances are sealed by environment only on this host: user namespaces are switched off "
-            "here (user.max_user_namespaces is 0)."
+            f"here (user.max_user_namespaces is 0); {fence.said()}."
         ], started.stdout
         lab = labkit.connect(home)
         assert not lab.info.sealed

@@ -1,6 +1,7 @@
 """A warm `aws` CLI for the lab's instances: the same program, without paying its start-up each time.
 
-    python -m labkit.labprocess.cliserver SOCKET LAB_PID    (started by the lab process; it ends with it)
+    python -m labkit.labprocess.cliserver SOCKET LAB_PID API_PORT,IMDS_PORT [SEALED_SOCKET]
+        (started by the lab process; it ends with it)
 
 A fresh `aws` process spends most of its time importing the CLI and reading botocore's JSON models.
 This server does that once, then forks a child per command. The instance's `aws` (a few lines, see
@@ -9,6 +10,12 @@ stdin, stdout and stderr; the child takes them over and runs exactly what the `a
 `awscli.clidriver.main()`, then reports the exit status. Each child starts from a pristine copy of
 the warm process, so no command sees another's state. When the server is not there, the client
 runs the real `aws` instead: the result is the same, only slower.
+
+A command from an instance sealed by environment runs in the Landlock fence of that instance
+(labkit/fence.py), as its own `aws` would: the client proves which instance it runs on by handing
+over that instance's identity file, open; without it, the command may write nothing but /tmp.
+The server holds no secret of the lab's (its ports come on its command line, its environment is
+the few variables Python and the CLI read): a command's child processes may read its memory.
 """
 
 from __future__ import annotations
@@ -26,11 +33,13 @@ import struct
 import sys
 import threading
 import types
+from pathlib import Path
 from typing import Any
 
+from labkit import fence
 from labkit.labprocess import motofixes
 from labkit.labprocess.motofixes.warm_aws import CLI_DATA_DIRS
-from labkit.protocol import HEADER
+from labkit.protocol import CLI_SERVER_USER_HOME, HEADER
 
 WARM_SERVICES = ("iam", "sts", "ec2")
 
@@ -123,7 +132,7 @@ def _exit_status(code: Any) -> int:
 
 
 def _receive(connection: socket.socket) -> tuple[dict[str, Any], list[int]]:
-    data, ancillary, _, _ = connection.recvmsg(1 << 16, socket.CMSG_SPACE(3 * array.array("i").itemsize))
+    data, ancillary, _, _ = connection.recvmsg(1 << 16, socket.CMSG_SPACE(4 * array.array("i").itemsize))
     fds = array.array("i")
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
@@ -136,16 +145,35 @@ def _receive(connection: socket.socket) -> tuple[dict[str, Any], list[int]]:
     return json.loads(data[HEADER.size :]), list(fds)
 
 
+PASSED_ON = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # what the client passes on from its terminal
+
+
 def _end_with_the_client(connection: socket.socket) -> None:
-    """In the forked child: the client sends nothing after its request, so the connection ends only
-    when the client does. If that happens before the command has finished (the client was killed,
-    say by a timeout that killed its process group), the command ends too, as `aws` would."""
+    """In the forked child: after its request the client sends only the signals its terminal sent
+    it (one byte each), which the command takes as its own; the connection ends only when the client
+    does. If that happens before the command has finished (the client was killed, say by a timeout
+    that killed its process group), the command ends too, as `aws` would."""
     try:
-        while connection.recv(1):
-            pass
+        while data := connection.recv(16):
+            for number in data:
+                if number in PASSED_ON:
+                    os.kill(os.getpid(), number)
     except OSError:
         pass
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _fence_the_command(lab_home: str, ports: tuple[int, ...], identity: list[int]) -> None:
+    """In the forked child, for a client in an instance sealed by environment (or in none): enter
+    the Landlock fence of the instance whose identity file the client handed over (labkit/fence.py),
+    or, without one, the fence of no instance. Nothing where the kernel has no Landlock."""
+    home = Path(lab_home)
+    instance = fence.proven_instance(home, identity[0]) if identity else None
+    for fd in identity:
+        os.close(fd)
+    fenced = fence.build(home, instance, ports=ports, homes=(os.environ.get(CLI_SERVER_USER_HOME, ""),))
+    if fenced is not None:
+        fenced.apply()
 
 
 NS_GET_PARENT = 0xB702  # ioctl on a namespace: its parent user namespace
@@ -200,23 +228,32 @@ def _enter_the_clients_instance(connection: socket.socket) -> bool:
     return True
 
 
-def _run(connection: socket.socket, home_paths: list[tuple[Any, str | None]]) -> None:
-    """In the forked child: become the client's `aws` process, run the command, report its status."""
+def _run(connection: socket.socket, home_paths: list[tuple[Any, str | None]], lab: tuple[str, tuple[int, ...]]) -> None:
+    """In the forked child: become the client's `aws` process, run the command, report its status.
+    `lab`: the lab's directory and its API and metadata ports."""
     import awscli
     import awscli.clidriver
 
     status = 255
     try:
         request, fds = _receive(connection)
-        _enter_the_clients_instance(connection)  # before any thread: setns needs a lone one
-        # the client passes Ctrl-C on to this pid (inside a sealed instance, the one it has there)
+        fds, identity = fds[:3], fds[3:]
+        # before any thread: setns needs a lone one, and Landlock fences the calling thread only
+        if not _enter_the_clients_instance(connection):
+            try:
+                _fence_the_command(*lab, identity)
+            except OSError as error:
+                os.write(
+                    fds[2], f"aws: the lab could not fence this command ({error}), so it did not run it\n".encode()
+                )
+                raise
+        # the command runs: its pid (inside a sealed instance, the one it has there) tells the client so
         connection.sendall(struct.pack(">i", os.getpid()))
         # The watcher thread blocks the signals a terminal sends: the kernel hands a process's signal
         # to any thread that does not, and one the watcher took would never interrupt the command.
-        passed_on = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-        signal.pthread_sigmask(signal.SIG_BLOCK, passed_on)
+        signal.pthread_sigmask(signal.SIG_BLOCK, PASSED_ON)
         threading.Thread(target=_end_with_the_client, args=(connection,), daemon=True).start()
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, passed_on)  # the thread keeps the mask it started with
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, PASSED_ON)  # the thread keeps the mask it started with
         for target, fd in zip((0, 1, 2), fds, strict=True):
             os.dup2(fd, target)
             os.close(fd)
@@ -260,8 +297,9 @@ def _run(connection: socket.socket, home_paths: list[tuple[Any, str | None]]) ->
             os._exit(int(status) & 0xFF)
 
 
-def serve(path: str, lab: int, sealed_path: str | None = None) -> None:
+def serve(path: str, lab: int, ports: tuple[int, ...], sealed_path: str | None = None) -> None:
     """Warm up, then fork a child per command until the lab process `lab`, our parent, is gone.
+    `ports`: the lab's API and metadata ports, all the TCP a fenced command may reach.
     `sealed_path`: a second socket, the one sealed instances reach (labprocess/sandbox.py)."""
     if os.getppid() != lab:  # it died while we were starting
         return
@@ -293,11 +331,11 @@ def serve(path: str, lab: int, sealed_path: str | None = None) -> None:
                     each.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 connection.settimeout(None)
-                _run(connection, home_paths)
+                _run(connection, home_paths, (os.path.dirname(path), ports))
             connection.close()
     for where in [path, *([sealed_path] if sealed_path else [])]:
         os.unlink(where)
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], int(sys.argv[2]), *sys.argv[3:4])
+    serve(sys.argv[1], int(sys.argv[2]), tuple(int(port) for port in sys.argv[3].split(",")), *sys.argv[4:5])

@@ -41,10 +41,11 @@ from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
+from labkit import fence
 from labkit.labprocess.backends import ChangeNotSaved
 from labkit.labprocess.journal import Journal, action_of, changes_something
 from labkit.labprocess.propagation import OPTIONS_FILE, valid_delay
-from labkit.protocol import CLI_SERVER_HOME, CLI_SOCKET
+from labkit.protocol import CLI_SERVER_HOME, CLI_SERVER_USER_HOME, CLI_SOCKET
 from labkit.statedir import (
     LabInfo,
     ensure_home,
@@ -213,7 +214,12 @@ def _json(start_response: StartResponse, status: int, data: dict[str, Any]) -> l
     return [body]
 
 
-def _start_cli_server(home: Path, *, sealed: bool = False) -> subprocess.Popen[bytes] | None:
+# What the warm `aws` server keeps of the lab process's environment: what Python and the CLI read as
+# they start. Nothing else: its children, which a command may read, hold a copy (cliserver.py).
+CLI_SERVER_ENV = ("PATH", "LANG", "TZ", "TMPDIR", "LC_", "PYTHON", "AWS_", "SSL_CERT_", "REQUESTS_CA_BUNDLE")
+
+
+def _start_cli_server(home: Path, ports: tuple[int, int], *, sealed: bool = False) -> subprocess.Popen[bytes] | None:
     """The warm `aws` of the lab's instances (labkit/labprocess/cliserver.py); it ends when this process does."""
     path = home / CLI_SOCKET
     if len(str(path)) > 100:  # a Unix socket's path must be short; instances then run the real aws
@@ -221,9 +227,12 @@ def _start_cli_server(home: Path, *, sealed: bool = False) -> subprocess.Popen[b
         return None
     private = home / CLI_SERVER_HOME  # its own HOME: it never reads the student's
     private.mkdir(mode=0o700, exist_ok=True)
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONHASHSEED"}  # as any aws process
+    env = {key: value for key, value in os.environ.items() if key.startswith(CLI_SERVER_ENV)}
+    env.pop("PYTHONHASHSEED", None)  # as any aws process
     env["HOME"] = str(private)
-    command = [sys.executable, "-m", "labkit.labprocess.cliserver", str(path), str(os.getpid())]
+    env[CLI_SERVER_USER_HOME] = os.environ.get("HOME", "")  # hidden from the commands it runs, as from instances
+    served = [str(path), str(os.getpid()), ",".join(map(str, ports))]
+    command = [sys.executable, "-m", "labkit.labprocess.cliserver", *served]
     if sealed:  # a second socket, in a directory of its own that every sandbox shows at /run/labkit
         from labkit.labprocess.sandbox import CLI_DIR
 
@@ -304,7 +313,7 @@ def serve(home: Path, *, iam_delay: float | None = None, sealed: bool | None = N
     for server in (api, imds):
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     seal_asked = chosen_sealed(home, sealed)
-    seal_note = "instances are sealed by environment only: the lab was started with --no-sealed"
+    seal_note = f"instances are sealed by environment only: the lab was started with --no-sealed; {fence.said()}"
     if seal_asked:
         from labkit.labprocess import sandbox
 
@@ -314,7 +323,7 @@ def serve(home: Path, *, iam_delay: float | None = None, sealed: bool | None = N
             app.reconcile()  # the instances running when the lab stopped get theirs again
             seal_note = ""
         else:
-            seal_note = f"instances are sealed by environment only on this host: {why}"
+            seal_note = f"instances are sealed by environment only on this host: {why}; {fence.said()}"
             print(f"labkit: {seal_note}", flush=True)
 
     info = LabInfo(
@@ -334,7 +343,7 @@ def serve(home: Path, *, iam_delay: float | None = None, sealed: bool | None = N
         seal_note=seal_note,
     )
     write_info(home, info)
-    cli = _start_cli_server(home, sealed=app.sandboxes is not None)
+    cli = _start_cli_server(home, (info.api_port, info.imds_port), sealed=app.sandboxes is not None)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     print(f"labkit lab {os.getpid()} serving AWS on {info.api_url}, metadata on port {info.imds_port}", flush=True)
