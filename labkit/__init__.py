@@ -6,7 +6,7 @@
     lab.instance("demo-instance").run("aws iam list-users")   # the real aws CLI, on the instance
 
 moto plays AWS on loopback with IAM authorization on; labkit adds what moto lacks: each
-instance's Instance Metadata Service, and a sealed shell per instance. In a notebook,
+instance's Instance Metadata Service, and each instance a machine of its own. In a notebook,
 `connect()` also registers the `%%instance NAME` cell magic.
 
 Layers, each built on the one before, never the reverse: the connection to the lab (`lab.py`:

@@ -1,6 +1,13 @@
-"""Simulated EC2 instances: a sealed shell per instance, as after `ssh ec2-user@...`.
+"""Simulated EC2 instances: a machine of its own per instance, as after `ssh ec2-user@...`.
 
-Commands run in bash on this machine, in an environment built from nothing:
+Where the host allows user namespaces (the default), an instance is sealed by the kernel
+(labkit/labprocess/sandbox.py): commands enter its namespaces with util-linux `nsenter`, as ec2-user
+(uid 1000), in /home/ec2-user, with an environment as over SSH to Amazon Linux 2023: no endpoint,
+no proxy, nothing of the lab's. The lab tells this client (the student's own) which processes hold
+an instance's namespaces.
+
+Where it does not (or with `labkit up --no-sealed`), an instance is sealed by its environment:
+commands run in bash on this machine, in an environment built from nothing:
 
 - the instance's own home directory (`~/.aws/credentials` written there stays there);
 - none of the host's `AWS_*` variables, config or credential files;
@@ -14,12 +21,6 @@ Commands run in bash on this machine, in an environment built from nothing:
   machine but not the lab's directory (save the instance's home) nor the user's home, write only
   there and in /tmp, reach no other TCP port than the lab's two, and can neither read nor signal
   another process (`ps` shows nothing).
-
-With `labkit up --sealed`, an instance is instead a machine of its own, sealed by the kernel
-(labkit/labprocess/sandbox.py): commands enter its namespaces with util-linux `nsenter`, as ec2-user
-(uid 1000), in /home/ec2-user, with an environment as over SSH to Amazon Linux 2023: no endpoint,
-no proxy, nothing of the lab's. The lab tells this client (the student's own) which processes hold
-an instance's namespaces.
 
 What a student types reaches bash through an anonymous file (an inherited descriptor), never as an
 argument: another user of this machine can read every process's command line, and a cell may hold a
