@@ -553,32 +553,26 @@ class Instance:
         return for_instance(self.lab_home, self.id, ports=(info.api_port, info.imds_port))
 
     def environ(self) -> dict[str, str]:
-        """The whole environment of a shell on this instance, built from nothing."""
+        """The whole environment of a shell on this instance, built from nothing: as over SSH to
+        Amazon Linux 2023 when sealed by the kernel; by environment, the lab's endpoint and proxy too."""
         info = self.info
-        if info.sealed:
-            return {
-                "HOME": SEALED_HOME,
-                "USER": "ec2-user",
-                "LOGNAME": "ec2-user",
-                "SHELL": "/bin/bash",
-                "HOSTNAME": self.hostname,
-                "PATH": SYSTEM_PATH,
-                "LANG": "C.UTF-8",
-                "TERM": os.environ.get("TERM", "xterm-256color"),
-                "AWS_DEFAULT_REGION": REGION,
-            }
-        proxy = f"http://{self.id}:{instance_key(info.secret, self.id)}@127.0.0.1:{info.imds_port}"
-        return {
-            "HOME": str(self.home),
+        shell = {
+            "HOME": SEALED_HOME if info.sealed else str(self.home),
             "USER": "ec2-user",
             "LOGNAME": "ec2-user",
             "SHELL": "/bin/bash",
             "HOSTNAME": self.hostname,
-            "PATH": f"{_bin_dir(self.lab_home)}:{SYSTEM_PATH}",
+            "PATH": SYSTEM_PATH if info.sealed else f"{_bin_dir(self.lab_home)}:{SYSTEM_PATH}",
             "LANG": "C.UTF-8",
             "TERM": os.environ.get("TERM", "xterm-256color"),
-            "AWS_ENDPOINT_URL": info.api_url,
             "AWS_DEFAULT_REGION": REGION,
+        }
+        if info.sealed:
+            return shell
+        proxy = f"http://{self.id}:{instance_key(info.secret, self.id)}@127.0.0.1:{info.imds_port}"
+        return {
+            **shell,
+            "AWS_ENDPOINT_URL": info.api_url,
             **{name: proxy for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY")},
             **{name: "127.0.0.1,localhost" for name in ("no_proxy", "NO_PROXY")},
         }
