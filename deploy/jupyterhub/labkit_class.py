@@ -61,6 +61,25 @@ c = get_config()  # noqa: F821 - given by JupyterHub's config loader (also with 
 # Every student's server loads labkit's extension (the lab API above). Keep JupyterLab and the rest.
 c.Spawner.args.append("--ServerApp.jpserver_extensions=labkit.classroom.server_extension=True")
 
+# A single-user server checks a token's scopes without the hub's database, so it cannot tell that its
+# user is in the class group: `access:servers!group=class` alone is refused there (JupyterHub documents
+# this in jupyterhub.services.auth.check_scopes, 5.x and 6.x). The servers of the class's students
+# therefore also accept that exact scope; the hub decides who holds it (the page's role, below).
+# Membership is read when a server starts: a student added to the group restarts their server.
+c.Spawner.group_overrides.update(
+    {
+        "labkit-class-access": {
+            "groups": [CLASS_GROUP],
+            "spawner_override": {
+                "oauth_access_scopes": lambda spawner: [
+                    *spawner.oauth_access_scopes,
+                    f"access:servers!group={CLASS_GROUP}",
+                ],
+            },
+        }
+    }
+)
+
 c.JupyterHub.services.append(
     {
         "name": SERVICE_NAME,
