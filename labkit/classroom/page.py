@@ -96,7 +96,8 @@ def _row_html(r: Row, notebooks: Sequence[str]) -> str:
 
 
 STYLE = """
-body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
+body { font: 14px/1.4 system-ui, sans-serif; margin: 0.5em; color: #222; }
+main { display: inline-block; padding: 1em; }
 table { border-collapse: collapse; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
 thead th { background: #f3f3f3; }
@@ -150,10 +151,10 @@ def class_html(
         results = f'<section class="done-list" role="status"><h2>Reset</h2><ul>{items}</ul></section>'
     took = f" in {seconds:.2f} s" if seconds is not None else ""
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Class {escape(group)}: labs</title>
+<html lang="en"><head><meta charset="utf-8"><title>Labs of {escape(group)}</title>
 <style>{STYLE}</style></head>
 <body><main>
-<h1>Class {escape(group)}: every student's lab</h1>
+<h1>Every student's lab: group {escape(group)}</h1>
 <p>{len(rows)} students; each server asked at once, {timeout:g} s each{took}.
 <a href="class.csv" download>Download CSV</a> · <a href="">Refresh</a></p>
 {results}
