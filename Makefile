@@ -6,9 +6,10 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 TESTSTAMP = $(VENV)/.installed-test
+PROXYSTAMP = node_modules/.installed
 FIRST   = $(firstword $(wildcard notebooks/00-*.ipynb) .)
 
-.PHONY: setup lab test preflight lint notebooks mutations bench clean install
+.PHONY: setup lab test preflight lint notebooks mutations bench clean install hub-proxy install-hub
 
 setup: $(STAMP)
 
@@ -26,7 +27,15 @@ $(TESTSTAMP): $(STAMP)
 lab: setup  # labkit up, then JupyterLab with the venv first on PATH in its kernels and terminals
 	jupyter/start-lab $(VENV) $(FIRST)
 
-test: preflight $(TESTSTAMP)
+# configurable-http-proxy, JupyterHub's proxy (tests/test_classroom.py, a class hub: deploy/jupyterhub/),
+# at the exact versions of package-lock.json. 5.2.0: 5.3.0's commander 15 wants Node 22, Debian has 20.
+hub-proxy: $(PROXYSTAMP)
+
+$(PROXYSTAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(PROXYSTAMP)
+
+test: preflight $(TESTSTAMP) $(PROXYSTAMP)
 	$(BIN)/python -m pytest tests notebooks --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg
 
 preflight:  # what the suite needs beyond Python, checked before anything is installed: one line if missing
@@ -44,7 +53,7 @@ lint: setup
 mutations: $(TESTSTAMP)  # deliberate breakages the suite must catch (tools/mutations); not part of `make test`
 	$(BIN)/python tools/mutations
 
-bench: setup
+bench: $(TESTSTAMP)  # the class page's row needs jupyterhub (the test extra)
 	$(BIN)/python benchmarks/run
 
 clean:
@@ -78,3 +87,16 @@ install:
 	    "Make it again from a Python every user may run: rm -rf $(PREFIX) && make install SHARED_PYTHON=/usr/bin/python3" >&2; \
 	  exit 1; }
 	@echo "Installed labkit in $(PREFIX); every user now runs it as \`labkit\` ($(BINDIR)/labkit)."
+
+# `make install-hub`, as root: the same, with JupyterHub (the `hub` extra) and configurable-http-proxy in
+# $(PREFIX), and the class hub's config in $(PREFIX)/etc/jupyterhub (deploy/jupyterhub/, docs/instructors.md):
+#   $(PREFIX)/bin/jupyterhub -f $(PREFIX)/etc/jupyterhub/jupyterhub_config.py
+install-hub: install
+	$(PREFIX)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt '.[hub]'
+	rm -rf build
+	cp package.json package-lock.json $(PREFIX)/
+	cd $(PREFIX) && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(PREFIX)/etc/jupyterhub
+	cp deploy/jupyterhub/jupyterhub_config.py deploy/jupyterhub/labkit_class.py $(PREFIX)/etc/jupyterhub/
+	chmod -R a+rX $(PREFIX)
+	@echo "Class hub installed: $(PREFIX)/bin/jupyterhub -f $(PREFIX)/etc/jupyterhub/jupyterhub_config.py, as root."

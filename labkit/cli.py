@@ -18,6 +18,7 @@ from labkit.catalogue import NOTEBOOKS, checkpoint
 from labkit.errors import LabError
 from labkit.lab import down, running_info, up
 from labkit.lesson import Lab, connect
+from labkit.report import status_report
 from labkit.solutions import before
 from labkit.statedir import lab_home
 
@@ -92,45 +93,18 @@ def _cmd_down(args: argparse.Namespace) -> int:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     home = lab_home()
+    if args.json:
+        data = status_report(home)
+        print(json.dumps(data, indent=2 if data["running"] else None))
+        return 0 if data["running"] else 1
     info = running_info(home)
     if info is None:
-        if args.json:
-            print(json.dumps({"running": False, "home": str(home)}))
-        else:
-            print(f"No lab is running for {home}. Start it with `labkit up`.")
+        print(f"No lab is running for {home}. Start it with `labkit up`.")
         return 1
     lab = Lab(home, info)
     status = lab.status()
     progress = lab.progress()
     since = datetime.fromtimestamp(info.started_at, UTC).astimezone()
-    if args.json:
-        print(json.dumps({
-            "running": True,
-            "home": str(home),
-            "pid": info.pid,
-            "api_url": info.api_url,
-            "started_at": since.isoformat(timespec="seconds"),
-            "users": status.users,
-            "roles": status.roles,
-            "instances": [
-                {"id": i.instance_id, "name": i.name, "state": i.state, "private_ip": i.private_ip,
-                 "role": status.role_of(i)} for i in status.instances
-            ],
-            "finished": progress.finished,
-            "furthest": progress.furthest,
-            "progress": {
-                n: {"done": progress.done(n), "holds": r.ok, "missing": [c.item for c in r.missing]}
-                for n, r in progress.reports.items()
-            },
-            "fixes_missing": info.fixes_missing,
-            "iam_delay": info.iam_delay,
-            "sealed": info.sealed,
-            "seal_asked": info.seal_asked,
-            "seal_note": info.seal_note,
-            "restored": info.restoration(),
-            "journal": status.journal,
-        }, indent=2))  # fmt: skip
-        return 0
     print(f"Lab {status.pid} running at {status.api_url} since {since:%Y-%m-%d %H:%M} (state in {status.home})")
     print(f"  users:     {', '.join(status.users) or '-'}")
     print(f"  roles:     {', '.join(status.roles) or '-'}")

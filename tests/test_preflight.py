@@ -12,7 +12,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PREFLIGHT = REPO / "tools" / "preflight"
 NO_CHROMIUM = "make test needs chromium: apt-get install chromium, as root (Debian/Ubuntu)"
-TOOLS = ("bash", "curl", "unshare", "ip", "strace", "make")
+TOOLS = ("bash", "curl", "unshare", "ip", "strace", "make", "node", "npm")
 
 
 def machine(tmp_path: Path, *, without: tuple[str, ...] = (), chromium: bool = True) -> dict[str, str]:
@@ -58,6 +58,12 @@ def test_it_names_every_missing_package_in_one_line(tmp_path: Path) -> None:
         "make test needs chromium, curl, util-linux and iproute2: "
         "apt-get install chromium curl util-linux iproute2, as root (Debian/Ubuntu)\n"
     )
+
+
+def test_without_node_it_names_nodejs_and_npm(tmp_path: Path) -> None:
+    done, _ = preflight(machine(tmp_path, without=("node", "npm")))
+    assert done.returncode == 1
+    assert done.stderr == "make test needs nodejs and npm: apt-get install nodejs npm, as root (Debian/Ubuntu)\n"
 
 
 def test_two_missing_packages_read_as_a_sentence(tmp_path: Path) -> None:
