@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,3 +120,39 @@ def either_demo(request: pytest.FixtureRequest, lab: labkit.Lab, environment_lab
 def attached(demo: Demo) -> Demo:
     demo.attach()
     return demo
+
+
+STUDENT = "labkit-student"  # an unprivileged user; .ci/run creates it, and so does python_as_student if missing
+REPO = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def python_as_student(*, sealed: bool) -> Iterator[list[str]]:
+    """The command that runs the system's Python 3 as the unprivileged user labkit-student, with this
+    repository's labkit and the venv's packages (root's own Python is out of their reach), in a lab
+    home of its own, sealed or not. The lab is stopped, and its home removed, after."""
+    assert os.geteuid() == 0, "acting as the user labkit-student needs root (as in CI)"
+    try:
+        student = pwd.getpwnam(STUDENT)
+    except KeyError:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", STUDENT], check=True)
+        student = pwd.getpwnam(STUDENT)
+    base = Path(tempfile.mkdtemp(prefix="labkit-student-"))
+    base.chmod(0o755)  # mkdtemp makes it 0700; the student must reach their lab's directory inside
+    home = base / "student-lab"
+    home.mkdir(mode=0o700)
+    os.chown(home, student.pw_uid, student.pw_gid)
+    site = next(Path(sys.prefix).glob("lib/python3.*/site-packages"))
+    env = {
+        "HOME": student.pw_dir,
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "LABKIT_HOME": str(home),
+        "LABKIT_SEALED": "1" if sealed else "0",
+        "PYTHONPATH": f"{REPO}:{site}",
+    }
+    python = ["runuser", "-u", STUDENT, "--", "env", "-i", *(f"{k}={v}" for k, v in env.items()), "/usr/bin/python3"]
+    try:
+        yield python
+    finally:
+        subprocess.run([*python, "-m", "labkit.cli", "down"], capture_output=True, timeout=60)
+        shutil.rmtree(base, ignore_errors=True)

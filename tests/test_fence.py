@@ -14,13 +14,10 @@ import ctypes
 import http.server
 import json
 import os
-import pwd
 import re
 import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -31,9 +28,8 @@ import pytest
 import labkit
 from labkit.catalogue import APP_SERVER, INSTANCE, ROLE
 from labkit.protocol import INFO_FILE
+from tests.conftest import python_as_student
 
-ROOT = Path(__file__).resolve().parent.parent
-STUDENT = "labkit-student"  # an unprivileged user; created if missing, as tests/test_sealed.py does
 CANARY_KEY = "AKIAFENCECANARY00001"
 CANARY_SECRET = "fence/canary/secret/fence/canary/secret/01"
 TOKEN = 'T=$(curl -s -X PUT http://169.254.169.254/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 60")'
@@ -334,41 +330,9 @@ labkit.down()
 def test_an_unprivileged_users_instance_cannot_read_the_labs_record() -> None:
     """The lab run by a user without root, its instances sealed by environment (CI runs as root:
     the test creates that user)."""
-    assert os.geteuid() == 0, "this test acts as the user labkit-student, which needs root (as in CI)"
     assert ABI > 0, "this kernel has no Landlock: instances are not fenced"
-    try:
-        student = pwd.getpwnam(STUDENT)
-    except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", STUDENT], check=True)
-        student = pwd.getpwnam(STUDENT)
-    base = Path(tempfile.mkdtemp(prefix="labkit-fence-"))
-    base.chmod(0o755)  # mkdtemp makes it 0700; the student must reach their lab's directory inside
-    home = base / "student-lab"
-    home.mkdir(mode=0o700)
-    os.chown(home, student.pw_uid, student.pw_gid)
-    site = next(Path(sys.prefix).glob("lib/python3.*/site-packages"))  # root's own Python is out of their reach
-    env = {
-        "HOME": student.pw_dir,
-        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
-        "LABKIT_HOME": str(home),
-        "LABKIT_SEALED": "0",
-        "PYTHONPATH": f"{ROOT}:{site}",
-    }
-    as_student = [
-        "runuser",
-        "-u",
-        STUDENT,
-        "--",
-        "env",
-        "-i",
-        *(f"{k}={v}" for k, v in env.items()),
-        "/usr/bin/python3",
-    ]
-    try:
-        ran = subprocess.run(as_student, input=STUDENT_SCRIPT, capture_output=True, text=True, timeout=300, cwd="/")
-    finally:
-        subprocess.run([*as_student, "-m", "labkit.cli", "down"], capture_output=True, timeout=60)
-        shutil.rmtree(base, ignore_errors=True)
+    with python_as_student(sealed=False) as python:
+        ran = subprocess.run(python, input=STUDENT_SCRIPT, capture_output=True, text=True, timeout=300, cwd="/")
     assert ran.returncode == 0, ran.stderr[-3000:]
     result = json.loads(ran.stdout.splitlines()[-1])
     assert result["sealed"] is False

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,10 +24,9 @@ import labkit
 from labkit import fence
 from labkit.catalogue import AL2023, APP_SERVER, INSTANCE, ROLE
 from labkit.labprocess.sandbox import refusal
-from tests.conftest import imds_get
+from tests.conftest import imds_get, python_as_student
 
 ROOT = Path(__file__).resolve().parent.parent
-STUDENT = "labkit-student"  # an unprivileged user; .ci/run creates it, and so does this file if missing
 TOKEN = 'T=$(curl -s -X PUT http://169.254.169.254/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 60")'
 
 
@@ -375,39 +371,8 @@ labkit.down()
 
 def test_an_unprivileged_user_gets_sealed_instances() -> None:
     """The lab run by a user without root (CI runs as root: the test creates that user)."""
-    assert os.geteuid() == 0, "this test acts as the user labkit-student, which needs root (as in CI)"
-    try:
-        student = pwd.getpwnam(STUDENT)
-    except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", STUDENT], check=True)
-        student = pwd.getpwnam(STUDENT)
-    base = Path(tempfile.mkdtemp(prefix="labkit-sealed-"))
-    base.chmod(0o755)  # mkdtemp makes it 0700; the student must reach their lab's directory inside
-    home = base / "student-lab"
-    home.mkdir(mode=0o700)
-    os.chown(home, student.pw_uid, student.pw_gid)
-    # the system's Python 3.11 with this venv's packages: root's own Python is in /root, out of their reach
-    site = next(Path(sys.prefix).glob("lib/python3.*/site-packages"))
-    env = {
-        "HOME": student.pw_dir,
-        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
-        "LABKIT_HOME": str(home),
-        "LABKIT_SEALED": "1",
-        "PYTHONPATH": f"{ROOT}:{site}",
-    }
-    try:
-        ran = subprocess.run(
-            ["runuser", "-u", STUDENT, "--", "env", "-i", *(f"{k}={v}" for k, v in env.items()), "/usr/bin/python3"],
-            input=STUDENT_SCRIPT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            cwd="/",
-        )
-    finally:
-        subprocess.run(["runuser", "-u", STUDENT, "--", "env", "-i", *(f"{k}={v}" for k, v in env.items()),
-                        "/usr/bin/python3", "-m", "labkit.cli", "down"], capture_output=True, timeout=60)  # fmt: skip
-        shutil.rmtree(base, ignore_errors=True)
+    with python_as_student(sealed=True) as python:
+        ran = subprocess.run(python, input=STUDENT_SCRIPT, capture_output=True, text=True, timeout=300, cwd="/")
     assert ran.returncode == 0, ran.stderr[-3000:]
     result = json.loads(ran.stdout.splitlines()[-1])
     assert result["sealed"] is True
