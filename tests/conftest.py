@@ -126,6 +126,18 @@ STUDENT = "labkit-student"  # an unprivileged user; .ci/run creates it, and so d
 REPO = Path(__file__).resolve().parent.parent
 
 
+# A script's start, run by python_as_student's Python: the student's lab, and `box`, an instance launched in it.
+LAUNCHED_BY_STUDENT = """
+import json, labkit
+from labkit.catalogue import AL2023
+lab = labkit.connect()
+ec2 = lab.client("ec2")
+image = ec2.describe_images(Owners=["amazon"], Filters=AL2023)["Images"][0]["ImageId"]
+launched = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro")
+box = lab.instance(launched["Instances"][0]["InstanceId"])
+"""
+
+
 @contextmanager
 def python_as_student(*, sealed: bool) -> Iterator[list[str]]:
     """The command that runs the system's Python 3 as the unprivileged user labkit-student, with this

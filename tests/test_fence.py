@@ -28,7 +28,7 @@ import pytest
 import labkit
 from labkit.catalogue import APP_SERVER, INSTANCE, ROLE
 from labkit.protocol import INFO_FILE
-from tests.conftest import python_as_student
+from tests.conftest import LAUNCHED_BY_STUDENT, python_as_student
 
 CANARY_KEY = "AKIAFENCECANARY00001"
 CANARY_SECRET = "fence/canary/secret/fence/canary/secret/01"
@@ -309,14 +309,10 @@ def test_an_instance_cannot_signal_the_kernel_or_the_lab(fallback: labkit.Lab) -
     assert unfenced(fallback.instance(INSTANCE), f"kill -0 {fallback.info.pid}").returncode == 0
 
 
-STUDENT_SCRIPT = """
-import json, subprocess, labkit
-from labkit.catalogue import AL2023
-lab = labkit.connect()
-ec2 = lab.client("ec2")
-image = ec2.describe_images(Owners=["amazon"], Filters=AL2023)["Images"][0]["ImageId"]
-launched = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro")
-box = lab.instance(launched["Instances"][0]["InstanceId"])
+STUDENT_SCRIPT = (
+    LAUNCHED_BY_STUDENT
+    + """
+import subprocess
 record = str(lab.home / "lab.json")
 fenced = box.run("cat " + record)
 control = subprocess.run(["cat", record], capture_output=True, text=True, env=box.environ(), cwd=box.home)
@@ -325,6 +321,7 @@ said["control"] = [control.returncode, lab.info.secret in control.stdout]
 print(json.dumps({"sealed": lab.info.sealed, **said}))
 labkit.down()
 """
+)
 
 
 def test_an_unprivileged_users_instance_cannot_read_the_labs_record() -> None:

@@ -24,7 +24,7 @@ import labkit
 from labkit import fence
 from labkit.catalogue import AL2023, APP_SERVER, INSTANCE, ROLE
 from labkit.labprocess.sandbox import refusal
-from tests.conftest import imds_get, python_as_student
+from tests.conftest import LAUNCHED_BY_STUDENT, imds_get, python_as_student
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = 'T=$(curl -s -X PUT http://169.254.169.254/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 60")'
@@ -351,14 +351,9 @@ def test_where_namespaces_are_refused_the_lab_says_why_and_keeps_the_environment
         labkit.down(home)
 
 
-STUDENT_SCRIPT = """
-import json, labkit
-from labkit.catalogue import AL2023
-lab = labkit.connect()
-ec2 = lab.client("ec2")
-image = ec2.describe_images(Owners=["amazon"], Filters=AL2023)["Images"][0]["ImageId"]
-launched = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro")
-box = lab.instance(launched["Instances"][0]["InstanceId"])
+STUDENT_SCRIPT = (
+    LAUNCHED_BY_STUDENT
+    + """
 said = box.run_lines(
     "whoami\\nhostname\\nls /home\\ncat /proc/self/uid_map\\n"
     "curl -s -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 9' "
@@ -367,6 +362,7 @@ said = box.run_lines(
 print(json.dumps({"sealed": lab.info.sealed, "said": [r.stdout.strip() for r in said.results]}))
 labkit.down()
 """
+)
 
 
 def test_an_unprivileged_user_gets_sealed_instances() -> None:
