@@ -261,6 +261,11 @@ class Progress:
         return self.furthest is not None and notebook <= self.furthest
 
     @property
+    def next(self) -> str | None:
+        """The notebook the student is ready for (what `reset --to NN` names), None after the series."""
+        return next((number for number in self.reports if not self.done(number)), None)
+
+    @property
     def finished(self) -> str:
         """What the student has finished, in words: "the series", "notebooks 00-03", "nothing yet"."""
         last = self.furthest

@@ -121,7 +121,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         profile = inst.instance_profile_arn.rsplit("/", 1)[-1] if inst.instance_profile_arn else None
         held = f"role {role} (profile {profile})" if role else f"profile {profile}, no role" if profile else "no role"
         print(f"    {inst.instance_id}  {inst.name or '-':<16} {inst.state:<11} {inst.private_ip:<15} {held}")
-    print(f"Progress: finished {progress.finished}")
+    ready = f"; ready for {NOTEBOOKS[progress.next]}" if progress.next else ""
+    print(f"Progress: finished {progress.finished}{ready}")
     for number, report in progress.reports.items():
         if progress.done(number):
             note = "" if report.ok else "done (later notebooks changed what it built)"

@@ -39,6 +39,7 @@ def status_report(home: Path) -> dict[str, Any]:
         ],
         "finished": progress.finished,
         "furthest": progress.furthest,
+        "next": progress.next,  # the notebook the student is ready for: `reset --to 04` makes it "04"
         "progress": {
             n: {"done": progress.done(n), "holds": r.ok, "missing": [c.item for c in r.missing]}
             for n, r in progress.reports.items()

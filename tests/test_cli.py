@@ -175,8 +175,8 @@ def test_reset_asks_on_a_terminal_and_does_nothing_unless_told_yes(home: Path) -
 def test_status_shows_progress_for_instructors(home: Path) -> None:
     labkit(home, "reset", "--to", "03")
     status = labkit(home, "status").stdout
-    assert "Progress: finished notebooks 00-02" in status
-    row = next(line for line in status.splitlines() if "03-attach-the-role.ipynb" in line)
+    assert "Progress: finished notebooks 00-02; ready for 03-attach-the-role.ipynb" in status.splitlines()
+    row = next(line for line in status.splitlines() if line.startswith("  ✗ 03-attach-the-role.ipynb"))
     assert row.split(None, 2) == [
         "✗",
         "03-attach-the-role.ipynb",
@@ -184,7 +184,7 @@ def test_status_shows_progress_for_instructors(home: Path) -> None:
     ]
     report = json.loads(labkit(home, "status", "--json").stdout)
     assert report["running"] is True and report["finished"] == "notebooks 00-02"
-    assert report["furthest"] == "02"
+    assert (report["furthest"], report["next"]) == ("02", "03")  # `reset --to 03`: ready for 03
     assert report["progress"]["03"] == {
         "done": False,
         "holds": False,
@@ -201,12 +201,12 @@ def test_status_of_a_student_who_finished_the_series_says_so(home: Path) -> None
     labkit(home, "reset", "--to", "06")
     solutions.notebook_06(package.connect(home))
     status = labkit(home, "status").stdout
-    assert "Progress: finished the series" in status
+    assert "Progress: finished the series" in status.splitlines()  # ready for nothing more
     rows = [line.split(None, 2) for line in status.splitlines() if ".ipynb" in line]
     assert [row[0] for row in rows] == ["✓"] * 7
     assert rows[1] == ["✓", "01-the-problem.ipynb", "done (later notebooks changed what it built)"]
     report = json.loads(labkit(home, "status", "--json").stdout)
-    assert (report["finished"], report["furthest"]) == ("the series", "06")
+    assert (report["finished"], report["furthest"], report["next"]) == ("the series", "06", None)
     assert all(entry["done"] for entry in report["progress"].values())
     assert report["progress"]["06"] == {"done": True, "holds": True, "missing": []}
 
@@ -215,7 +215,7 @@ def test_a_fresh_lab_has_not_finished_the_clean_up(home: Path) -> None:
     """Notebook 06 cleans up what the series made; a lab that never made it has not done 06."""
     labkit(home, "reset")
     report = json.loads(labkit(home, "status", "--json").stdout)
-    assert (report["finished"], report["furthest"]) == ("notebook 00", "00")
+    assert (report["finished"], report["furthest"], report["next"]) == ("notebook 00", "00", "01")
     assert report["progress"]["06"]["done"] is False
     assert labkit(home, "check", "06").returncode == 1
 
