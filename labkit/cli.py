@@ -18,11 +18,10 @@ from labkit.catalogue import NOTEBOOKS, checkpoint
 from labkit.errors import LabError
 from labkit.lab import down, running_info, up
 from labkit.lesson import Lab, connect
+from labkit.protocol import MAX_IAM_DELAY
 from labkit.report import status_report
 from labkit.solutions import before
 from labkit.statedir import lab_home
-
-MAX_IAM_DELAY = 600.0  # seconds; the lab process checks the same bound (labkit/labprocess/propagation.py)
 
 EPILOG = """examples:
   labkit up                          start the lab (or find the running one)

@@ -4,7 +4,7 @@ The student's kernel and the `labkit` command (the client), the lab process (lab
 and the warm `aws` of instances share no code but this module, labkit.statedir and labkit.fence
 (the Landlock fence of instances). Here is:
 
-- the lab's one account and region;
+- the lab's one account and region, and the longest IAM delay it emulates;
 - the state directory's layout (`lab.json`, `journal.jsonl`, `aws.sock`, `instances/<id>/home`,
   `instances/<id>/identity`, …);
 - how an instance proves who it is to the metadata service (its proxy password);
@@ -22,6 +22,7 @@ from pathlib import Path
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
+MAX_IAM_DELAY = 600.0  # seconds, the most `labkit up --iam-delay` takes: AWS takes seconds, at times minutes
 
 # The state directory (labkit.statedir.lab_home): one lab.
 INFO_FILE = "lab.json"  # ports, pid, administrator keys and secret of the running lab (owner-only)

@@ -45,8 +45,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from labkit.protocol import MAX_IAM_DELAY
+
 OPTIONS_FILE = "options.json"  # in the state directory: {"iam_delay": SECONDS}
-MAX_DELAY = 600.0  # AWS's own delay is seconds, sometimes a minute or two
 
 if TYPE_CHECKING:  # a mixin of one of moto's backends (motofixes/subclass.py): it reaches moto's by super()
     Backend = Any
@@ -55,13 +56,13 @@ else:
 
 
 def valid_delay(text: str) -> float:
-    """A delay from the command line: seconds, from 0 to MAX_DELAY (argparse's `type`)."""
+    """A delay from the command line: seconds, from 0 to MAX_IAM_DELAY (argparse's `type`)."""
     try:
         seconds = float(text)
     except ValueError:
         raise ValueError(f"{text!r} is not a number of seconds") from None
-    if not (math.isfinite(seconds) and 0 <= seconds <= MAX_DELAY):
-        raise ValueError(f"{text} is not between 0 and {MAX_DELAY:g} seconds")
+    if not (math.isfinite(seconds) and 0 <= seconds <= MAX_IAM_DELAY):
+        raise ValueError(f"{text} is not between 0 and {MAX_IAM_DELAY:g} seconds")
     return seconds
 
 

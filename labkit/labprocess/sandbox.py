@@ -205,8 +205,12 @@ class Sandbox:
         return self.process.poll() is None
 
     def end(self) -> None:
+        stopping = [threading.Thread(target=server.shutdown) for server in self.servers]
+        for thread in stopping:  # together: each takes up to its poll interval to notice
+            thread.start()
+        for thread in stopping:
+            thread.join()
         for server in self.servers:
-            server.shutdown()
             server.server_close()
         if self.process.poll() is None:
             os.kill(self.init, signal.SIGKILL)  # everything inside dies with it
