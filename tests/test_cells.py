@@ -13,7 +13,6 @@ import json
 import os
 import pty
 import pwd
-import select
 import shutil
 import signal
 import subprocess
@@ -27,7 +26,7 @@ from typing import Any
 
 import pytest
 from jupyter_client.manager import start_new_kernel
-from test_cli import LABKIT, on_a_terminal
+from test_cli import LABKIT, on_a_terminal, shown_on
 
 import labkit
 from conftest import Demo
@@ -219,15 +218,7 @@ def test_ctrl_c_in_labkit_ssh_stops_the_command_and_exits_130(lab: labkit.Lab, d
     try:
         wait_for(lambda: running("sleep 1000.5"))
         os.write(fd, b"\x03")
-        out = b""
-        while select.select([fd], [], [], 30)[0]:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:  # EIO: the terminal's last writer has gone
-                break
-            if not chunk:
-                break
-            out += chunk
+        out = shown_on(fd, quiet=30)
         code = os.waitpid(pid, 0)[1]
     finally:
         os.close(fd)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,8 +31,14 @@ def on_a_terminal(home: Path, typed: bytes, *args: str) -> tuple[int, str]:
     if pid == 0:
         os.execve(LABKIT, [LABKIT, *args], {**os.environ, "LABKIT_HOME": str(home)})
     os.write(fd, typed)
+    out = shown_on(fd)
+    return os.waitpid(pid, 0)[1] >> 8, out.decode().replace("\r\n", "\n")
+
+
+def shown_on(fd: int, quiet: float | None = None) -> bytes:
+    """All a pseudo-terminal shows until its last writer has gone, or it shows nothing for `quiet` seconds."""
     out = b""
-    while True:
+    while quiet is None or select.select([fd], [], [], quiet)[0]:
         try:
             chunk = os.read(fd, 4096)
         except OSError:  # EIO: the terminal's last writer has gone
@@ -39,7 +46,7 @@ def on_a_terminal(home: Path, typed: bytes, *args: str) -> tuple[int, str]:
         if not chunk:
             break
         out += chunk
-    return os.waitpid(pid, 0)[1] >> 8, out.decode().replace("\r\n", "\n")
+    return out
 
 
 def as_admin(home: Path, command: str) -> subprocess.CompletedProcess[str]:
