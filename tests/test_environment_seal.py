@@ -73,3 +73,55 @@ def test_the_demo_and_the_notebooks_pass_with_instances_sealed_by_environment(tm
     status = json.loads(done.stdout[done.stdout.index("{\n") : done.stdout.rindex("}") + 1])
     assert not status["sealed"] and status["seal_note"].startswith("instances are sealed by environment only")
     assert status["finished"] == "the series"  # the control: the notebooks ran in this very lab, to the end
+
+
+# Seccomp, as an older container engine's default profile has it: the Landlock calls answer ENOSYS.
+# A classic BPF program over seccomp_data.nr: 444-446 (landlock_create_ruleset, _add_rule, _restrict_self).
+WITHOUT_LANDLOCK = r"""
+import ctypes, os, struct, sys
+program = b"".join(struct.pack("HBBI", *op) for op in [
+    (0x20, 0, 0, 0),                     # load the syscall number
+    (0x35, 0, 2, 444),                   # below 444: allow
+    (0x25, 1, 0, 446),                   # above 446: allow
+    (0x06, 0, 0, 0x00050000 | 38),       # 444-446: ENOSYS
+    (0x06, 0, 0, 0x7FFF0000),            # allow
+])
+buffer = ctypes.create_string_buffer(program)
+fprog = struct.pack("HxxxxxxQ", len(program) // 8, ctypes.addressof(buffer))
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.prctl(38, 1, 0, 0, 0) == 0  # PR_SET_NO_NEW_PRIVS
+assert libc.prctl(22, 2, ctypes.c_char_p(fprog), 0, 0) == 0, os.strerror(ctypes.get_errno())  # SECCOMP_MODE_FILTER
+os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
+"""
+SCENARIO = """
+import json, labkit
+from labkit import fence
+lab = labkit.connect()
+lab.reset(to="04", say=False)
+box = lab.instance("demo-instance")
+said = box.run("aws sts get-caller-identity --query Arn --output text; cat ~/../../../lab.json >/dev/null && echo read")
+print(json.dumps({"abi": fence.landlock_abi(), "sealing": lab.sealing, "said": said.stdout.split()}))
+labkit.down()
+"""
+
+
+def test_without_landlock_either_the_lab_says_so_and_the_lesson_works(tmp_path: Path) -> None:
+    """A host that refuses user namespaces and has no Landlock (an older kernel, or a seccomp profile
+    without its calls, made here for real): the note says what is left, and the demo still runs."""
+    (tmp_path / "without_landlock.py").write_text(WITHOUT_LANDLOCK)
+    (tmp_path / "scenario.py").write_text(SCENARIO)
+    env = {**os.environ, "LABKIT_HOME": str(tmp_path / "lab")}
+    env.pop("LABKIT_SEALED", None)
+    done = without_user_namespaces(
+        f"{sys.executable} {tmp_path / 'without_landlock.py'} {tmp_path / 'scenario.py'}", env, 300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["abi"] == 0 and fence.landlock_abi() > 0  # the filter, not this kernel, took Landlock away
+    assert result["sealing"] == (
+        "instances are sealed by environment only on this host: user namespaces are switched off here "
+        "(user.max_user_namespaces is 0); Landlock is not available either, so an instance can read the "
+        "lab's files and your home"
+    )
+    role = "arn:aws:sts::123456789012:assumed-role/DemoRoleForEC2/"
+    assert result["said"][0].startswith(role) and result["said"][1:] == ["read"]  # unfenced: the README says so
