@@ -19,7 +19,7 @@ from labkit.errors import LabError
 from labkit.lab import down, running_info, up
 from labkit.lesson import Lab, connect
 from labkit.protocol import MAX_IAM_DELAY
-from labkit.report import status_report
+from labkit.report import read_status, status_report
 from labkit.solutions import before
 from labkit.statedir import lab_home
 
@@ -100,13 +100,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if info is None:
         print(f"No lab is running for {home}. Start it with `labkit up`.")
         return 1
-    lab = Lab(home, info)
-    status = lab.status()
-    progress = lab.progress()
+    read = read_status(Lab(home, info))  # a part it cannot read is one line saying why (labkit/report.py)
+    status, progress, unreadable = read.status, read.progress, read.unreadable
     since = datetime.fromtimestamp(info.started_at, UTC).astimezone()
     print(f"Lab {status.pid} running at {status.api_url} since {since:%Y-%m-%d %H:%M} (state in {status.home})")
-    print(f"  users:     {', '.join(status.users) or '-'}")
-    print(f"  roles:     {', '.join(status.roles) or '-'}")
+    print(f"  users:     {unreadable.get('users') or ', '.join(status.users) or '-'}")
+    print(f"  roles:     {unreadable.get('roles') or ', '.join(status.roles) or '-'}")
     print(f"  sealing:   {info.sealing()}")  # labkit/labprocess/sandbox.py
     if info.iam_delay:  # labkit up --iam-delay (labkit/labprocess/propagation.py)
         print(f"  IAM delay: {info.iam_delay:g} s ({_delay_said(info.iam_delay)})")
@@ -114,12 +113,20 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(f"  journal:   {status.journal.get('broken') or status.journal.get('problem')}")
     if info.fixes_missing:  # the installed moto lacks what these changes need (labkit/labprocess/motofixes)
         print(f"  not applied to this moto: {', '.join(info.fixes_missing)} (why: lab.log in {status.home})")
-    print("  instances:" + ("" if status.instances else " -"))
+    if "instance profiles" in unreadable:
+        print(f"  instance profiles: {unreadable['instance profiles']}")
+    instances = unreadable.get("instances") or ("" if status.instances else "-")
+    print(f"  instances: {instances}".rstrip())
     for inst in status.instances:
         role = status.role_of(inst)
         profile = inst.instance_profile_arn.rsplit("/", 1)[-1] if inst.instance_profile_arn else None
         held = f"role {role} (profile {profile})" if role else f"profile {profile}, no role" if profile else "no role"
+        if profile and "instance profiles" in unreadable:
+            held = f"profile {profile}, its role not known"
         print(f"    {inst.instance_id}  {inst.name or '-':<16} {inst.state:<11} {inst.private_ip:<15} {held}")
+    if progress is None:
+        print(f"Progress: {unreadable['progress']}")
+        return 0
     ready = f"; ready for {NOTEBOOKS[progress.next]}" if progress.next else ""
     print(f"Progress: finished {progress.finished}{ready}")
     for number, report in progress.reports.items():
@@ -178,9 +185,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _ctrl_c_for_the_instance() -> Iterator[None]:
-    """While an instance's shell runs on this terminal, Ctrl-C is the instance's, as over ssh: the
-    terminal sends it to the command, which ends as it does, and labkit waits and exits with its
-    status (130), no traceback."""
+    """While an instance's shell runs on this terminal, Ctrl-C is the instance's, as over ssh: labkit
+    passes it on to the command's own terminal (labkit/relay.py), the command ends as it does, and
+    labkit waits and exits with its status (130), no traceback."""
     previous = signal.signal(signal.SIGINT, lambda number, frame: None)  # reset to default in the shell
     try:
         yield

@@ -9,7 +9,8 @@
     ├── CheckpointNotFound(LabError, LookupError)  no notebook by that number
     ├── QuestionNotFound(LabError, LookupError)    no review question by that number (quiz.ask, quiz.check)
     ├── UserNotFound(LabError, LookupError)        `labkit --user USER`: no such user on this host
-    └── LabNotReady(LabError, RuntimeError)        the lab lacks what earlier notebooks build
+    ├── LabNotReady(LabError, RuntimeError)        the lab lacks what earlier notebooks build
+    └── ClassNotListed(LabError, RuntimeError)     the class page could not learn the class from the hub
 
 Each message says what happened, why, and what to type next. In a notebook, IPython shows that
 message alone, not a traceback from inside labkit. Errors that AWS itself returns (AccessDenied,
@@ -61,3 +62,7 @@ class LabNotReady(LabError, RuntimeError):
 
 class ResourceNotFound(LabError, LookupError):
     """A role, instance profile or policy given to a labkit function does not exist in this lab."""
+
+
+class ClassNotListed(LabError, RuntimeError):
+    """The class page could not learn from the hub who is in the class (labkit/classroom/gather.py)."""

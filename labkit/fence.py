@@ -8,6 +8,7 @@ Docker's default seccomp profile) lets the kernel refuse that to one process and
 
     the machine             read and run                   /, every directory listable (names only)
     /tmp, /var/tmp, /dev    read, write                    as on Amazon Linux, what anyone may write
+      /dev/pts              nothing                        the user's terminals (labkit/relay.py)
     the lab's directory     nothing                        its `lab.json`, journal, other instances
       the instance's home   read, write                    its `~`
       the lab's bin         read and run                   `aws`, `python3`, `ec2-metadata`
@@ -17,8 +18,8 @@ Docker's default seccomp profile) lets the kernel refuse that to one process and
     processes               none outside the fence: no ptrace; every /proc/PID hidden, the
                             instance's own too (`ps` shows nothing); no signal (ABI 6)
 
-The rules are planned in the caller's process (`build`); a thread of that process fences itself
-with them, and starts the instance's commands (`Fence.popen`).
+The rules are planned in the caller's process (`build`, kept by `Fence`); each command of the
+instance applies them as it starts, under a keeper outside the fence (labkit/keeper.py).
 
 Landlock only grants, so "all but a directory" is a rule for each sibling along the way down to it
 (`_plan`); the directories on that way get none of their own, beyond the listing every directory
@@ -38,16 +39,12 @@ import errno
 import fcntl
 import os
 import pwd
-import signal
 import site
 import stat
-import subprocess
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from labkit.protocol import BIN_DIR, IDENTITY_FILE, INSTANCES_DIR, instance_home, instance_identity
 
@@ -66,6 +63,7 @@ NET_BIND_TCP, NET_CONNECT_TCP = 1 << 0, 1 << 1  # ABI 4
 SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1  # ABI 6
 
 WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/dev")  # what anyone may write on Amazon Linux
+TERMINALS = ("/dev/pts",)  # a terminal of the user's, opened by its name, could be typed into (TIOCSTI)
 
 
 class _RulesetAttr(ctypes.Structure):
@@ -122,12 +120,9 @@ def _handled_fs(abi: int) -> int:
     return rights | (IOCTL_DEV if abi >= 5 else 0)
 
 
-def _start(args: list[str], options: dict[str, Any]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(args, **options)
-
-
 class Ruleset:
-    """A Landlock ruleset, planned for one instance, open in this process until it is applied."""
+    """A Landlock ruleset, planned for one instance, open in this process until it is applied (or,
+    kept by `Fence`, while it is current)."""
 
     def __init__(self, fd: int, listed: tuple[tuple[str, int], ...]) -> None:
         self.fd = fd
@@ -151,43 +146,30 @@ class Ruleset:
 
 
 class Fence:
-    """Where the commands of one instance start: inside its Landlock fence.
-
-    They are started by a thread of this process that has fenced itself (Landlock restricts a
-    thread, and what it starts, not its process): the kernel's other threads stay as they were, and
-    a child is made as fast as any (vfork and exec, no Python between them). The thread and its
-    ruleset are kept while the directories the plan listed stay as they were (and $HOME, which it
-    hides, says the same); then the next command gets a new plan, and a new thread."""
+    """The Landlock fence of one instance's commands: its ruleset, planned here and kept open while
+    the directories the plan listed stay as they were (and $HOME, which it hides, says the same);
+    then the next command gets a new plan. Each command applies it as it starts, in a child of its
+    keeper, which stays outside (labkit/keeper.py)."""
 
     def __init__(self, lab_home: Path, instance_id: str, ports: tuple[int, ...]) -> None:
         self.lab_home, self.instance_id, self.ports = lab_home, instance_id, ports
 
-    def popen(self, args: list[str], **options: Any) -> subprocess.Popen[bytes]:
-        """`subprocess.Popen(args, **options)`, the process inside the fence."""
+    def ruleset(self) -> int:
+        """A descriptor of this instance's current ruleset, open for the caller, who closes it."""
         key = (self.lab_home, self.instance_id, self.ports, Path.home())
         with _LOCK:
-            kept = _SPAWNERS.get(key)
-            if kept is None or not kept[0].current():
+            kept = _RULESETS.get(key)
+            if kept is None or not kept.current():
                 if kept is not None:
-                    kept[1].shutdown(wait=False)  # its thread ends once idle
+                    os.close(kept.fd)
                 ruleset = build(self.lab_home, self.instance_id, ports=self.ports)
                 if ruleset is None:
                     raise OSError(errno.ENOSYS, "Landlock is gone from this kernel")
-                kept = _SPAWNERS[key] = (ruleset, ThreadPoolExecutor(1, "labkit-fence", initializer=ruleset.apply))
-            started = kept[1].submit(_start, args, options)
-        try:
-            return started.result()
-        except KeyboardInterrupt:  # it starts all the same: stop it before saying so
-            process = started.result()
-            with contextlib.suppress(OSError):
-                if options.get("start_new_session"):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.kill()
-            process.wait()
-            raise
+                kept = _RULESETS[key] = ruleset
+            return os.dup(kept.fd)
 
 
-_SPAWNERS: dict[tuple[Path, str, tuple[int, ...], Path], tuple[Ruleset, ThreadPoolExecutor]] = {}
+_RULESETS: dict[tuple[Path, str, tuple[int, ...], Path], Ruleset] = {}
 _LOCK = threading.Lock()
 
 
@@ -241,6 +223,7 @@ def _rights(lab_home: Path, instance_id: str | None, handled: int, homes: tuple[
     hidden = _hidden(lab_home, homes)
     rights: dict[str, int] = {"/": READ_ONLY}
     rights.update({_real(path): handled for path in WRITABLE if os.path.isdir(path)})
+    rights.update({_real(path): LISTING for path in TERMINALS if os.path.isdir(path)})
     rights.update(_processes())
     rights.update({path: LISTING for path in hidden})
     rights.update({path: READ_ONLY for path in _code(hidden)})
@@ -316,6 +299,17 @@ def _add_path_rule(ruleset: int, path: str, allowed: int) -> None:
         os.close(fd)
 
 
+def identity_of(lab_home: Path, instance_id: str) -> Path:
+    """The file that proves to the warm `aws` that a command runs on this instance (made if missing):
+    only the instance's fence lets a process open it (where the kernel has no Landlock, every
+    instance can, and the seal line says that instances can read the lab's files)."""
+    identity = instance_identity(lab_home, instance_id)
+    if not identity.exists():
+        instance_home(lab_home, instance_id).mkdir(parents=True, exist_ok=True)
+        identity.write_text(instance_id + "\n")
+    return identity
+
+
 def build(
     lab_home: Path, instance_id: str | None, *, ports: tuple[int, ...], homes: tuple[str, ...] = ()
 ) -> Ruleset | None:
@@ -326,11 +320,8 @@ def build(
     if not abi:
         return None
     handled = _handled_fs(abi)
-    if instance_id is not None:  # what proves to the warm aws that a command runs on this instance
-        identity = instance_identity(lab_home, instance_id)
-        if not identity.exists():
-            instance_home(lab_home, instance_id).mkdir(parents=True, exist_ok=True)
-            identity.write_text(instance_id + "\n")
+    if instance_id is not None:
+        identity_of(lab_home, instance_id)
     rights = _rights(lab_home, instance_id, handled, homes)
     plan = _Plan()
     _plan("/", 0, rights, _ways(rights), plan)

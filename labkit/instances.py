@@ -20,18 +20,23 @@ commands run in bash on this machine, in an environment built from nothing:
 - where the kernel offers Landlock, a fence (labkit/fence.py): the shell and all it starts read the
   machine but not the lab's directory (save the instance's home) nor the user's home, write only
   there and in /tmp, reach no other TCP port than the lab's two, and can neither read nor signal
-  another process (`ps` shows nothing).
+  another process (`ps` shows nothing);
+- under each command, outside the fence, a keeper (labkit/keeper.py): whatever the command leaves
+  running (`nohup`, a double fork, `setsid`) ends when the instance stops or terminates.
 
 What a student types reaches bash through an anonymous file (an inherited descriptor), never as an
 argument: another user of this machine can read every process's command line, and a cell may hold a
 key. No value from AWS (a Name tag, an address) is ever written into shell code. A cell interrupted
-(■, Ctrl-C) or running past its time is stopped with everything it started, and says so.
+(■, Ctrl-C) or running past its time is stopped with everything it started, and says so. A shell
+or command on the student's terminal (`labkit ssh`) gets a terminal of its own, relayed to theirs
+(labkit/relay.py): no process of an instance ever holds the student's terminal, to type into it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import html
 import json
 import os
@@ -54,8 +59,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from labkit import relay
 from labkit.errors import LabError
-from labkit.fence import Fence, for_instance
+from labkit.fence import for_instance, identity_of
+from labkit.keeper import Keeper, Kept
 from labkit.protocol import BIN_DIR, CLI_SOCKET, REGION, client_script, instance_home, instance_key
 from labkit.statedir import LabInfo
 
@@ -309,7 +316,7 @@ class _Output:
         for fd in self.chunks:
             self.selector.register(fd, selectors.EVENT_READ)
 
-    def read_until(self, deadline: float, *, ended: subprocess.Popen[bytes] | None = None) -> bool:
+    def read_until(self, deadline: float, *, ended: subprocess.Popen[bytes] | Kept | None = None) -> bool:
         """Read until both are closed (True), `deadline` passes, or the process `ended` has (False)."""
         while self.selector.get_map():
             left = deadline - time.monotonic()
@@ -330,7 +337,7 @@ class _Output:
         return b"".join(self.chunks[fd]).decode(errors="replace")
 
 
-def _stop(process: subprocess.Popen[bytes], output: _Output) -> None:
+def _stop(process: subprocess.Popen[bytes] | Kept, output: _Output) -> None:
     """Stop a command and everything it started: Ctrl-C first, as a terminal sends it to the
     foreground (so that `aws` ends as it does there), then, after GRACE or at a second interrupt,
     SIGKILL for whatever is left, in its session or started from it."""
@@ -353,13 +360,14 @@ def _stop(process: subprocess.Popen[bytes], output: _Output) -> None:
         output.read_until(time.monotonic() + 1.0)  # what they wrote before they ended
 
 
-def _popen(fenced: Fence | None, args: list[str], **options: Any) -> subprocess.Popen[bytes]:
-    """`subprocess.Popen`, inside the instance's Landlock fence when it has one (labkit/fence.py)."""
+def _popen(fenced: Keeper | None, args: list[str], **options: Any) -> subprocess.Popen[bytes] | Kept:
+    """`subprocess.Popen`; for an instance sealed by environment, under the keeper that ends all it
+    starts with the instance, inside its Landlock fence when it has one (labkit/keeper.py)."""
     return fenced.popen(args, **options) if fenced else subprocess.Popen(args, **options)
 
 
-def _call(fenced: Fence | None, args: list[str], **options: Any) -> int:
-    """`subprocess.call`, inside the instance's Landlock fence when it has one."""
+def _call(fenced: Keeper | None, args: list[str], **options: Any) -> int:
+    """`subprocess.call`, as `_popen` starts it."""
     with _popen(fenced, args, **options) as process:
         try:
             return process.wait()
@@ -369,12 +377,13 @@ def _call(fenced: Fence | None, args: list[str], **options: Any) -> int:
 
 
 def _execute(
-    script: str, env: dict[str, str], cwd: Path, timeout: float, enter: list[str], fenced: Fence | None
+    script: str, env: dict[str, str], cwd: Path, timeout: float, enter: list[str], fenced: Keeper | None
 ) -> _Ran:
     """Run shell commands as over SSH: stdout on a pseudo-terminal, so that programs behave as at a
     prompt (curl shows no progress meter, for one), stderr kept apart, no input. Interrupted
     (KeyboardInterrupt) or past `timeout`, the commands and all they started are stopped. `enter`
-    goes before bash (a sealed instance's nsenter); `fenced`, the instance's Landlock fence."""
+    goes before bash (a sealed instance's nsenter); `fenced`, the keeper of an instance sealed by
+    environment (labkit/keeper.py)."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
     source = _source(script)
@@ -450,7 +459,7 @@ def _bin_dir(lab_home: Path) -> Path:
     bin_dir = lab_home / BIN_DIR
     bin_dir.mkdir(exist_ok=True)
     wanted = {
-        "aws": client_script(sys.executable, str(lab_home / CLI_SOCKET), str(aws)),
+        "aws": client_script(sys.executable, str(lab_home / CLI_SOCKET), str(aws), proves=True),
         "python3": f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n',
         "ec2-metadata": f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -I {shlex.quote(str(EC2_METADATA))} "$@"\n',
     }
@@ -486,6 +495,14 @@ def _entry(info: LabInfo, instance_id: str) -> list[str]:
     outer = ["nsenter", f"--target={int(where['init'])}", "--user", "--mount", "--uts", "--ipc", "--net", "--pid"]
     nested = ["nsenter", f"--user=/proc/{int(where['nested'])}/ns/user", f"--wd={SEALED_HOME}"]
     return [*outer, "--preserve-credentials", "--", *nested, "--preserve-credentials", "--"]
+
+
+def _on_this_terminal(fenced: Keeper | None, args: list[str], **options: Any) -> int:
+    """Run `args` with this process's input and output, as over ssh; its return code. Where stdin is
+    a terminal, the process gets one of its own, relayed to the user's (labkit/relay.py): no
+    process of an instance ever holds the user's terminal, to type into it once the shell has ended."""
+    start = functools.partial(_popen, fenced) if fenced else relay.popen
+    return relay.run(start, args, **options)
 
 
 class Instance:
@@ -543,14 +560,17 @@ class Instance:
     def _enter(self) -> list[str]:
         return _entry(self.info, self.id) if self.sealed else []
 
-    def _fence(self) -> Fence | None:
-        """What fences this instance's shell where the kernel does not seal it: Landlock
-        (labkit/fence.py), or nothing on a host without it."""
+    def _fence(self) -> Keeper | None:
+        """Where the kernel does not seal this instance, what starts its commands: under a keeper,
+        which ends all they start when the instance stops (labkit/keeper.py), inside its Landlock
+        fence (labkit/fence.py) on a host that has Landlock."""
         info = self.info
         if info.sealed:
             return None
         _bin_dir(self.lab_home)  # what the fence lets the instance run must be there when it is planned
-        return for_instance(self.lab_home, self.id, ports=(info.api_port, info.imds_port))
+        identity_of(self.lab_home, self.id)  # what its `aws` proves itself with to the warm one
+        fence = for_instance(self.lab_home, self.id, ports=(info.api_port, info.imds_port))
+        return Keeper(self.lab_home, self.id, info, fence)
 
     def environ(self) -> dict[str, str]:
         """The whole environment of a shell on this instance, built from nothing: as over SSH to
@@ -621,11 +641,12 @@ class Instance:
         return transcript
 
     def exec(self, command: str) -> int:
-        """Run one command line with this terminal's input and output; returns its exit status."""
+        """Run one command line with this terminal's input and output, as `ssh INSTANCE COMMAND`
+        does: on a terminal of its own where stdin is a terminal (labkit/relay.py); its exit status."""
         enter, fenced, source = self._enter(), self._fence(), _source(command)
         try:
             argv = [*enter, *_bash(source, stop_at_ctrl_c=False)]
-            code = _call(fenced, argv, env=self.environ(), cwd=self.home, pass_fds=(source,))
+            code = _on_this_terminal(fenced, argv, env=self.environ(), cwd=self.home, pass_fds=(source,))
         finally:
             os.close(source)
         return _exit_status(code)
@@ -642,7 +663,7 @@ class Instance:
         sys.stdout.flush()
         try:
             argv = [*enter, "bash", "--noprofile", "--rcfile", f"/dev/fd/{source}", "-i"]
-            code = _call(fenced, argv, env=self.environ(), cwd=self.home, pass_fds=(source,))
+            code = _on_this_terminal(fenced, argv, env=self.environ(), cwd=self.home, pass_fds=(source,))
         finally:
             os.close(source)
         return _exit_status(code)

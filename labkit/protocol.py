@@ -63,20 +63,23 @@ def instance_key(secret: str, instance_id: str) -> str:
 # The warm `aws`: a request is a 4-byte big-endian length and a JSON object (argv, env, cwd), sent
 # with the command's stdin, stdout and stderr, and its instance's identity file open for reading when
 # it may open it (SCM_RIGHTS); the answer, the pid of the server's child that runs the command (4
-# bytes), then its exit status (4 bytes). After its request the client sends only the signals the
-# terminal sent it, one byte each (their numbers), for the command to take.
+# bytes), then its exit status (4 bytes); or -1 in place of the pid, then the one line that says why
+# the command was refused, until the server closes the connection. After its request the client
+# sends only the signals the terminal sent it, one byte each (their numbers), for the command to take.
 HEADER = struct.Struct(">I")
 
 
-def client_script(python: str, socket_path: str, real_aws: str) -> str:
+def client_script(python: str, socket_path: str, real_aws: str, *, proves: bool = False) -> str:
     """The instance's `aws`: hand the command to the warm server, or run the real CLI.
 
     The server's child runs the command outside the terminal's process group, so the script passes
     on what the terminal sends the group, over the connection (a fenced instance may not signal a
     process outside its fence, labkit/fence.py): Ctrl-C (SIGINT), which the command takes as `aws`
     does; SIGTERM and SIGHUP, after which the script ends itself too. If the script is killed
-    outright, the child sees its connection close and ends too. The identity file is found beside
-    the instance's home: $HOME/../identity."""
+    outright, the child sees its connection close and ends too. With `proves` (an instance sealed by
+    environment), the script hands over its instance's identity file, found beside the instance's
+    home ($HOME/../identity); where it cannot open it, it runs the real CLI, which the server would
+    refuse to run for it."""
     return f"""#!{python} -IS
 # The lab's `aws`: the real AWS CLI, run by a warm copy of it (labkit/labprocess/cliserver.py).
 import array, json, os, signal, socket, struct, sys
@@ -96,25 +99,43 @@ try:
     s.connect({socket_path!r})
 except OSError:
     os.execv({python!r}, [{python!r}, {real_aws!r}] + sys.argv[1:])
-try:
-    identity = [os.open(os.path.join(os.path.dirname(os.environ.get("HOME", "/").rstrip("/")), {IDENTITY_FILE!r}),
-                        os.O_RDONLY | os.O_CLOEXEC)]
-except OSError:
-    identity = []
+identity = []
+if {proves!r}:
+    try:
+        identity = [os.open(os.path.join(os.path.dirname(os.environ.get("HOME", "/").rstrip("/")), {IDENTITY_FILE!r}),
+                            os.O_RDONLY | os.O_CLOEXEC)]
+    except OSError:
+        s.close()
+        os.execv({python!r}, [{python!r}, {real_aws!r}] + sys.argv[1:])
 request = json.dumps({{"argv": sys.argv[1:], "env": dict(os.environ), "cwd": os.getcwd()}}).encode()
 fds = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2, *identity]))]
-s.sendmsg([struct.pack(">I", len(request)) + request], fds)
+try:
+    s.sendmsg([struct.pack(">I", len(request)) + request], fds)
+except OSError:
+    pass  # refused before it was read: the answer says why
 for fd in identity:
     os.close(fd)
 def answer():
     data = b""
     while len(data) < 4:
-        chunk = s.recv(4 - len(data))
+        try:
+            chunk = s.recv(4 - len(data))
+        except OSError:
+            chunk = b""
         if not chunk:
             return None
         data += chunk
     return struct.unpack(">i", data)[0]
 child = answer() or 0
+if child == -1:  # refused: the one line that says why, then nothing
+    said = b""
+    try:
+        while chunk := s.recv(4096):
+            said += chunk
+    except OSError:
+        pass
+    sys.stderr.write(said.decode(errors="replace"))
+    sys.exit(255)
 for number in caught if child else ():
     s.send(bytes([number]))
 status = answer()

@@ -6,12 +6,18 @@ a student, whose own `labkit status` then says so. Students are refused the page
 each refusal beside the same request by one who may; a stopped server and a silent one show as such,
 within the page's timeout.
 
+One student, cleo, is also the attacker: her own ~/.jupyter/jupyter_server_config.py (what any student
+may write) makes her server record every request it receives, replay each credential at once against a
+classmate's lab, contents, terminals and the Hub API, and answer whatever status report she writes. What
+the page sends her must be worth no more than what she has; what she answers must not break the page.
+
 The hub runs as this user (SimpleLocalProcessSpawner), each user's home and lab in the test's own
 directory. `LABKIT_SCREENSHOT_CLASS=docs/class-page.png` also saves the README's copy of the page.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -23,17 +29,21 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from labkit.classroom.gather import StudentLab
-from labkit.classroom.page import class_csv, row
+from labkit.classroom.gather import Hub, StudentLab, gather
+from labkit.classroom.page import class_csv, class_html, row
+from labkit.classroom.reports import status_from
+from labkit.errors import ClassNotListed
 from tests.test_browser import chromium_page
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,11 +55,94 @@ ADMIN_TOKEN = "labkit-class-test-admin-token"
 STUDENTS = {"ana": "02", "ben": "05", "cleo": None}  # each lab's checkpoint (None: a fresh lab)
 INSTRUCTOR = "ines"
 TIMEOUT = 5.0  # LABKIT_CLASS_TIMEOUT (3 s by default): room for a shared 2-core CI machine, where 3 labs answer in ~2 s
-# The test's additions to the demo hub: a service holding an admin token, to spawn servers and make tokens.
+LISTER_TOKEN = "labkit-class-test-lister-token"
+ATTACKER = "cleo"  # her server records what reaches it (RECORDER)
+# The test's additions to the demo hub: a service holding an admin token, to spawn servers and make tokens;
+# one that may list every user, without their groups (a broader token than the page's, for test_members).
 TEST_CONFIG = f"""
 load_subconfig({str(DEMO)!r})
 c.JupyterHub.services.append({{"name": "test-admin", "api_token": {ADMIN_TOKEN!r}}})
 c.JupyterHub.load_roles.append({{"name": "admin", "services": ["test-admin"]}})
+c.JupyterHub.services.append({{"name": "test-lister", "api_token": {LISTER_TOKEN!r}}})
+c.JupyterHub.load_roles.append({{"name": "test-lister", "services": ["test-lister"],
+                                "scopes": ["list:users", "read:users:activity", "read:servers", "tokens"]}})
+"""
+# The attacker's own ~/.jupyter/jupyter_server_config.py, which JupyterHub's single-user server reads from
+# her home as any Jupyter server does. Her server, as the hub starts it, records every request it
+# receives in ~/requests.jsonl; while ~/attack.json exists, it replays each credential it receives at once,
+# before answering, and records what came back; it answers ~/status-to-answer.json, when she wrote one,
+# instead of her lab's status.
+RECORDER = """
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import tornado.web
+
+import labkit.classroom.server_extension as lab_api
+
+HOME = Path.home()
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def replay(credentials):
+    attack = json.loads((HOME / "attack.json").read_text())
+    said = {"refused": []}
+    for method, url, body in attack["refused"] + [["GET", attack["whoami"], None]]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data, method=method, headers=credentials)
+        try:
+            with urllib.request.build_opener(NoRedirect).open(request, timeout=30) as answer:
+                code, text = answer.status, answer.read().decode()
+        except urllib.error.HTTPError as error:
+            code, text = error.code, error.headers.get("Location", "")
+        if url == attack["whoami"]:
+            said["whoami"] = [code, text]
+        else:
+            said["refused"].append([method, url, code, text])
+    if said["whoami"][0] == 200:  # the token's record, read with cleo's own token, as a student may
+        model = json.loads(said["whoami"][1])
+        mine = {"Authorization": "token " + attack["own_token"]}
+        url = attack["whoami"] + "s/" + model["name"] + "/tokens/" + str(model["token_id"])
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=mine), timeout=30) as answer:
+                said["token"] = json.loads(answer.read())
+        except urllib.error.HTTPError as error:
+            said["token"] = {"HTTP": error.code}
+    return said
+
+
+find_handler = tornado.web.Application.find_handler
+
+
+def record_and_find_handler(self, request, **kwargs):
+    entry = {"method": request.method, "path": request.path, "headers": dict(request.headers)}
+    credentials = {k: v for k, v in entry["headers"].items() if k.lower() in ("authorization", "cookie")}
+    if credentials and (HOME / "attack.json").exists():
+        try:
+            entry["replayed"] = replay(credentials)
+        except Exception as error:
+            entry["replayed"] = {"error": repr(error)}
+    with open(HOME / "requests.jsonl", "a") as record:
+        record.write(json.dumps(entry) + "\\n")
+    return find_handler(self, request, **kwargs)
+
+
+tornado.web.Application.find_handler = record_and_find_handler
+status_report = lab_api.status_report
+
+
+def answered_status(home):
+    mine = HOME / "status-to-answer.json"
+    return json.loads(mine.read_text()) if mine.exists() else status_report(home)
+
+
+lab_api.status_report = answered_status
 """
 
 
@@ -80,9 +173,20 @@ def free_ports(count: int) -> int:
 class Answer:
     status: int
     body: str
+    location: str = ""  # where a redirect points
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect (to the login page, say) is the answer itself, never followed."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+OPENER = urllib.request.build_opener(NoRedirect)
 
 
 @dataclass
@@ -93,16 +197,20 @@ class ClassHub:
     tokens: dict[str, str]  # each user's own API token
 
     def call(self, path: str, *, token: str = ADMIN_TOKEN, method: str = "GET", body: Any = None,
+             form: dict[str, str] | None = None, headers: dict[str, str] | None = None,
              timeout: float = 60) -> Answer:  # fmt: skip
         data = None if body is None else json.dumps(body).encode()
+        if form is not None:
+            data = urllib.parse.urlencode(form).encode()
         request = urllib.request.Request(
-            f"{self.url}{path}", data=data, method=method, headers={"Authorization": f"token {token}"}
-        )
+            f"{self.url}{path}", data=data, method=method,
+            headers=headers if headers is not None else {"Authorization": f"token {token}"},
+        )  # fmt: skip
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
+            with OPENER.open(request, timeout=timeout) as response:
                 return Answer(response.status, response.read().decode())
         except urllib.error.HTTPError as error:
-            return Answer(error.code, error.read().decode())
+            return Answer(error.code, error.read().decode(errors="replace"), error.headers.get("Location", ""))
 
     def user(self, name: str) -> dict[str, Any]:
         answer = self.call(f"/hub/api/users/{name}")
@@ -161,6 +269,8 @@ def class_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClassHub]:
         hub = subprocess.Popen([str(HUB), "-f", str(where / "test_config.py")], cwd=where, env=env,
                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     it = ClassHub(f"http://127.0.0.1:{port}", where / "homes", log, {})
+    (it.homes / ATTACKER / ".jupyter").mkdir(parents=True)
+    (it.homes / ATTACKER / ".jupyter" / "jupyter_server_config.py").write_text(RECORDER)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -277,7 +387,7 @@ def test_students_are_refused_the_page_and_each_others_labs(class_hub: ClassHub)
     assert class_hub.call("/user/ana/labkit/api/status", token=ana).json()["running"] is True  # ana may
     reset_by_ben = class_hub.call("/user/ana/labkit/api/reset", token=ben, method="POST", body={"to": "06"})
     assert reset_by_ben.status == 403
-    # The instructor acts through the page, with the page's token; their own holds nothing on students' servers.
+    # The instructor acts through the page; their own token holds nothing on students' servers.
     assert class_hub.call("/user/ana/labkit/api/status", token=ines).status == 403
     assert class_hub.lab_status("ana")["furthest"] != "06"
 
@@ -336,6 +446,172 @@ def test_a_stopped_and_a_silent_server_show_as_such_within_the_timeout(class_hub
     assert lines["cleo"]["server"] == lines["ben"]["server"] == "running"
 
 
+def attacks_on(hub: ClassHub, classmate: str) -> list[list[Any]]:
+    """What a student would do with a classmate's credential: their lab API, their files (lab.json holds
+    their lab's administrator keys), a terminal on their server, the class from the Hub API."""
+    return [
+        ["GET", f"{hub.url}/user/{classmate}/labkit/api/status", None],
+        ["POST", f"{hub.url}/user/{classmate}/labkit/api/reset", {"to": "01"}],
+        ["GET", f"{hub.url}/user/{classmate}/api/contents/lab/lab.json", None],
+        ["GET", f"{hub.url}/user/{classmate}/api/terminals", None],
+        ["POST", f"{hub.url}/user/{classmate}/api/terminals", None],
+        ["GET", f"{hub.url}/hub/api/users", None],
+        ["GET", f"{hub.url}/hub/api/users/{classmate}", None],
+    ]
+
+
+def refused(code: int, location: str) -> bool:
+    """401, 403, 404, or a redirect to a login page."""
+    return code in (401, 403, 404) or (code in (301, 302, 303, 307) and "login" in location)
+
+
+def class_page_tokens(hub: ClassHub, name: str) -> list[dict[str, Any]]:
+    """The tokens of `name` the class page made and has not deleted."""
+    tokens = hub.call(f"/hub/api/users/{name}/tokens").json()["api_tokens"]
+    return [t for t in tokens if str(t.get("note", "")).startswith("class page")]
+
+
+def test_what_the_page_sends_a_students_server_is_worth_only_that_students_rights(class_hub: ClassHub) -> None:
+    cleo, ana = class_hub.homes / ATTACKER, "ana"
+    attacks = attacks_on(class_hub, ana)
+    own = class_hub.tokens[ana]
+    before = class_hub.call(f"/user/{ana}/labkit/api/status", token=own).json()  # ana's own, on her lab
+    assert before["running"] is True
+    (cleo / "requests.jsonl").unlink(missing_ok=True)
+    (cleo / "attack.json").write_text(json.dumps({"refused": attacks, "whoami": f"{class_hub.url}/hub/api/user",
+                                                  "own_token": class_hub.tokens[ATTACKER]}))  # fmt: skip
+    try:  # the instructor opens the page and resets a classmate of cleo's, which shows the page again
+        with chromium_page() as page:
+            log_in(page, class_hub, INSTRUCTOR)
+            page.goto(f"{class_hub.url}/services/class/")
+            page.wait_for_selector("tbody tr[data-student]")
+            shown = [page_rows(page)[ATTACKER]["server"]]
+            page.select_option("select#to", "05")
+            page.once("dialog", lambda dialog: dialog.accept())
+            page.click("button[name=one][value=ben]")
+            page.wait_for_selector(".done-list", timeout=120_000)
+            said = page.locator(".done-list").inner_text()
+            shown.append(page_rows(page)[ATTACKER]["server"])
+    finally:
+        (cleo / "attack.json").unlink()
+    record = [json.loads(line) for line in (cleo / "requests.jsonl").read_text().splitlines()]
+    asked = [r for r in record if r["path"] == f"/user/{ATTACKER}/labkit/api/status"]
+    assert len(asked) >= 2 and all(r["headers"].get("Authorization", "").startswith("token ") for r in asked), record
+    captured = {r["headers"]["Authorization"] for r in record if "Authorization" in r["headers"]}
+    captured |= {r["headers"]["Cookie"] for r in record if "Cookie" in r["headers"]}
+    assert f"token {class_hub.tokens[ATTACKER]}" not in captured  # the page's, not cleo's own
+    # Replayed by her server at once, while the page's request was in flight: the credential is cleo's
+    # own, for her server alone, and opens nothing of ana's, nor the Hub's list of the class.
+    for r in asked:
+        code, whoami = r["replayed"]["whoami"]
+        assert code == 200 and json.loads(whoami)["name"] == ATTACKER, whoami
+        held = [
+            f"access:servers!server={ATTACKER}/",
+            f"read:users:groups!user={ATTACKER}",
+            f"read:users:name!user={ATTACKER}",
+        ]  # the last two: the Hub's own, on every token of cleo's
+        assert json.loads(whoami)["scopes"] == held, whoami
+        made, dies = (datetime.fromisoformat(r["replayed"]["token"][k]) for k in ("created", "expires_at"))
+        assert (dies - made).total_seconds() <= 120, r["replayed"]["token"]
+        assert [a[:2] for a in r["replayed"]["refused"]] == [a[:2] for a in attacks]
+        for method, url, code, text in r["replayed"]["refused"]:
+            assert refused(code, text), f"{method} {url} with the page's credential, live: {code} {text[:300]}"
+    assert "ben: Reset the lab to checkpoint 05" in said, said
+    assert shown == ["running", "running"]  # what the page sent cleo, her server took
+    # Replayed after the page answered: each made for one request, and deleted after it.
+    assert class_page_tokens(class_hub, ATTACKER) == []
+    for credential in captured:
+        header = "Cookie" if not credential.startswith("token ") else "Authorization"
+        for method, url, body in attacks:
+            answer = class_hub.call(url.removeprefix(class_hub.url), method=method, body=body,
+                                    headers={header: credential}, timeout=30)  # fmt: skip
+            assert refused(answer.status, answer.location), f"{method} {url} later: {answer}"
+    after = class_hub.call(f"/user/{ana}/labkit/api/status", token=own).json()
+    assert (after["furthest"], after["progress"]) == (before["furthest"], before["progress"])  # no reset happened
+    # The same requests with ana's own token do what they say (the Hub's list of users: a token that may).
+    again = class_hub.call(f"/user/{ana}/labkit/api/reset", token=own, method="POST", body={"to": before["next"]},
+                           timeout=120)  # where she is: her lab as it was, the other tests' too  # fmt: skip
+    assert again.json()["said"].startswith(f"Reset the lab to checkpoint {before['next']}"), again
+    secret = class_hub.call(f"/user/{ana}/api/contents/lab/lab.json", token=own)
+    assert secret.status == 200 and "api_port" in secret.json()["content"], secret
+    assert class_hub.call(f"/user/{ana}/api/terminals", token=own).status == 200
+    terminal = class_hub.call(f"/user/{ana}/api/terminals", token=own, method="POST")
+    assert terminal.status == 200, terminal
+    class_hub.call(f"/user/{ana}/api/terminals/{terminal.json()['name']}", token=own, method="DELETE")
+    assert class_hub.call(f"/hub/api/users/{ana}", token=own).json()["name"] == ana
+    assert ana in [u["name"] for u in class_hub.call("/hub/api/users").json()]
+
+
+ODD_REPORTS = {  # what cleo's server answers → what her row says; the page still shows everyone
+    "a list": ([1, 2], "not labkit's status report: the report is a list, where labkit's report has an object"),
+    "a string for a flag": ({"running": "yes"}, "running is a string, where labkit's report has true or false"),
+    "a deep wrong type": ({"running": True, "progress": {"02": {"done": False, "missing": "role X"}}},
+                          "progress.02.missing is a string, where labkit's report has a list"),
+    "3 MB": ({"running": True, "seal_note": "x" * 3_000_000}, "its answer broke off, or was longer than the 1 MB"),
+    "a 5000-character note": ({"running": True, "seal_note": "<b>" * 1700}, "seal_note is 5100 characters long"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("odd", ["a list", "a deep wrong type", "3 MB"])  # the others: test_status_from_…
+def test_an_odd_status_report_is_that_students_error_row(class_hub: ClassHub, odd: str) -> None:
+    report, said = ODD_REPORTS[odd]
+    answer_file = class_hub.homes / ATTACKER / "status-to-answer.json"
+    answer_file.write_text(json.dumps(report))
+    try:
+        page = class_hub.call("/services/class/class.csv", token=class_hub.tokens[INSTRUCTOR], timeout=60)
+    finally:
+        answer_file.unlink()
+    assert page.status == 200, page
+    lines = {line["student"]: line for line in csv.DictReader(io.StringIO(page.body))}
+    assert lines[ATTACKER]["server"] == "error" and said in lines[ATTACKER]["server_note"], lines[ATTACKER]
+    assert len(lines[ATTACKER]["server_note"]) < 300
+    assert lines["ana"]["server"] == lines["ben"]["server"] == "running"
+
+
+MARKUP = '"\'><img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
+
+
+def test_markup_in_a_report_shows_as_text(class_hub: ClassHub) -> None:
+    report = {"running": True, "sealed": False, "seal_note": MARKUP, "restored": MARKUP, "finished": MARKUP,
+              "furthest": MARKUP, "progress": {"01": {"done": False, "missing": [MARKUP]}}}  # fmt: skip
+    answer_file = class_hub.homes / ATTACKER / "status-to-answer.json"
+    answer_file.write_text(json.dumps(report))
+    try:
+        with chromium_page() as page:
+            log_in(page, class_hub, INSTRUCTOR)
+            page.goto(f"{class_hub.url}/services/class/")
+            page.wait_for_selector("tbody tr[data-student]")
+            shown = page.evaluate("""() => ({
+                pwned: window.pwned, images: document.images.length, scripts: document.scripts.length,
+                row: document.querySelector('tr[data-student=cleo]').innerText,
+                furthest: document.querySelector('tr[data-student=cleo]').dataset.furthest,
+                missing: document.querySelector('tr[data-student=cleo] td.missing').title,
+                trust: document.querySelector('p.trust').innerText,
+            })""")
+    finally:
+        answer_file.unlink()
+    assert (shown["pwned"], shown["images"], shown["scripts"]) == (None, 0, 1), shown  # the page's own script
+    assert f"finished {MARKUP}" in shown["row"] and shown["furthest"] == MARKUP
+    assert shown["missing"] == f"missing: {MARKUP}"
+    assert shown["trust"].startswith("Each row is what that student's own server reports")
+
+
+def test_the_page_lists_only_the_class_even_under_a_broader_token(class_hub: ClassHub) -> None:
+    assert class_hub.call("/hub/api/users/mallory", method="POST").status in (201, 409)  # in no group
+    everyone = [u["name"] for u in class_hub.call("/hub/api/users").json()]
+    assert {INSTRUCTOR, "mallory", *STUDENTS} <= set(everyone)  # the admin token lists them all
+
+    async def students_for(token: str) -> list[str]:
+        hub = Hub.connect(f"{class_hub.url}/hub/api", token, class_hub.url)
+        return [s.name for s in await gather(hub, "class", timeout=TIMEOUT)]
+
+    assert asyncio.run(students_for(ADMIN_TOKEN)) == sorted(STUDENTS)
+    assert class_hub.call("/hub/api/users", token=LISTER_TOKEN).status == 200  # lists everyone, without groups
+    with pytest.raises(ClassNotListed, match="^The hub lists users to the class page without their groups, so it "
+                       "cannot tell who is in class: give the page's role read:users:groups!group=class"):  # fmt: skip
+        asyncio.run(students_for(LISTER_TOKEN))
+
+
 # The pure parts: rows and CSV from what servers answer.
 def test_a_row_reads_the_status_report_and_says_how_the_lab_is_sealed_and_restored() -> None:
     report = {"running": True, "finished": "notebooks 00-01", "furthest": "01", "sealed": False,
@@ -356,3 +632,33 @@ def test_a_row_reads_the_status_report_and_says_how_the_lab_is_sealed_and_restor
     ]
     stopped_lab = row(StudentLab("cy", "running", None, report={"running": False, "home": "/h"}))
     assert (stopped_lab.lab, stopped_lab.notebooks, stopped_lab.finished) == ("stopped", {}, "")
+
+
+@pytest.mark.parametrize("odd", [odd for odd in ODD_REPORTS if odd != "3 MB"])  # 3 MB: the client refuses it
+def test_status_from_refuses_what_is_not_labkits_report(odd: str) -> None:
+    report, said = ODD_REPORTS[odd]
+    with pytest.raises(ValueError, match=said.removeprefix("not labkit's status report: ")):
+        status_from(json.dumps(report).encode())
+
+
+def test_status_from_takes_labkits_own_report_and_refuses_what_is_not_json() -> None:
+    report = {"running": True, "sealed": True, "seal_note": "", "restored": "", "finished": "notebooks 00-01",
+              "furthest": "01", "progress": {"01": {"done": True, "holds": True, "missing": []}}, "pid": 7}  # fmt: skip
+    assert status_from(json.dumps(report).encode()) == report
+    assert status_from(b'{"running": false, "home": "/h"}') == {"running": False, "home": "/h"}
+    with pytest.raises(ValueError, match=r"^the answer is not JSON: b'<html>"):
+        status_from(b"<html>Sign in</html>")
+    with pytest.raises(ValueError, match="^the answer is not JSON"):
+        status_from(b"\xff\xfe")
+
+
+def test_every_string_of_a_report_is_escaped_in_the_page_and_inert_in_the_csv() -> None:
+    report = {"running": True, "sealed": False, "seal_note": MARKUP, "restored": MARKUP, "finished": "=HYPERLINK(1)",
+              "furthest": MARKUP, "progress": {"01": {"done": False, "missing": [MARKUP]}}}  # fmt: skip
+    shown = row(StudentLab("<i>x</i>", "running", None, report=status_from(json.dumps(report).encode())))
+    html = class_html([shown], group="class", timeout=3, xsrf="x", notebooks=["01"], checkpoints=[])
+    assert "<img" not in html and "<i>" not in html and html.count("<script>") == 1
+    assert "&lt;img src=x onerror=&quot;window.pwned=1&quot;&gt;" in html
+    assert "Each row is what that student's own server reports" in html
+    line = class_csv([shown], notebooks=["01"]).splitlines()[1]
+    assert ",'=HYPERLINK(1)," in line

@@ -69,6 +69,7 @@ def demo_instance(lab: labkit.Lab) -> labkit.Instance:
     while not (lab.home / "aws.sock").exists():  # the warm server starts with the lab
         assert time.monotonic() < deadline
         time.sleep(0.1)
+    assert box.run("true").ok  # sealed by environment, its identity file is made as its shell first starts
     return box
 
 
@@ -194,7 +195,11 @@ def test_with_debug_the_warm_aws_logs_what_a_fresh_one_logs(box: labkit.Instance
     assert logged(warm.stderr) == logged(fresh.stderr)
 
 
-def test_without_the_warm_server_the_real_cli_answers(box: labkit.Instance, lab: labkit.Lab) -> None:
+def test_without_the_warm_server_the_real_cli_answers(environment_lab: labkit.Lab) -> None:
+    """Sealed by environment, the warm `aws`'s socket is in the lab's directory; sealed by the kernel,
+    each instance's own (tests/test_warm_aws_attacks.py stops the server there)."""
+    lab = environment_lab
+    box = demo_instance(lab)
     box.run("rm -rf ~/.aws")  # the notebooks' `aws configure` lines leave keys there
     socket_path = lab.home / "aws.sock"
     moved = socket_path.with_name("aws.sock.away")
@@ -266,11 +271,9 @@ def test_a_command_cut_short_leaves_the_server_serving(sealing: tuple[labkit.Lab
     the server in /proc, show the command runs while the next one is served.
 
     Guards against a server that waits for each command to end before taking the next (mutation in
-    labkit/labprocess/cliserver.py, `serve`: `if os.fork() == 0:` replaced by `if (pid := os.fork()) == 0 or
-    any(signal.sigtimedwait([], 0.01) for _ in iter(lambda: os.path.exists(f"/proc/{pid}"), False)):`);
-    against one that dies as it reaps (`connection.close()` replaced by `connection.close(); os.wait()`);
-    against children left unreaped (`signal.signal(signal.SIGCHLD, signal.SIG_IGN)` replaced by
-    `..., signal.SIG_DFL)`); and against a child that outlives its killed client.
+    labkit/labprocess/cliserver.py, `serve`: `if child == 0:` replaced by `if child == 0 or not
+    os.waitpid(child, 0):`); against children left unreaped (the loop's `os.waitpid(-1, os.WNOHANG)`
+    removed); and against a child that outlives its killed client.
     """
     lab, box = sealing
     make_home(box, None)

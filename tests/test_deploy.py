@@ -121,6 +121,13 @@ for key, source in sorted(values["hub"].get("extraConfig", {{}}).items()):
     exec(source)
 """
 
+# The class page's own token: the class's users, their servers and tokens of theirs, on the Hub's API; no
+# access to any server (each request to a student's server carries a token of that student's, gather.py).
+PAGE_SCOPES = sorted(
+    f"{scope}!group=class"
+    for scope in ("list:users", "read:users:groups", "read:users:activity", "read:servers", "tokens")
+)
+
 # The environment of the hub's pod that the fragment reads: Kubernetes' variables for the chart's services.
 HUB_POD = {
     "HUB_SERVICE_HOST": "10.96.0.10",
@@ -195,10 +202,29 @@ def test_the_hub_config_of_the_values_loads_in_jupyterhub(z2jh_hub: dict[str, An
     assert page["environment"]["LABKIT_CLASS_PROXY_URL"] == "http://10.96.0.20:80"  # proxy-public
     roles = z2jh_hub["roles"]
     assert roles["labkit-class-page"]["services"] == [page["name"]]
-    assert "access:servers!group=class" in roles["labkit-class-page"]["scopes"]
+    assert roles["labkit-class-page"]["scopes"] == PAGE_SCOPES
     assert roles["labkit-class-instructor"]["groups"] == ["instructors"]
     assert z2jh_hub["groups"] == {"class": ["ana", "ben", "chloe"], "instructors": ["ines"]}
     assert z2jh_hub["allowed"] == {"ana": True, "ines": True, "mallory": False}
+
+
+@pytest.mark.parametrize(("version", "warned"), [((5, 4, 4), True), ((5, 5, 3), False), ((6, 0, 1), True),
+                                                 ((6, 1, 0), False), ((6, 1, 1), False)])  # fmt: skip
+def test_the_fragment_says_when_the_hub_cannot_make_the_pages_tokens(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], version: tuple[int, ...], warned: bool
+) -> None:
+    """JupyterHub 5.4.4 to 5.5.2 and 6.0.x answer a service 403 for a user's token under `tokens!group=`
+    (apihandlers/users.py checks the filter with the service's kind); the hub image raises the chart's 5.4.4."""
+    import jupyterhub
+    from traitlets.config import Config
+
+    monkeypatch.setattr(jupyterhub, "version_info", (*version, "", ""))
+    monkeypatch.setattr(jupyterhub, "__version__", ".".join(map(str, version)))
+    config = Config()
+    exec(FRAGMENT.read_text(), {"get_config": lambda: config, "__name__": "labkit_class"})
+    said = capsys.readouterr().err
+    assert ("refuses the class page the students' tokens it needs" in said) is warned, said
+    assert "jupyterhub==5.5.4" in IMAGES["hub"].read_text()
 
 
 def test_every_server_loads_the_lab_api_the_image_enables(z2jh_hub: dict[str, Any]) -> None:
@@ -268,6 +294,7 @@ def test_the_one_host_config_loads_in_jupyterhub(tmp_path: Path) -> None:
     (page,) = [s for s in hub["services"] if CLASS_PAGE in s.get("command", [])]
     assert page["url"].startswith("http://127.0.0.1:")
     assert {"labkit-class-page", "labkit-class-instructor"} <= set(hub["roles"])
+    assert hub["roles"]["labkit-class-page"]["scopes"] == PAGE_SCOPES
 
 
 def test_the_guide_names_files_that_exist() -> None:

@@ -310,6 +310,19 @@ def what_moto_lacks_says_so() -> Any:
                    ActionNames=["iam:ListUsers"])  # fmt: skip
 
 
+def tags_follow_ec2s_restrictions() -> Any:
+    ec2 = _client("ec2", _role_session("Tagging", "arn:aws:iam::aws:policy/AmazonEC2FullAccess"))
+    launched = ec2.run_instances(ImageId=IMAGE, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+
+    def tag(key: str, value: str) -> list[Any]:
+        return _answer(ec2, "create_tags", Resources=[launched], Tags=[{"Key": key, "Value": value}])
+
+    return [tag("aws:reserved", "v"), tag("k" * 129, "v"), tag("Name", "v" * 257), tag("Name", "a\x1bb"),
+            _answer(ec2, "describe_instances"),  # the tag's ESC, raw in moto's XML
+            _answer(ec2, "run_instances", ImageId=IMAGE, MinCount=1, MaxCount=1, TagSpecifications=[
+                {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "a\x1bb"}]}])]  # fmt: skip
+
+
 def admin_keys_chosen_by_the_lab() -> Any:
     iam = _iam()
     iam.create_user("us-east-1", "keyed")
@@ -465,6 +478,14 @@ ALONE_DOES: dict[str, Any] = {
     "trust_policies_name_who_may_assume": ["TypeError", "argument of type 'NoneType' is not iterable"],
     "role_last_used_names_its_region": {"LastUsedDate": True, "Region": False},
     "what_moto_lacks_says_so": [500, "ResponseParserError"],  # NotImplementedError, as an HTML page
+    "tags_follow_ec2s_restrictions": [
+        [200],  # a key starting aws: is taken
+        [200],  # a key of 129 characters
+        [200],  # a value of 257 characters
+        [200],  # a value holding ESC
+        [200, "ResponseParserError"],  # DescribeInstances, with the ESC raw in its XML
+        [200, "ResponseParserError"],  # a launch tagged so: launched, and its answer unreadable
+    ],
     "admin_keys_chosen_by_the_lab": {"keyed by physical_resource_id": True, "CreateAccessKey takes a key id": False},
     "replay_without_authorization": [
         "InvalidClientTokenId",

@@ -10,6 +10,9 @@
 FROM quay.io/jupyterhub/k8s-hub:4.3.3
 
 USER root
+# The hub's own JupyterHub: the chart's 5.4.4, raised to 5.5.4 (the same database schema and dependencies).
+# 5.5.3 is the first 5.x that makes the class page the students' tokens (labkit_class.py, makes_student_tokens).
+RUN python3 -m pip install --no-cache-dir --quiet 'jupyterhub==5.5.4'
 COPY pyproject.toml constraints.txt README.md /tmp/iam-roles-for-ec2/
 COPY labkit /tmp/iam-roles-for-ec2/labkit
 RUN python3 -m venv /opt/labkit \

@@ -16,6 +16,15 @@ What it sets up:
   JupyterHub 5.x and 6.x), so students get no access to the page: keep `access:services` out of
   `c.JupyterHub.extra_user_scopes` and out of any role of theirs.
 
+A student's server runs the student's code, so whatever reaches it, the student may keep. The page's own
+token therefore never goes there: for each request to a student's server, the page has the hub make a
+token owned by that student, for that server alone (`access:servers!server=NAME/`), living 60 s at most,
+and deletes it once answered. Kept, it is worth what the student already has. The hub lets the page
+make such tokens (`tokens!group=…`) only with scopes their owner holds (checked on JupyterHub 6.1). It needs
+JupyterHub 5.5.3 or later on 5.x, 6.1.0 or later on 6.x: before, the hub checked a service's `!group=`
+filter on `tokens` against the wrong kind of thing and answered 403 (apihandlers/users.py, read in the
+releases 5.4.4 to 6.1.1); on an older hub, its log says so at start (makes_student_tokens below).
+
 Who is in which group: list them with `c.JupyterHub.load_groups` (or your authenticator's groups), e.g.
 `c.JupyterHub.load_groups = {"class": {"users": ["ana", "ben"]}, "instructors": {"users": ["ines"]}}`.
 JupyterHub creates both groups, empty, if you do not.
@@ -32,10 +41,27 @@ Where things listen, by environment variable of the hub's process (defaults: one
 import os
 import sys
 
+import jupyterhub
+
 CLASS_GROUP = "class"  # the students whose labs the page shows and resets
 INSTRUCTOR_GROUP = "instructors"  # who may open the page
 SERVICE_NAME = "class"  # the page is at /services/class/
 SERVICE_PORT = 10101
+
+
+def makes_student_tokens(version: tuple[int, ...]) -> bool:
+    """Whether JupyterHub `version` makes a service tokens for the users of a group it holds `tokens!group=`
+    on (5.5.3 and 6.1.0 fixed it: before, the hub checked that filter against the service itself)."""
+    return (5, 5, 3) <= version < (6,) or version >= (6, 1, 0)
+
+
+if not makes_student_tokens(tuple(jupyterhub.version_info[:3])):
+    print(
+        f"labkit_class.py: JupyterHub {jupyterhub.__version__} refuses the class page the students' tokens it needs "
+        "(HTTP 403), so each row of the page will say error: upgrade the hub to JupyterHub 5.5.3 or later "
+        "(6.1.0 or later on 6.x), as deploy/image/hub.Dockerfile does.",
+        file=sys.stderr,
+    )
 
 
 def _on_kubernetes_service(*names: str) -> str | None:
@@ -61,25 +87,6 @@ c = get_config()  # noqa: F821 - given by JupyterHub's config loader (also with 
 # Every student's server loads labkit's extension (the lab API above). Keep JupyterLab and the rest.
 c.Spawner.args.append("--ServerApp.jpserver_extensions=labkit.classroom.server_extension=True")
 
-# A single-user server checks a token's scopes without the hub's database, so it cannot tell that its
-# user is in the class group: `access:servers!group=class` alone is refused there (JupyterHub documents
-# this in jupyterhub.services.auth.check_scopes, 5.x and 6.x). The servers of the class's students
-# therefore also accept that exact scope; the hub decides who holds it (the page's role, below).
-# Membership is read when a server starts: a student added to the group restarts their server.
-c.Spawner.group_overrides.update(
-    {
-        "labkit-class-access": {
-            "groups": [CLASS_GROUP],
-            "spawner_override": {
-                "oauth_access_scopes": lambda spawner: [
-                    *spawner.oauth_access_scopes,
-                    f"access:servers!group={CLASS_GROUP}",
-                ],
-            },
-        }
-    }
-)
-
 c.JupyterHub.services.append(
     {
         "name": SERVICE_NAME,
@@ -98,20 +105,21 @@ c.JupyterHub.services.append(
 c.JupyterHub.load_roles.extend(
     [
         {
-            # The page's own token (JUPYTERHUB_API_TOKEN): the class group's users and servers, nothing else.
+            # The page's own token (JUPYTERHUB_API_TOKEN), for the hub's API alone: the class group's users,
+            # their servers, and tokens of theirs for their own servers. No access to any server itself.
             "name": "labkit-class-page",
-            "description": "The class page: list the class's students, their servers, and use their lab API",
+            "description": "The class page: list the class's students and their servers, make tokens for their lab API",
             "scopes": [
-                f"list:users!group={CLASS_GROUP}",  # GET /hub/api/users answers the class's members only
-                f"read:users:name!group={CLASS_GROUP}",  # their names
+                f"list:users!group={CLASS_GROUP}",  # GET /hub/api/users answers the class's members only, by name
+                f"read:users:groups!group={CLASS_GROUP}",  # that they are in the class (a broader token adds none)
                 f"read:users:activity!group={CLASS_GROUP}",  # their last activity
                 f"read:servers!group={CLASS_GROUP}",  # whether their server runs, is pending, and its URL
-                f"access:servers!group={CLASS_GROUP}",  # their /user/NAME/labkit/api/status and /reset
+                f"tokens!group={CLASS_GROUP}",  # POST/DELETE /hub/api/users/NAME/tokens: NAME's own, short-lived
             ],
             "services": [SERVICE_NAME],
         },
         {
-            # Instructors: open the page (which acts with its own token), and nothing on students' servers.
+            # Instructors: open the page (which acts for them), and nothing on students' servers.
             "name": "labkit-class-instructor",
             "description": "Open the class page: every student's lab, reset any of them",
             "scopes": [f"access:services!service={SERVICE_NAME}"],

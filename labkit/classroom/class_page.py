@@ -11,6 +11,8 @@ Configured by the hub's environment for services (JUPYTERHUB_API_URL, JUPYTERHUB
 JUPYTERHUB_SERVICE_PREFIX, JUPYTERHUB_SERVICE_URL) and by LABKIT_CLASS_GROUP, LABKIT_CLASS_PROXY_URL
 and LABKIT_CLASS_TIMEOUT. Who may open it is the hub's to say (`access:services!service=…`): the hub
 refuses everyone else (403). A reset made with the instructor's cookie must carry the page's XSRF token.
+The page's own token never leaves for a student's server (gather.py): each request there carries a
+token of that student's own, for their server alone, made for it and deleted after.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from tornado import ioloop, web
 from labkit.catalogue import NOTEBOOKS
 from labkit.classroom.gather import Hub, ResetDone, StudentLab, gather, reset
 from labkit.classroom.page import class_csv, class_html, row
+from labkit.errors import ClassNotListed, LabError
 
 log = logging.getLogger("labkit.class_page")
 FRESH = "fresh"
@@ -63,8 +66,21 @@ class ClassHandler(HubOAuthenticated, web.RequestHandler):
 
     async def students(self) -> tuple[list[StudentLab], float]:
         began = time.perf_counter()
-        students = await gather(self.config.hub, self.config.group, timeout=self.config.timeout)
+        try:
+            students = await gather(self.config.hub, self.config.group, timeout=self.config.timeout)
+        except ClassNotListed as error:
+            raise web.HTTPError(502, str(error)) from None
         return students, time.perf_counter() - began
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """One line, never a traceback: what went wrong in the page's own words, where it has some."""
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        said = error.log_message if isinstance(error, web.HTTPError) and error.log_message else self._reason
+        if isinstance(error, LabError):
+            said = str(error)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.finish(f"{status_code}: {said}\n")
 
     def render_class(self, students: Sequence[StudentLab], seconds: float, done: Sequence[ResetDone] = ()) -> None:
         self.set_header("Content-Type", "text/html; charset=utf-8")

@@ -16,6 +16,7 @@ from html import escape
 
 from labkit.classroom.gather import ResetDone, StudentLab
 
+TRUST = "Each row is what that student's own server reports: it runs their code, so they could make it say anything."
 SERVER_WORDS = {
     "running": "running",
     "stopped": "stopped",
@@ -157,6 +158,7 @@ def class_html(
 <h1>Every student's lab: group {escape(group)}</h1>
 <p>{len(rows)} students; each server asked at once, {timeout:g} s each{took}.
 <a href="class.csv" download>Download CSV</a> · <a href="">Refresh</a></p>
+<p class="trust">{TRUST}</p>
 {results}
 <form id="class-form" method="post" action="reset">
 <input type="hidden" name="_xsrf" value="{escape(xsrf)}">
@@ -176,6 +178,11 @@ def class_html(
 """
 
 
+def _cell(text: str) -> str:
+    """A CSV cell a spreadsheet shows as text: one that would start a formula gets a leading quote."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def class_csv(rows: Sequence[Row], *, notebooks: Sequence[str]) -> str:
     """One line per student: server, lab, progress, each notebook (done / missing: …), last activity."""
     out = io.StringIO()
@@ -186,5 +193,6 @@ def class_csv(rows: Sequence[Row], *, notebooks: Sequence[str]) -> str:
         for n in notebooks:
             entry = r.notebooks.get(n)
             marks.append("" if entry is None else "done" if entry[0] else "missing: " + "; ".join(entry[1]))
-        writer.writerow([r.name, r.server, r.server_note, r.lab, r.finished, r.furthest, *marks, r.last_activity])
+        cells = [r.name, r.server, r.server_note, r.lab, r.finished, r.furthest, *marks, r.last_activity]
+        writer.writerow([_cell(c) for c in cells])
     return out.getvalue()

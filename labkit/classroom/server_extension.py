@@ -7,7 +7,8 @@ Enable it with `--ServerApp.jpserver_extensions=labkit.classroom.server_extensio
 (deploy/jupyterhub/labkit_class.py does, for every server the hub spawns). The lab is the one of this
 server's `$LABKIT_HOME`, so each student's server acts on that student's lab only. Who may call it is
 the server's own authentication: inside JupyterHub, the server's owner and holders of `access:servers`
-on it (an instructor's role, the class page's token); with a token, whoever holds the token.
+on it; with a token, whoever holds the token. The class page calls it with a token the hub made for it,
+owned by the student and for this server alone (labkit/classroom/gather.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A warm `aws` CLI for the lab's instances: the same program, without paying its start-up each time.
 
-    python -m labkit.labprocess.cliserver SOCKET LAB_PID API_PORT,IMDS_PORT [SEALED_SOCKET]
+    python -m labkit.labprocess.cliserver SOCKET LAB_PID API_PORT,IMDS_PORT [CONTROL_FD]
         (started by the lab process; it ends with it)
 
 A fresh `aws` process spends most of its time importing the CLI and reading botocore's JSON models.
@@ -11,9 +11,21 @@ stdin, stdout and stderr; the child takes them over and runs exactly what the `a
 the warm process, so no command sees another's state. When the server is not there, the client
 runs the real `aws` instead: the result is the same, only slower.
 
-A command from an instance sealed by environment runs in the Landlock fence of that instance
-(labkit/fence.py), as its own `aws` would: the client proves which instance it runs on by handing
-over that instance's identity file, open; without it, the command may write nothing but /tmp.
+The server knows which instance a command comes from by something the instance can neither forge
+nor outlive, never by a process id:
+
+- sealed by the kernel: the socket the client came through. Each sandbox makes its own
+  /run/labkit/aws.sock, reachable from that instance alone, and the lab hands it here (CONTROL_FD)
+  with the descriptors of the sandbox's namespaces; the command joins those namespaces, then runs
+  in the instance's PID namespace, so it ends with the instance whatever it starts;
+- sealed by environment (SOCKET, in the state directory): the instance's identity file, which the
+  client hands over open for reading and only that instance's fence lets a process open. The command
+  runs in that fence (labkit/fence.py), under a parent outside it that ends what the command left
+  running once it ends.
+
+A client that cannot be placed is refused in one line and nothing runs. So is a request over 1 MiB
+(before it is read), a malformed one, and one past the number of commands the server holds at once,
+per instance and in all; what the refusals say reaches lab.log at most once a minute.
 The server holds no secret of the lab's (its ports come on its command line, its environment is
 the few variables Python and the CLI read): a command's child processes may read its memory.
 """
@@ -22,8 +34,10 @@ from __future__ import annotations
 
 import array
 import atexit
-import fcntl
+import contextlib
+import ctypes
 import json
+import mmap
 import os
 import random
 import select
@@ -32,11 +46,14 @@ import socket
 import struct
 import sys
 import threading
+import time
 import types
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from labkit import fence
+from labkit.keeper_process import descendants
 from labkit.labprocess import motofixes
 from labkit.labprocess.motofixes.warm_aws import CLI_DATA_DIRS
 from labkit.protocol import CLI_SERVER_USER_HOME, HEADER
@@ -131,18 +148,98 @@ def _exit_status(code: Any) -> int:
     return 1
 
 
+MAX_REQUEST = 1 << 20  # bytes: a command's arguments and environment; a larger request is refused unread
+MAX_PER_INSTANCE = 8  # commands the server holds at once for one instance (all of the environment seal's: one)
+MAX_IN_ALL = 32  # and in all
+REQUEST_TIMEOUT = 10.0  # seconds a client has, once connected, to send its request
+LOG_EVERY = 60.0  # seconds: at most one line of refusals in lab.log
+
+
+class Refused(Exception):
+    """A request the server does not run: the one line the client's `aws` prints."""
+
+
 def _receive(connection: socket.socket) -> tuple[dict[str, Any], list[int]]:
-    data, ancillary, _, _ = connection.recvmsg(1 << 16, socket.CMSG_SPACE(4 * array.array("i").itemsize))
+    """The request (argv, env, cwd) and the descriptors that came with it; Refused for one that is too
+    large (before its body is read), cut short, or not what the client script sends."""
     fds = array.array("i")
+    connection.settimeout(REQUEST_TIMEOUT)
+    try:
+        head, ancillary, _, _ = connection.recvmsg(HEADER.size, socket.CMSG_SPACE(8 * fds.itemsize))
+    except (OSError, TimeoutError):
+        raise Refused("its request did not come in time") from None
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
-    while len(data) < HEADER.size or len(data) < HEADER.size + HEADER.unpack_from(data)[0]:
-        more = connection.recv(1 << 16)
-        if not more:
-            raise ConnectionError("the client went away")
-        data += more
-    return json.loads(data[HEADER.size :]), list(fds)
+    received = list(fds)
+    try:
+        while len(head) < HEADER.size:
+            more = connection.recv(HEADER.size - len(head))
+            if not more:
+                raise Refused("its request was cut short")
+            head += more
+        (size,) = HEADER.unpack(head)
+        if size > MAX_REQUEST:
+            raise Refused(f"its request is {size} bytes, more than the {MAX_REQUEST // (1 << 20)} MiB the lab takes")
+        body = bytearray(size)
+        view, got = memoryview(body), 0
+        while got < size:
+            n = connection.recv_into(view[got:])
+            if not n:
+                raise Refused("its request was cut short")
+            got += n
+        request = json.loads(body)
+    except (OSError, TimeoutError):
+        _close(received)
+        raise Refused("its request did not come in time") from None
+    except ValueError:
+        _close(received)
+        raise Refused("its request is not JSON") from None
+    except Refused:
+        _close(received)
+        raise
+    connection.settimeout(None)
+    if not (
+        isinstance(request, dict)
+        and isinstance(request.get("argv"), list)
+        and all(isinstance(a, str) for a in request["argv"])
+        and isinstance(request.get("env"), dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in request["env"].items())
+        and isinstance(request.get("cwd"), str)
+        and len(received) >= 3
+    ):
+        _close(received)
+        raise Refused("its request is not the lab's `aws` asking (argv, env, cwd and three streams)")
+    return request, received
+
+
+def _close(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+class _Log:
+    """Lines for lab.log, at most one per LOG_EVERY seconds across the server and all its children."""
+
+    def __init__(self) -> None:
+        self.last = mmap.mmap(-1, 8)  # shared with every child forked after it
+        self.last[:] = struct.pack("d", 0.0)
+
+    def line(self, text: str) -> None:
+        now = time.monotonic()
+        if now - struct.unpack("d", self.last[:])[0] < LOG_EVERY:
+            return
+        self.last[:] = struct.pack("d", now)
+        with contextlib.suppress(OSError):
+            os.write(2, f"labkit: warm aws: {text}\n".encode(errors="replace"))
+
+
+def _refuse(connection: socket.socket, why: str) -> None:
+    """Tell the client's `aws` it was refused, and why: -1 in place of a pid, then the line it prints."""
+    with contextlib.suppress(OSError):
+        connection.setblocking(False)
+        connection.send(struct.pack(">i", -1) + f"aws: the lab did not run this command: {why}.\n".encode())
 
 
 PASSED_ON = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # what the client passes on from its terminal
@@ -163,90 +260,121 @@ def _end_with_the_client(connection: socket.socket) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _fence_the_command(lab_home: str, ports: tuple[int, ...], identity: list[int]) -> None:
-    """In the forked child, for a client in an instance sealed by environment (or in none): enter
-    the Landlock fence of the instance whose identity file the client handed over (labkit/fence.py),
-    or, without one, the fence of no instance. Nothing where the kernel has no Landlock."""
+@dataclass
+class Place:
+    """Where one listener's clients are: an instance sealed by the kernel (its id, and the descriptors
+    of its sandbox's namespaces, sandbox_init.NAMESPACES then the nested user namespace), or
+    (`instance_id` None) the instances sealed by environment, each proving itself by its identity file."""
+
+    listener: socket.socket
+    instance_id: str | None = None
+    namespaces: list[int] = field(default_factory=list)
+    running: set[int] = field(default_factory=set)  # the children serving it now
+
+    def close(self) -> None:
+        self.listener.close()
+        _close(self.namespaces)
+        self.namespaces = []
+
+
+def _fenced_as_proven(lab_home: str, ports: tuple[int, ...], identity: list[int]) -> Any:
+    """For a client sealed by environment: the Landlock fence of the instance whose identity file it
+    handed over (labkit/fence.py), planned here; None where the kernel has no Landlock. Refused when
+    it handed over none that proves an instance."""
     home = Path(lab_home)
     instance = fence.proven_instance(home, identity[0]) if identity else None
-    for fd in identity:
-        os.close(fd)
-    fenced = fence.build(home, instance, ports=ports, homes=(os.environ.get(CLI_SERVER_USER_HOME, ""),))
-    if fenced is not None:
-        fenced.apply()
+    _close(identity)
+    if instance is None:
+        raise Refused("it came from no instance of this lab (the instance's identity file did not come with it)")
+    return fence.build(home, instance, ports=ports, homes=(os.environ.get(CLI_SERVER_USER_HOME, ""),))
 
 
-NS_GET_PARENT = 0xB702  # ioctl on a namespace: its parent user namespace
 CLONE_NEWUSER = 0x10000000
+PR_SET_CHILD_SUBREAPER = 36
 
 
-def _enter_the_clients_instance(connection: socket.socket) -> bool:
-    """In the forked child, for a client in a sealed instance (labprocess/sandbox.py): join its
-    namespaces as its `aws` process would be in them: the sandbox's user namespace (the lab's user
-    owns it), its mount, UTS, IPC and network namespaces, then the nested one where the lab's user
-    is ec2-user, with no capability left. Returns whether it did; a client in this process's own
-    user namespace (an instance sealed by environment) is served as ever. The kernel says who the
-    client is (SO_PEERCRED): nothing it sends can choose the namespaces."""
-    import ctypes
-
-    pid = struct.unpack("3i", connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0]
-    try:
-        nested = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:  # a client in a namespace above this process's (the lab runs in one): not sealed
-        return False
-    own = os.stat("/proc/self/ns/user")
-    try:  # a sandbox's: the nested namespace, child of the sandbox's, child of this process's
-        outer = fcntl.ioctl(nested, NS_GET_PARENT)
-        grandparent = fcntl.ioctl(outer, NS_GET_PARENT)
-    except OSError:  # no parent we may see: this process's own namespace, or one above it
-        os.close(nested)
-        return False
-    above = os.fstat(grandparent)
-    os.close(grandparent)
-    if (above.st_dev, above.st_ino) != (own.st_dev, own.st_ino):
-        os.close(nested)
-        os.close(outer)
-        return False
-    kinds = ("mnt", "uts", "ipc", "net", "pid")
-    others = [os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC) for kind in kinds]
+def _join(namespaces: list[int]) -> None:
+    """In the forked child, for a client of an instance sealed by the kernel: join its sandbox's
+    namespaces as its `aws` process is in them (the sandbox's user namespace, which the lab's user owns;
+    its mount, UTS, IPC, network and PID namespaces; then the nested one where the lab's user is
+    ec2-user), with no capability left, then run the command in a child in its PID namespace (`ps`
+    shows it, /proc/self is its own, Ctrl-C reaches it, and it ends with the instance); this one waits
+    for it, silent. The descriptors came from the sandbox itself: nothing the client sends chooses them."""
     libc = ctypes.CDLL(None, use_errno=True)
+    outer, *others, nested = namespaces
     for fd, kind in [(outer, CLONE_NEWUSER), *((fd, 0) for fd in others), (nested, CLONE_NEWUSER)]:
         if libc.setns(fd, kind) != 0:
             number = ctypes.get_errno()
-            raise OSError(number, f"cannot enter the instance of process {pid}: {os.strerror(number)}")
+            raise Refused(f"the instance could not be entered ({os.strerror(number)}); it may have just stopped")
         os.close(fd)
     # joining a user namespace grants every capability in it; ec2-user's `aws` holds none
     header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread
     if libc.capset(header, (ctypes.c_uint32 * 6)()) != 0:
         raise OSError(ctypes.get_errno(), "cannot drop the capabilities of the instance's aws")
-    # its PID namespace holds only children: the command runs in one, as a process of the instance
-    # (`ps` shows it, /proc/self is its own, Ctrl-C reaches it); this one waits for it, silent
-    command = os.fork()
+    try:
+        command = os.fork()
+    except OSError:  # its PID 1 has gone: the instance is stopping
+        raise Refused("the instance is stopping") from None
     if command:
         _, status = os.waitpid(command, 0)
         os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
-    return True
 
 
-def _run(connection: socket.socket, home_paths: list[tuple[Any, str | None]], lab: tuple[str, tuple[int, ...]]) -> None:
+def _keep_what_it_starts(fenced: Any, held: list[int]) -> None:
+    """In the forked child, for a client sealed by environment: the command runs in a child of this
+    one, inside the fence; this one, outside it (the fence lets the command neither see nor signal
+    it), is the subreaper of all the command starts, and once the command ends, ends whatever it
+    left running (a daemon started from a credential_process, say), then exits with its status."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    command = os.fork()
+    if command == 0:
+        if fenced is not None:
+            fenced.apply()
+        return
+    _close(held)  # the client's streams and connection are the command's
+    _, status = os.waitpid(command, 0)
+    for _ in range(100):
+        left = descendants()
+        if not left:
+            break
+        for pid in left:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        time.sleep(0.01)
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+def _run(
+    connection: socket.socket,
+    home_paths: list[tuple[Any, str | None]],
+    lab: tuple[str, tuple[int, ...]],
+    place: Place,
+    log: _Log,
+) -> None:
     """In the forked child: become the client's `aws` process, run the command, report its status.
-    `lab`: the lab's directory and its API and metadata ports."""
+    `lab`: the lab's directory and its API and metadata ports; `place`: where the client is."""
     import awscli
     import awscli.clidriver
 
-    status = 255
+    status, taken = 255, False
     try:
-        request, fds = _receive(connection)
-        fds, identity = fds[:3], fds[3:]
-        # before any thread: setns needs a lone one, and Landlock fences the calling thread only
-        if not _enter_the_clients_instance(connection):
-            try:
-                _fence_the_command(*lab, identity)
-            except OSError as error:
-                os.write(
-                    fds[2], f"aws: the lab could not fence this command ({error}), so it did not run it\n".encode()
-                )
-                raise
+        try:
+            request, fds = _receive(connection)
+            fds, identity = fds[:3], fds[3:]
+            # before any thread: setns needs a lone one, and Landlock fences the calling thread only
+            if place.instance_id is not None:
+                _close(identity)
+                _join(place.namespaces)
+            else:
+                _keep_what_it_starts(_fenced_as_proven(lab[0], lab[1], identity), [*fds, connection.fileno()])
+        except Refused as refused:
+            log.line(str(refused))
+            _refuse(connection, str(refused))
+            os._exit(255)
         # the command runs: its pid (inside a sealed instance, the one it has there) tells the client so
         connection.sendall(struct.pack(">i", os.getpid()))
         # The watcher thread blocks the signals a terminal sends: the kernel hands a process's signal
@@ -257,7 +385,12 @@ def _run(connection: socket.socket, home_paths: list[tuple[Any, str | None]], la
         for target, fd in zip((0, 1, 2), fds, strict=True):
             os.dup2(fd, target)
             os.close(fd)
-        os.chdir(request["cwd"])
+        taken = True  # from here on, fd 2 is the client's stderr: lab.log is out of the command's reach
+        try:
+            os.chdir(request["cwd"])
+        except OSError as error:
+            print(f"aws: the lab could not run this command in {request['cwd']}: {error.strerror}", file=sys.stderr)
+            raise SystemExit(255) from None
         warm_home = os.environ.get("HOME", "")
         os.environ.clear()
         os.environ.update(request["env"])
@@ -285,10 +418,16 @@ def _run(connection: socket.socket, home_paths: list[tuple[Any, str | None]], la
         atexit._run_exitfuncs()  # as a process does at exit (colorama resets the terminal's colours)
         sys.stdout.flush()
         sys.stderr.flush()
-    except BaseException:  # noqa: BLE001 - the child must report a status whatever happens
-        import traceback
-
-        traceback.print_exc()
+    except SystemExit as done:
+        status = _exit_status(done.code)
+    except BaseException as error:  # noqa: BLE001 - the child must report a status whatever happens
+        said = f"{type(error).__name__}: {error}".splitlines()[0]
+        if not taken:
+            log.line(said)
+            _refuse(connection, said)
+            os._exit(255)
+        with contextlib.suppress(OSError):
+            os.write(2, f"aws: the lab could not run this command ({said})\n".encode())
         status = 255
     finally:
         try:
@@ -297,10 +436,46 @@ def _run(connection: socket.socket, home_paths: list[tuple[Any, str | None]], la
             os._exit(int(status) & 0xFF)
 
 
-def serve(path: str, lab: int, ports: tuple[int, ...], sealed_path: str | None = None) -> None:
+def _listener(path: str) -> socket.socket:
+    if os.path.exists(path):
+        os.unlink(path)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    os.chmod(path, 0o600)
+    listener.listen(64)
+    return listener
+
+
+def _told(control: socket.socket, places: dict[int, Place]) -> bool:
+    """A message from the lab: an instance sealed by the kernel to serve (its socket, then its
+    namespaces' descriptors), or one gone. False once the lab has closed its end."""
+    try:
+        message, fds, _, _ = socket.recv_fds(control, 4096, 16)
+    except OSError:
+        return True
+    if not message:
+        return False
+    try:
+        said = json.loads(message)
+        instance_id = str(said["instance"])
+    except (ValueError, KeyError, TypeError):
+        _close(fds)
+        return True
+    for key, place in list(places.items()):
+        if place.instance_id == instance_id:
+            del places[key]
+            place.close()
+    if fds:
+        listener = socket.socket(fileno=fds[0])
+        places[listener.fileno()] = Place(listener, instance_id, fds[1:])
+    return True
+
+
+def serve(path: str, lab: int, ports: tuple[int, ...], control_fd: int | None = None) -> None:
     """Warm up, then fork a child per command until the lab process `lab`, our parent, is gone.
     `ports`: the lab's API and metadata ports, all the TCP a fenced command may reach.
-    `sealed_path`: a second socket, the one sealed instances reach (labprocess/sandbox.py)."""
+    `control_fd`: where the lab hands over the sockets of instances sealed by the kernel."""
+    control = socket.socket(fileno=control_fd) if control_fd is not None else None
     if os.getppid() != lab:  # it died while we were starting
         return
     try:
@@ -309,33 +484,62 @@ def serve(path: str, lab: int, ports: tuple[int, ...], sealed_path: str | None =
         print(error, flush=True)
         return
     home_paths = paths_from_home(os.environ.get("HOME", ""))
-    listeners = []
-    for where in [path, *([sealed_path] if sealed_path else [])]:
-        if os.path.exists(where):
-            os.unlink(where)
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(where)
-        os.chmod(where, 0o600)
-        listener.listen(64)
-        listeners.append(listener)
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    log = _Log()
+    environment = Place(_listener(path))
+    places: dict[int, Place] = {environment.listener.fileno(): environment}
+    children: dict[int, Place] = {}
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes the select below, through the pipe
     while os.getppid() == lab:
-        ready, _, _ = select.select(listeners, [], [], 1.0)
+        with contextlib.suppress(ChildProcessError):
+            while (ended := os.waitpid(-1, os.WNOHANG)[0]) > 0:
+                if (served := children.pop(ended, None)) is not None:
+                    served.running.discard(ended)
+        watched = [p.listener for p in places.values()] + ([control] if control else []) + [wake_r]
+        ready, _, _ = select.select(watched, [], [], 1.0)
+        if wake_r in ready:
+            with contextlib.suppress(OSError):
+                os.read(wake_r, 4096)
+        if control is not None and control in ready and not _told(control, places):
+            control.close()
+            control = None
         for listener in ready:
+            if not isinstance(listener, socket.socket) or listener.fileno() not in places:
+                continue
+            place = places[listener.fileno()]
             try:
                 connection, _ = listener.accept()
             except OSError:
                 continue
-            if os.fork() == 0:
-                for each in listeners:
-                    each.close()
+            most = MAX_PER_INSTANCE if place.instance_id else MAX_IN_ALL
+            if len(place.running) >= most or len(children) >= MAX_IN_ALL:
+                who = f"instance {place.instance_id}" if place.instance_id else "instances sealed by environment"
+                why = f"{who} already runs {len(place.running)} commands at once, and the lab runs {len(children)}"
+                log.line(why)
+                _refuse(connection, f"too many commands at once ({why}); wait for one to end, or stop one with Ctrl-C")
+                connection.close()
+                continue
+            child = os.fork()
+            if child == 0:
+                signal.set_wakeup_fd(-1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                os.close(wake_r)
+                os.close(wake_w)
+                for other in places.values():  # no command holds another instance's socket or namespaces
+                    if other is not place:
+                        other.close()
+                place.listener.close()
+                if control is not None:
+                    control.close()
                 connection.settimeout(None)
-                _run(connection, home_paths, (os.path.dirname(path), ports))
+                _run(connection, home_paths, (os.path.dirname(path), ports), place, log)
+            children[child] = place
+            place.running.add(child)
             connection.close()
-    for where in [path, *([sealed_path] if sealed_path else [])]:
-        os.unlink(where)
+    os.unlink(path)
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], int(sys.argv[2]), tuple(int(port) for port in sys.argv[3].split(",")), *sys.argv[4:5])
+    control = int(sys.argv[4]) if len(sys.argv) > 4 else None
+    serve(sys.argv[1], int(sys.argv[2]), tuple(int(port) for port in sys.argv[3].split(",")), control)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hmac
 import io
 import json
@@ -29,6 +30,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -153,6 +155,16 @@ class LabApp:
                 why = self.sandboxes.failed.get(instance_id, "it is not running")
                 return _json(start_response, 404, {"error": f"instance {instance_id} has no sandbox: {why}"})
             return _json(start_response, 200, {"init": box.init, "nested": box.nested})
+        if action == "run" and method == "GET":  # asked by the keepers of instances sealed by environment
+            from labkit.labprocess import runs
+
+            query = parse_qs(environ.get("QUERY_STRING", ""))
+            instance_id, since = query.get("instance", [""])[0], query.get("since", [None])[0]
+            try:
+                wait = float(query.get("wait", ["0"])[0])
+            except ValueError:
+                wait = 0.0
+            return _json(start_response, 200, {"run": runs.after(self.cloud, instance_id, since, wait, self.stop)})
         if action == "shutdown" and method == "POST":
             threading.Timer(0.05, self.stop.set).start()  # after this response has left
             return _json(start_response, 200, {"stopping": os.getpid()})
@@ -219,8 +231,31 @@ def _json(start_response: StartResponse, status: int, data: dict[str, Any]) -> l
 CLI_SERVER_ENV = ("PATH", "LANG", "TZ", "TMPDIR", "LC_", "PYTHON", "AWS_", "SSL_CERT_", "REQUESTS_CA_BUNDLE")
 
 
-def _start_cli_server(home: Path, ports: tuple[int, int], *, sealed: bool = False) -> subprocess.Popen[bytes] | None:
-    """The warm `aws` of the lab's instances (labkit/labprocess/cliserver.py); it ends when this process does."""
+class WarmLink:
+    """The lab's end of the line to the warm `aws` server: it hands over the socket and namespaces of
+    each instance sealed by the kernel as its sandbox starts (labprocess/sandbox.py), and says when one
+    ends. Messages wait in the line until the server, still starting, reads them."""
+
+    def __init__(self) -> None:
+        self.ours, self.theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.ours.settimeout(5.0)
+        self.lock = threading.Lock()
+
+    def __call__(self, instance_id: str, fds: list[int] | None) -> None:
+        message = json.dumps({"instance": instance_id}).encode()
+        with self.lock, contextlib.suppress(OSError):  # a server gone: instances run the plain aws CLI
+            socket.send_fds(self.ours, [message], fds or [])
+
+    def started(self) -> None:
+        """The server holds its end now (or never will): the lab keeps only its own."""
+        self.theirs.close()
+
+
+def _start_cli_server(
+    home: Path, ports: tuple[int, int], link: WarmLink | None = None
+) -> subprocess.Popen[bytes] | None:
+    """The warm `aws` of the lab's instances (labkit/labprocess/cliserver.py); it ends when this process does.
+    `link`: where it learns of the instances sealed by the kernel (their sockets are their sandboxes')."""
     path = home / CLI_SOCKET
     if len(str(path)) > 100:  # a Unix socket's path must be short; instances then run the real aws
         print(f"labkit: {path} is too long for a socket; instances run the plain aws CLI", flush=True)
@@ -233,12 +268,11 @@ def _start_cli_server(home: Path, ports: tuple[int, int], *, sealed: bool = Fals
     env[CLI_SERVER_USER_HOME] = os.environ.get("HOME", "")  # hidden from the commands it runs, as from instances
     served = [str(path), str(os.getpid()), ",".join(map(str, ports))]
     command = [sys.executable, "-m", "labkit.labprocess.cliserver", *served]
-    if sealed:  # a second socket, in a directory of its own that every sandbox shows at /run/labkit
-        from labkit.labprocess.sandbox import CLI_DIR
-
-        (home / CLI_DIR).mkdir(mode=0o700, exist_ok=True)
-        command.append(str(home / CLI_DIR / CLI_SOCKET))
-    return subprocess.Popen(command, stdin=subprocess.DEVNULL, env=env)
+    passed: tuple[int, ...] = ()
+    if link is not None:
+        command.append(str(link.theirs.fileno()))
+        passed = (link.theirs.fileno(),)
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL, env=env, pass_fds=passed)
 
 
 def chosen_sealed(home: Path, given: bool | None) -> bool:
@@ -313,13 +347,15 @@ def serve(home: Path, *, iam_delay: float | None = None, sealed: bool | None = N
     for server in (api, imds):
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     seal_asked = chosen_sealed(home, sealed)
+    link: WarmLink | None = None
     seal_note = f"instances are sealed by environment only: the lab was started with --no-sealed; {fence.said()}"
     if seal_asked:
         from labkit.labprocess import sandbox
 
         why = sandbox.refusal()
         if why is None:
-            app.sandboxes = sandbox.Sandboxes(home, _serve_inside(app, imds.service, cloud))
+            link = WarmLink()
+            app.sandboxes = sandbox.Sandboxes(home, _serve_inside(app, imds.service, cloud), warm=link)
             app.reconcile()  # the instances running when the lab stopped get theirs again
             seal_note = ""
         else:
@@ -343,7 +379,9 @@ def serve(home: Path, *, iam_delay: float | None = None, sealed: bool | None = N
         seal_note=seal_note,
     )
     write_info(home, info)
-    cli = _start_cli_server(home, (info.api_port, info.imds_port), sealed=app.sandboxes is not None)
+    cli = _start_cli_server(home, (info.api_port, info.imds_port), link)
+    if link is not None:
+        link.started()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     print(f"labkit lab {os.getpid()} serving AWS on {info.api_url}, metadata on port {info.imds_port}", flush=True)

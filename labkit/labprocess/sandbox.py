@@ -14,6 +14,9 @@ Inside, the network is loopback alone. The lab serves it through listening socke
     127.0.0.1:443        the AWS API, over TLS, with a certificate for AWS's own endpoint names
                          (resolved to 127.0.0.1 by the instance's /etc/hosts), signed by the lab's
                          certificate authority, which only the instance trusts
+    /run/labkit/aws.sock the warm `aws` (labprocess/cliserver.py), handed on with the descriptors of
+                         the sandbox's namespaces: the socket says which instance a command comes
+                         from, and the descriptors are how the command joins it
 
 The sandbox lives while its instance runs: `reconcile` starts the missing ones and ends those of
 instances no longer running (their processes die with their PID 1). A lab that restarts makes them
@@ -171,8 +174,7 @@ def _ca_bundles() -> list[str]:
     return found
 
 
-CLI_DIR = "sealed-cli"  # in the state directory: the warm `aws`'s socket for sealed instances
-CLI_INSIDE = "/run/labkit/aws.sock"  # where an instance finds it
+CLI_INSIDE = "/run/labkit/aws.sock"  # the warm `aws`'s socket, made in each instance's own /run
 
 
 def _bin(python: str) -> dict[str, str]:
@@ -200,6 +202,7 @@ class Sandbox:
     nested: int  # the pid, inside, of the process holding the ec2-user namespace
     servers: list[Any]
     lab: socket.socket  # the lab's end of the line to PID 1: when it closes (the lab ends), the sandbox ends
+    warm: list[int]  # the warm `aws`'s listening socket, then the namespaces' descriptors (sandbox_init.NAMESPACES)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -216,16 +219,25 @@ class Sandbox:
             os.kill(self.init, signal.SIGKILL)  # everything inside dies with it
             self.process.wait()
         self.lab.close()
+        self.close_warm()
+
+    def close_warm(self) -> None:
+        for fd in self.warm:
+            os.close(fd)
+        self.warm = []
 
 
 class Sandboxes:
     """The sandboxes of a lab's running instances (one lab process holds them all)."""
 
-    def __init__(self, home: Path, serve: Any) -> None:
+    def __init__(self, home: Path, serve: Any, warm: Any = None) -> None:
         """`serve(instance_id, imds_sockets, api_socket, context)`: the servers the lab runs on one
-        sandbox's sockets (the metadata service's IPv4 one, and its IPv6 one where the kernel has IPv6)."""
+        sandbox's sockets (the metadata service's IPv4 one, and its IPv6 one where the kernel has IPv6).
+        `warm(instance_id, fds)`: hands the warm `aws` an instance's socket and namespaces (`fds`), or
+        tells it the instance is gone (None); without it, instances have no warm `aws` socket."""
         self.home = home
         self.serve = serve
+        self.warm = warm
         self.lock = threading.Lock()
         self.held: dict[str, Sandbox] = {}
         self.failed: dict[str, str] = {}  # why an instance's sandbox could not be made, the last time
@@ -233,7 +245,6 @@ class Sandboxes:
         self.keep = sorted({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
         self.bundles = _ca_bundles()
         self.authority = Authority(home)
-        (home / CLI_DIR).mkdir(mode=0o700, exist_ok=True)  # the warm `aws` makes its socket there
 
     def reconcile(self, running: dict[str, tuple[str, str]]) -> None:
         """Make the sandboxes those of `running` (instance id → private address, AMI name), no more."""
@@ -242,12 +253,17 @@ class Sandboxes:
                 box = self.held[instance_id]
                 if instance_id not in running or not box.alive() or box.private_ip != running[instance_id][0]:
                     del self.held[instance_id]
+                    if self.warm is not None:
+                        self.warm(instance_id, None)
                     box.end()
             for instance_id, (address, image) in running.items():
                 if instance_id not in self.held:
                     try:
-                        self.held[instance_id] = self._start(instance_id, address, image)
+                        self.held[instance_id] = box = self._start(instance_id, address, image)
                         self.failed.pop(instance_id, None)
+                        if self.warm is not None and box.warm:
+                            self.warm(instance_id, box.warm)  # the server's now: the lab keeps no copy
+                        box.close_warm()
                     except (OSError, RuntimeError) as error:
                         self.failed[instance_id] = str(error)
                         print(f"labkit: {error}", flush=True)
@@ -283,7 +299,7 @@ class Sandboxes:
                 "/etc/os-release": OS_RELEASE.format(release=release_of(image)),
                 "/etc/system-release": SYSTEM_RELEASE.format(release=release_of(image)),
             },
-            "cli_dir": str(self.home / CLI_DIR),
+            "cli_socket": CLI_INSIDE if self.warm is not None else "",
             "ca": self.authority.ca_pem,
             "ca_bundles": self.bundles,
             "bin": _bin(self.python),
@@ -309,7 +325,7 @@ class Sandboxes:
             process.stdin.close()
             lab.settimeout(START_TIMEOUT)
             try:
-                message, fds, _, _ = socket.recv_fds(lab, 65536, 4)
+                message, fds, _, _ = socket.recv_fds(lab, 65536, 16)
             except OSError:
                 message, fds = b"", []
             lab.settimeout(None)
@@ -317,7 +333,10 @@ class Sandboxes:
             said = json.loads(message or b"{}")
         except ValueError:
             said = {}
-        if "nested" not in said or len(fds) not in (2, 3):
+        listening, warm = int(said.get("listening", -1)), int(said.get("cli", 0))
+        if "nested" not in said or listening not in (2, 3) or len(fds) != listening + warm:
+            for fd in fds:
+                os.close(fd)
             lab.close()
             process.kill()
             process.wait()
@@ -325,6 +344,7 @@ class Sandboxes:
             raise RuntimeError(f"the sandbox of {instance_id} could not be made: {why.splitlines()[-1]}")
         process.stderr.close()
         children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-        imds, api, *imds_ipv6 = (socket.socket(fileno=fd) for fd in fds)
+        imds, api, *imds_ipv6 = (socket.socket(fileno=fd) for fd in fds[:listening])
         servers = self.serve(instance_id, [imds, *imds_ipv6], api, self.authority.context)
-        return Sandbox(instance_id, address, process, int(children[0]), int(said["nested"]), servers, lab)
+        return Sandbox(instance_id, address, process, int(children[0]), int(said["nested"]), servers, lab,
+                       fds[listening:])  # fmt: skip

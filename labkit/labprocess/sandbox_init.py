@@ -15,7 +15,10 @@ waits, reaping whatever ends, until the lab ends the sandbox (its processes die 
   user's terminal); every other mount read-only, /proc/sys too;
 - the lab's certificate authority over the CA bundles, so that only this instance trusts it;
 - the metadata service's and the AWS endpoint's listening sockets, made here (so they live in this
-  instance's network) and handed to the lab over LAB;
+  instance's network) and handed to the lab over LAB; so is the warm `aws`'s socket, /run/labkit/aws.sock,
+  made in this instance's own /run (no other instance can reach it), with the descriptors of this
+  sandbox's namespaces: what serves the instance knows it by the socket a client came through and
+  joins it by those descriptors, never by a process id;
 - a nested user namespace whose uid and gid 1000 (ec2-user) are the lab's user: what a student
   runs enters it, without any capability; and no more user namespaces may be made inside.
 
@@ -43,6 +46,7 @@ KEPT = {
     "relatime": 1 << 21,
 }
 MNT_DETACH = 2
+NAMESPACES = ("user", "mnt", "uts", "ipc", "net", "pid")  # this sandbox's, in the order they are joined
 CLONE_NEWUSER = 0x10000000
 PR_SET_DUMPABLE, PR_SET_PDEATHSIG = 4, 1
 LIBC = ctypes.CDLL(None, use_errno=True)
@@ -70,12 +74,11 @@ def covered(path: str, covers: list[str]) -> bool:
     return any(path == c or path.startswith(c.rstrip("/") + "/") for c in covers)
 
 
-def make_machine(setup: dict) -> list[socket.socket]:
+def make_machine(setup: dict) -> tuple[list[socket.socket], socket.socket | None]:
     os.chdir("/")
     home = os.open(setup["home"], os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)  # before the state dir is hidden
     # the programs an instance runs (Python, the aws CLI), wherever they are installed: kept, read-only
     keep = {path: os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for path in setup["keep"]}
-    cli = os.open(setup["cli_dir"], os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) if setup.get("cli_dir") else None
     socket.sethostname(setup["hostname"])
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     subprocess.run(["ip", "addr", "add", "169.254.169.254/32", "dev", "lo"], check=True)
@@ -117,11 +120,13 @@ def make_machine(setup: dict) -> list[socket.socket]:
             os.makedirs(path, exist_ok=True)
             mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
         os.close(fd)
-    if cli is not None and os.path.isdir("/run"):  # the warm `aws`'s socket for sealed instances: /run/labkit/aws.sock
-        os.mkdir("/run/labkit")
-        mount(f"/proc/self/fd/{cli}", "/run/labkit", None, MS_BIND)
-    if cli is not None:
-        os.close(cli)
+    cli = None
+    if setup.get("cli_socket") and os.path.isdir("/run"):  # the warm `aws`'s socket, in this instance's /run
+        os.makedirs(os.path.dirname(setup["cli_socket"]), exist_ok=True)
+        cli = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        cli.bind(setup["cli_socket"])
+        os.chmod(setup["cli_socket"], 0o666)  # ec2-user's, as every process's of the instance
+        cli.listen(64)
     # the CA bundles the instance's programs read hold the lab's CA only: laid over them once the kept
     # directories are back (a bundle in a virtual environment under /tmp was hidden until then), from a
     # file in the instance's /run, which becomes read-only with the rest
@@ -145,7 +150,7 @@ def make_machine(setup: dict) -> list[socket.socket]:
         server.bind((address, port))
         server.listen(64)
         listening.append(server)
-    return listening
+    return listening, cli
 
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
@@ -231,8 +236,11 @@ def main() -> None:
     setup = json.loads(sys.stdin.read())
     lab = socket.socket(fileno=setup["lab_fd"])
     try:
-        listening = make_machine(setup)
+        listening, cli = make_machine(setup)
         nested = nested_user()
+        # what joins this instance: its namespaces, the nested user namespace last (labprocess/cliserver.py)
+        namespaces = [os.open(f"/proc/self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC) for kind in NAMESPACES]
+        namespaces.append(os.open(f"/proc/{nested}/ns/user", os.O_RDONLY | os.O_CLOEXEC))
         with open("/proc/sys/user/max_user_namespaces", "w") as f:
             f.write("0\n")
         proc_sys_read_only()
@@ -240,10 +248,15 @@ def main() -> None:
         lab.sendall(json.dumps({"error": str(error)}).encode())
         sys.exit(1)
     fds = [s.fileno() for s in listening]
-    message = json.dumps({"nested": nested}).encode()
-    socket.send_fds(lab, [message], fds)
+    warm = [cli.fileno(), *namespaces] if cli is not None else []
+    message = json.dumps({"nested": nested, "listening": len(fds), "cli": len(warm)}).encode()
+    socket.send_fds(lab, [message], fds + warm)
     for s in listening:
         s.close()
+    if cli is not None:
+        cli.close()
+    for fd in namespaces:
+        os.close(fd)
     devnull = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)

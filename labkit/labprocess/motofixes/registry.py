@@ -5,7 +5,7 @@ labkit/labprocess/motofixes/__init__.py for what a record holds and how it is ap
 from __future__ import annotations
 
 from labkit.labprocess import propagation
-from labkit.labprocess.motofixes import authorization, fidelity, launch, role_credentials, speed, warm_aws
+from labkit.labprocess.motofixes import authorization, fidelity, launch, role_credentials, speed, tags, warm_aws
 from labkit.labprocess.motofixes.record import CLI, LAB, Fix, Target
 
 # -- the records ----------------------------------------------------------------------------------
@@ -226,6 +226,42 @@ REGISTRY: tuple[Fix, ...] = (
         "instance profile that does not exist return IAM's NoSuchEntity; AWS returns InvalidParameterValue "
         "`Value (X) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name` "
         "(`.arn` for an ARN).",
+    ),
+    Fix(
+        name="tags_follow_ec2s_restrictions",
+        kind="fidelity",
+        aws="EC2 refuses a tag (CreateTags on any resource, any TagSpecification) whose key starts with aws:, whose "
+        "key is over 128 or value over 256 characters, or that holds a character XML cannot carry, with "
+        "InvalidParameterValue: `Value ( aws:x ) for parameter key is invalid. Tag keys starting with 'aws:' are "
+        "reserved for internal use`, `Tag value exceeds the maximum length of 256 characters`, …; it takes any "
+        "other character",
+        dependency="moto takes every tag, and writes a character such as ESC (U+001B) raw into its XML: "
+        "DescribeInstances (and the RunInstances that carried it) is then an answer botocore cannot parse, so "
+        "`aws ec2 describe-instances` and `labkit status` failed until the tag was removed",
+        targets=(Target("moto.ec2.responses", "EC2Response"),
+                 Target("moto.core.responses", "BaseResponse._authenticate_and_authorize_normal_action",
+                        ("self", "resource")),
+                 Target("moto.core.responses", "BaseResponse.call_action", ("self",)),  # answers its HTTPException
+                 Target("moto.core.responses", "BaseResponse.serialized", ("self", "action_result")),
+                 Target("moto.core.responses", "BaseResponse._get_action", ("self",)),
+                 Target("moto.core.responses", "ActionResult"),
+                 Target("moto.core.base_backend", "BaseBackend.url_paths"),
+                 Target("moto.ec2.urls", "url_paths"),
+                 Target("moto.ec2.exceptions", "InvalidParameterValue", ("message",)), INSTALLS_EC2),
+        apply=tags.tags_follow_ec2s_restrictions,
+        seam=EC2_SUBCLASS,
+        alone=f"{ALONE}[tags_follow_ec2s_restrictions]",
+        proved_by=("tests/test_tags.py::test_create_tags_refuses_what_ec2_refuses_in_ec2s_words",
+                   "tests/test_tags.py::test_a_launch_whose_tags_ec2_refuses_launches_nothing",
+                   "tests/test_tags.py::test_any_resources_tags_are_checked_and_what_ec2_takes_is_kept_as_given",
+                   "tests/test_tags.py::test_the_aws_cli_shows_ec2s_refusal_in_one_line",
+                   "tests/test_tags.py::test_only_a_caller_ec2_authenticates_and_authorizes_has_its_tags_checked"),
+        upstream="EC2 CreateTags and every TagSpecification accept any key and value. AWS refuses, with "
+        "InvalidParameterValue, keys starting with aws: (`Value ( aws:x ) for parameter key is invalid. Tag keys "
+        "starting with 'aws:' are reserved for internal use`), keys over 128 and values over 256 characters (`Tag "
+        "value exceeds the maximum length of 256 characters`). A character XML 1.0 cannot carry (U+001B, say) is "
+        "written raw into DescribeInstances and DescribeTags, which no client can then parse. Fix: check the tags "
+        "in TagResponse.create_tags and wherever a TagSpecification is read.",
     ),
     Fix(
         name="managed_policies_once",
