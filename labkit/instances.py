@@ -430,9 +430,7 @@ def _execute(
 
 def _as_a_terminal_shows(text: str) -> str:
     """What is left on screen of each line once carriage returns have redrawn it (progress meters)."""
-    return "\n".join(
-        line.rsplit("\r", 1)[-1] if "\r" in line.rstrip("\r") else line.rstrip("\r") for line in text.split("\n")
-    )
+    return "\n".join(line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n"))
 
 
 _WRITTEN: set[Path] = set()

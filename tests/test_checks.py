@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+
 import pytest
+from test_cli import LABKIT
 
 import labkit
-from conftest import Demo
+from conftest import Demo, create_role
 from labkit import solutions
-from labkit.catalogue import INSTANCE, NOTEBOOKS, READ_ONLY, ROLE, SECOND_PROFILE, STARTER_USER
+from labkit.catalogue import EC2_TRUST_POLICY, INSTANCE, NOTEBOOKS, READ_ONLY, ROLE, SECOND_PROFILE, STARTER_USER
 from labkit.checks import CHECKS
 
 
@@ -118,3 +123,56 @@ def test_what_notebook_04_puts_back_is_checked_item_by_item(lab: labkit.Lab) -> 
 
 def test_every_notebook_of_the_catalogue_has_its_check() -> None:
     assert list(CHECKS) == list(NOTEBOOKS)
+
+
+LAMBDA_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+
+
+def test_a_role_that_ec2_may_not_assume_fails_check_02_on_its_trust_alone(lab: labkit.Lab) -> None:
+    """DemoRoleForEC2 built as notebook 02 builds it (IAMReadOnlyAccess attached, an instance profile
+    holding it), but trusting Lambda: EC2 can never give it to an instance (03 would fail with
+    AssumeRoleUnauthorizedAccess), so check 02 says ✗ on the trust policy, in the notebook and in
+    `labkit check 02`, and the lab is not ready for 03. Once the trust names EC2, every item is ✓.
+
+    Guards against check 02 looking only at whether the role exists (in labkit/checks.py,
+    `trusted = role is not None and ec2_may_assume(...)` replaced by `trusted = role is not None`)."""
+    lab.reset(to="02")
+    iam = lab.client("iam")
+    create_role(iam, ROLE, trust=LAMBDA_TRUST, policy=READ_ONLY)
+    command = [LABKIT, "check", "02"]
+    env = {**os.environ, "LABKIT_HOME": str(lab.home)}
+
+    report = lab.check("02")
+    shown = [
+        "Notebook 02: 1 of 4 items missing.",
+        "✓ role DemoRoleForEC2 exists",
+        "✗ EC2 may assume it (trust policy): create it with the EC2 trust policy (notebook 02), "
+        "or run `labkit reset --to 03`",
+        "✓ IAMReadOnlyAccess is attached to it",
+        "✓ instance profile DemoRoleForEC2 holds the role",
+    ]
+    assert str(report).splitlines() == shown
+    assert [c.item for c in report.missing] == ["EC2 may assume it (trust policy)"]
+    checked = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert (checked.returncode, checked.stdout.splitlines(), checked.stderr) == (1, shown, "")
+    with pytest.raises(labkit.LabNotReady) as caught:
+        lab.ready_for("03")
+    assert str(caught.value).startswith(
+        "The lab is not ready for notebook 03; missing: EC2 may assume it (trust policy). "
+    )
+
+    iam.update_assume_role_policy(RoleName=ROLE, PolicyDocument=json.dumps(EC2_TRUST_POLICY))
+    assert lab.check("02").ok, str(lab.check("02"))
+    checked = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.splitlines() == [
+        "✓ The lab holds everything notebook 02 builds.",
+        "✓ role DemoRoleForEC2 exists",
+        "✓ EC2 may assume it (trust policy)",
+        "✓ IAMReadOnlyAccess is attached to it",
+        "✓ instance profile DemoRoleForEC2 holds the role",
+    ]
+    assert str(lab.ready_for("03")).startswith("✓ Ready for notebook 03: the lab holds what notebooks 00-02 built.")

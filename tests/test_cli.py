@@ -179,6 +179,26 @@ def test_reset_asks_on_a_terminal_and_does_nothing_unless_told_yes(home: Path) -
     assert code == 0 and "Reset the lab to checkpoint 02 " in shown
 
 
+def test_reset_on_a_terminal_wipes_nothing_at_enter_or_end_of_input(home: Path) -> None:
+    """`[y/N]`: N is the default. Enter alone, or Ctrl-D (end of input), leaves the lab as it was and
+    says so in one line (no EOFError traceback); only `y` wipes it.
+
+    Guards against labkit/cli.py `_confirmed` taking an empty answer as yes (`in ("y", "yes")`
+    replaced by `in ("y", "yes", "")`) or end of input as yes (`except EOFError:` returning True)."""
+    labkit(home, "up")
+    made = as_admin(home, "aws iam create-user --user-name kept-by-no --query User.UserName --output text")
+    assert made.stdout.strip() == "kept-by-no", made.stderr
+    users = "aws iam list-users --query 'Users[].UserName' --output text"
+    asked = f"Wipe the lab in {home} and put it back to a freshly bootstrapped lab? [y/N]"
+    for typed in (b"\n", b"\x04"):  # Enter; Ctrl-D at the start of a line
+        code, shown = on_a_terminal(home, typed, "reset")
+        assert (code, shown.strip()) == (1, f"{asked} Nothing was changed."), typed
+        assert "kept-by-no" in as_admin(home, users).stdout.split(), typed
+    code, shown = on_a_terminal(home, b"y\n", "reset")
+    assert code == 0 and "Reset the lab to a freshly bootstrapped one in " in shown, shown
+    assert as_admin(home, users).stdout.split() == ["admin", "alice", "bob", "carol"]
+
+
 def test_status_shows_progress_for_instructors(home: Path) -> None:
     labkit(home, "reset", "--to", "03")
     status = labkit(home, "status").stdout

@@ -53,6 +53,14 @@ def refused(call: Any) -> dict[str, Any]:
             ["HTTPStatusCode"], "message": caught.value.response["Error"]["Message"]}  # fmt: skip
 
 
+def acknowledged(call: Any) -> Any:
+    """What `call` answers: a change the lab can journal is acknowledged (an assertion says so if not)."""
+    try:
+        return call()
+    except ClientError as error:
+        raise AssertionError(f"a change the journal could hold was refused: {error}") from None
+
+
 def journal_lines(home: Path) -> list[bytes]:
     raw = (home / "journal.jsonl").read_bytes()
     assert raw.endswith(b"\n"), "the journal ends with a partial line"
@@ -135,7 +143,7 @@ def test_a_change_past_the_file_size_limit_is_neither_acknowledged_nor_kept(own_
     """Before: EFBIG gave an empty 500 but left the change applied; the next changes were
     acknowledged, and after a crash they were gone."""
     iam = own_lab.client("iam")
-    iam.create_user(UserName="before")
+    acknowledged(lambda: iam.create_user(UserName="before"))
     pid, journal = own_lab.current().pid, own_lab.home / "journal.jsonl"
     limit = journal.stat().st_size + 1000  # less than one change: its line can only be written in part
     subprocess.run(["prlimit", f"--pid={pid}", f"--fsize={limit}:"], check=True)
@@ -312,6 +320,34 @@ def test_a_lab_with_a_long_history_comes_back_from_its_snapshot(own_lab: labkit.
     assert took < 10  # a replay of every change takes longer than this on a loaded CI machine
     back.client("iam").create_user(UserName="after-the-restore")  # the ids go on as before
     assert "after-the-restore" in users(back)
+
+
+def test_a_lab_restored_from_its_snapshot_hands_its_instances_the_same_role_keys(own_lab: labkit.Lab) -> None:
+    """The session an instance was handed before the snapshot lives only in the snapshot: after a
+    kill -9, the metadata service must hand the instance the same keys, not mint new ones."""
+    from labkit.labprocess.backends import SNAPSHOT_EVERY
+
+    credentials = imds_get("http://169.254.169.254/latest/meta-data/iam/security-credentials/DemoRoleForEC2")
+    keys = ("AccessKeyId", "SecretAccessKey", "Token", "Expiration")
+    own_lab.reset(to="04")
+    before = json.loads(own_lab.instance("demo-instance").run(credentials).stdout)
+    assert before["Code"] == "Success" and before["AccessKeyId"].startswith("ASIA"), before
+    iam = own_lab.client("iam")
+    for n in range(SNAPSHOT_EVERY + 1):
+        iam.tag_user(UserName="bob", Tags=[{"Key": "n", "Value": str(n)}])
+    # positive control: a snapshot was taken after the session was handed out, and the journal that
+    # follows it holds no session, so the keys can come back from the snapshot alone
+    assert len(list(own_lab.home.glob("snapshot-*.pickle"))) == 1
+    after_snapshot = [json.loads(line) for line in journal_lines(own_lab.home)[1:]]
+    assert json.loads(journal_lines(own_lab.home)[0]).get("snapshot") is not None
+    assert not [change for change in after_snapshot if change.get("kind") == "session"], after_snapshot
+    kill(own_lab)
+    back = labkit.connect(own_lab.home)
+    assert back.info.problem == ""
+    after = json.loads(back.instance("demo-instance").run(credentials).stdout)
+    assert {k: after[k] for k in keys} == {k: before[k] for k in keys}, (
+        "the restored lab handed demo-instance new role keys"
+    )
 
 
 def before_changes(home: Path, lab: labkit.Lab) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -185,6 +186,29 @@ def test_the_iam_paths_with_a_role(attached: Demo) -> None:
     assert document["AccessKeyId"].startswith("ASIA")
     assert '"Code" : "Success"' in raw
     assert status(attached, f"{BASE}/meta-data/iam/security-credentials/SomeOtherRole") == 404
+
+
+def when(timestamp: str) -> datetime:
+    """A time as the metadata service writes it (`2026-11-30T03:05:59Z`)."""
+    return datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def test_the_credentials_last_six_hours_from_when_they_were_issued(attached: Demo) -> None:
+    """Role credentials from IMDS last six hours on AWS, as notebook 05 teaches: LastUpdated <= now <=
+    Expiration, Expiration six hours after LastUpdated, and a second fetch (well before the refresh
+    that comes in the last minutes) hands out the same session."""
+    fetch = f'{IMDS_TOKEN}curl -s -H "$H" {BASE}/meta-data/iam/security-credentials/{ROLE}'
+    asked = datetime.now(UTC).replace(microsecond=0)  # the document's times are whole seconds
+    document = json.loads(attached.box.run(fetch).stdout)
+    now = datetime.now(UTC)
+    assert document["Code"] == "Success", document
+    issued, expires = (when(document[k]) for k in ("LastUpdated", "Expiration"))
+    assert asked <= issued <= now, document
+    assert now <= expires, f"the credentials had expired when they were handed out: {document}"
+    assert expires - issued == timedelta(hours=6), document
+    assert timedelta(hours=6) - timedelta(minutes=2) <= expires - now <= timedelta(hours=6), (document, now)
+    again = json.loads(attached.box.run(fetch).stdout)
+    assert (again["AccessKeyId"], again["Expiration"]) == (document["AccessKeyId"], document["Expiration"])
 
 
 def test_the_credentials_are_the_role_session_the_cli_uses(attached: Demo) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import labkit
-from conftest import Demo, create_role, launch
+from conftest import Demo, create_role, imds_get, launch
+from labkit.instances import _as_a_terminal_shows
 
 EC2_READ_ONLY = "arn:aws:iam::aws:policy/AmazonEC2ReadOnlyAccess"
 
@@ -120,3 +123,55 @@ def test_a_result_reads_like_a_terminal(demo: Demo) -> None:
     assert demo.box.prompt.startswith("[ec2-user@ip-172-31-") and demo.box.prompt.endswith(" ~]$")
     page = result._repr_html_()
     assert "&lt;out&gt;" in page and "[exit status 3]" in page and "<out>" not in page
+
+
+def test_carriage_returns_leave_what_a_terminal_shows() -> None:
+    """Each line is what is left on screen once carriage returns have redrawn it: its last drawing.
+    A line end written as \\r\\n stays one line end, and a \\r that only returns to the line's start
+    before the line ends (or the output does) erases nothing.
+
+    Guards against the redrawing being dropped (in labkit/instances.py, `_as_a_terminal_shows`
+    returning the text unchanged, or keeping the first drawing of a line instead of the last)."""
+    shown = {
+        "a\rbb\rccc\n": "ccc\n",
+        "one\rtwo\nthree\rfour\n": "two\nfour\n",
+        "x\r\ny\r\n": "x\ny\n",
+        "a\rbb\rccc\r\n": "ccc\n",
+        "50%\r100%\r": "100%",
+        "done\r": "done",
+        "\r  0 --:--\r100 --:--\n": "100 --:--\n",
+        "\r\n\r\n": "\n\n",
+        "no carriage return\nat all": "no carriage return\nat all",
+    }
+    assert {text: _as_a_terminal_shows(text) for text in shown} == shown
+
+
+CURL_METER = re.compile(
+    r"  % Total    % Received % Xferd  Average Speed   Time    Time     Time  Current\n"
+    r"                                 Dload  Upload   Total   Spent    Left  Speed\n"
+    r"100 +(\d+) +100 +\1 +0 +0 +[\d.]+[kMG]? +0 --:--:-- --:--:-- --:--:-- +[\d.]+[kMG]?\n"
+)
+
+
+def test_a_cell_shows_a_redrawn_line_as_a_terminal_leaves_it(either_demo: Demo) -> None:
+    """Run in a `%%instance` cell (and by `run`), a command that redraws a line with carriage
+    returns, on stdout (a terminal) or stderr, shows the line's last drawing, as the terminal it runs
+    on would leave it; curl's progress meter to the metadata service shows its final state alone.
+
+    Guards against the redrawing being dropped (in labkit/instances.py, `_as_a_terminal_shows`
+    returning the text unchanged, or keeping the first drawing of a line instead of the last), which
+    only notebook 05's committed output showed."""
+    box = either_demo.box
+    meter = imds_get("http://169.254.169.254/latest/meta-data/", "-o /dev/null")
+    redraws = "printf 'a\\rbb\\rccc\\n'; printf 'a\\rbb\\r\\n'"  # the second ends its line with a \r
+    transcript = box.run_lines(f"{redraws}\nprintf '50%%\\r100%%\\r\\n' >&2; printf 'x\\r\\ny\\n'\n{meter}")
+    assert [(r.exit_code, r.stdout, r.stderr) for r in transcript.results[:2]] == [
+        (0, "ccc\nbb\n", ""),
+        (0, "x\ny\n", "100%\n"),
+    ]
+    curl = transcript.results[2]
+    assert (curl.exit_code, curl.stdout) == (0, "")
+    assert CURL_METER.fullmatch(curl.stderr), curl.stderr
+    assert "\r" not in str(transcript)
+    ran = box.run(f"{redraws}; printf '50%%\\r100%%\\r\\n' >&2")
+    assert (ran.stdout, ran.stderr) == ("ccc\nbb\n", "100%\n")

@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ import labkit
 from labkit import fence
 from labkit.catalogue import AL2023, APP_SERVER, INSTANCE, ROLE
 from labkit.labprocess.sandbox import refusal
+from labkit.solutions import launch
 from tests.conftest import LAUNCHED_BY_STUDENT, imds_get, python_as_student
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,6 +166,52 @@ def test_nothing_the_instance_can_read_holds_a_secret_of_the_lab(sealed: labkit.
     assert ("/home/ec2-user/marker.txt", marker) in matches, found[-2000:]
     assert (str(venv), control) in matches, found[-2000:]
     assert not [line for line in found.splitlines() if any(secret in line for secret in secrets)], found[-2000:]
+
+
+@pytest.mark.parametrize("under", ["/var/lib", "/opt"])
+def test_the_state_directory_is_hidden_where_no_tmpfs_would_cover_it(under: str) -> None:
+    """Every other sealed lab keeps its state under /tmp, which each instance gets a fresh tmpfs of
+    anyway: here it lives where the instance sees the host's files (read-only), and must still be
+    hidden. The control: the directory is there on the host, holds lab.json with the lab's secret,
+    and the instance sees the host's `under` (the directory's name in it)."""
+    assert refusal() is None, f"sealed instances need user namespaces, and this host refuses them: {refusal()}"
+    home = Path(tempfile.mkdtemp(prefix="labkit-test-", dir=under))  # mode 0700, as the lab makes its own
+    try:
+        info, started = labkit.up(home, sealed=True)
+        assert started and info.sealed, info
+        lab = labkit.connect(home)
+        launch(lab, INSTANCE)
+        record = home / "lab.json"
+        assert info.secret in record.read_text() and (home / "journal.jsonl").exists()  # the host's view
+        cat, ls, parent = lab.instance(INSTANCE).run_lines(f"cat {record}\nls -A {home}\nls -A {under}").results
+        assert (cat.exit_code, cat.stdout, cat.stderr) == (1, "", f"cat: {record}: No such file or directory\n"), cat
+        assert (ls.exit_code, ls.stdout, ls.stderr) == (0, "", ""), ls
+        assert parent.exit_code == 0 and home.name in parent.stdout.split(), parent
+    finally:
+        labkit.down(home)
+        shutil.rmtree(home)
+
+
+def test_var_tmp_is_each_instances_own(sealed: labkit.Lab) -> None:
+    """/var/tmp, like /tmp, is the instance's own and writable, as on Amazon Linux: the host's files
+    there are not seen, and what an instance writes there neither reaches the host nor another
+    instance. The controls: the host's file is there, and the instance reads its own file back."""
+    mark = f"labkit-{os.getpid()}-{time.time_ns()}"
+    hosts, instances = Path(f"/var/tmp/{mark}-host"), Path(f"/var/tmp/{mark}-instance")
+    hosts.write_text("the host's\n")
+    try:
+        seen, write = sealed.instance(INSTANCE).run_lines(f"ls -A /var/tmp\necho mine > {instances}").results
+        assert hosts.exists() and hosts.name not in seen.stdout.split(), seen
+        assert (write.exit_code, write.stderr) == (0, ""), write
+        assert sealed.instance(INSTANCE).run(f"cat {instances}").stdout == "mine\n"  # kept while the instance runs
+        assert not instances.exists(), "a file an instance wrote in /var/tmp reached the host's"
+        other = sealed.instance(APP_SERVER).run_lines(f"hostname\nls -A /var/tmp\ncat {instances}").results
+        assert other[0].exit_code == 0 and other[0].stdout.startswith("ip-"), other[0]
+        assert other[1].exit_code == 0 and instances.name not in other[1].stdout.split(), other[1]
+        assert other[2].exit_code == 1 and "No such file or directory" in other[2].stderr, other[2]
+    finally:
+        hosts.unlink()
+        instances.unlink(missing_ok=True)
 
 
 def test_only_loopback_answers_and_the_labs_own_ports_are_not_there(sealed: labkit.Lab) -> None:
@@ -308,8 +357,12 @@ def test_terminating_an_instance_ends_its_processes(sealed: labkit.Lab) -> None:
     box = sealed.instance(instance_id)
     assert box.run("nohup sleep 600 > /dev/null 2>&1 &").ok
     init = _init_of(sealed, instance_id)
+    deadline = time.monotonic() + 10  # `nohup` execs `sleep` once the shell has left it running
     inside = _sandbox_processes(init)
-    assert any(args.startswith("sleep 600") for args in inside.values()), inside
+    while not any(args.startswith("sleep 600") for args in inside.values()):
+        assert time.monotonic() < deadline, inside
+        time.sleep(0.05)
+        inside = _sandbox_processes(init)
     ec2.terminate_instances(InstanceIds=[instance_id])
     deadline = time.monotonic() + 5
     while (left := _sandbox_processes(init) if Path(f"/proc/{init}").exists() else {}) and time.monotonic() < deadline:

@@ -40,6 +40,10 @@ def test_ec2_may_assume(statement: dict[str, Any]) -> None:
         policy({**ALLOW_EC2, "Action": "sts:AssumeRoleWithWebIdentity"}),
         policy(ALLOW_EC2, {**ALLOW_EC2, "Effect": "Deny"}),
         policy({**ALLOW_EC2, "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}}}),
+        # a statement with NotPrincipal or NotAction is not evaluated: it never grants (mutmut found
+        # both untested)
+        policy({**ALLOW_EC2, "NotPrincipal": {"Service": "lambda.amazonaws.com"}}),
+        policy({**ALLOW_EC2, "NotAction": "sts:TagSession"}),
         policy(),
         "this is not JSON",
         json.dumps(["not", "a", "policy"]),
