@@ -343,10 +343,9 @@ def test_a_shell_on_an_instance_works_as_over_ssh(either_demo: Demo, user: UserS
     assert user.run("stty -g") == modes
 
 
-def test_one_command_gets_a_terminal_of_its_own_too(either_demo: Demo, user: UserShell) -> None:
-    """`labkit ssh INSTANCE -- COMMAND` on the user's terminal: the command has a terminal, not theirs."""
-    user.type("labkit ssh demo-instance -- '[ -t 0 ] && echo on-a-terminal; sleep 1000.5'\n")
-    user.expect(r"\non-a-terminal\n")
+def holds_none_of_the_users_terminal_and_stops_at_ctrl_c(user: UserShell) -> None:
+    """While `labkit ssh … -- '…; sleep 1000.5'` runs: no process of the instance holds the user's
+    terminal, and Ctrl-C there stops the command, with status 130."""
     labkit = labkit_in(user)
     on_instance = wait_for(lambda: (now := of_the_instance(labkit)) and "sleep 1000.5" in now.values() and now)
     assert isinstance(on_instance, dict)
@@ -354,6 +353,13 @@ def test_one_command_gets_a_terminal_of_its_own_too(either_demo: Demo, user: Use
     user.type("\x03")
     user.expect(r"\^C\n?user\$ ")
     assert user.status() == 130
+
+
+def test_one_command_gets_a_terminal_of_its_own_too(either_demo: Demo, user: UserShell) -> None:
+    """`labkit ssh INSTANCE -- COMMAND` on the user's terminal: the command has a terminal, not theirs."""
+    user.type("labkit ssh demo-instance -- '[ -t 0 ] && echo on-a-terminal; sleep 1000.5'\n")
+    user.expect(r"\non-a-terminal\n")
+    holds_none_of_the_users_terminal_and_stops_at_ctrl_c(user)
 
 
 def test_without_a_terminal_on_stdin_the_instance_gets_none(either_demo: Demo, user: UserShell) -> None:
@@ -361,13 +367,7 @@ def test_without_a_terminal_on_stdin_the_instance_gets_none(either_demo: Demo, u
     and has no controlling terminal; Ctrl-C at the user's terminal still stops it."""
     user.type("labkit ssh demo-instance -- 'echo $((6 * 7)); [ -t 1 ] || echo no-terminal; sleep 1000.5' < /dev/null\n")
     user.expect(r"\n42\nno-terminal\n")
-    labkit = labkit_in(user)
-    on_instance = wait_for(lambda: (now := of_the_instance(labkit)) and "sleep 1000.5" in now.values() and now)
-    assert isinstance(on_instance, dict)
-    assert holding(on_instance, user.terminal()) == []
-    user.type("\x03")
-    user.expect(r"\^C\n?user\$ ")
-    assert user.status() == 130
+    holds_none_of_the_users_terminal_and_stops_at_ctrl_c(user)
 
 
 def test_labkit_killed_restores_the_terminal_and_ends_the_shell(either_demo: Demo, user: UserShell) -> None:
