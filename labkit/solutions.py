@@ -32,7 +32,7 @@ from labkit.catalogue import (
 )
 
 if TYPE_CHECKING:
-    from labkit.lab import Connection
+    from labkit.connection import Connection
 
 __all__ = [
     "STEPS",

@@ -13,7 +13,7 @@ from pathlib import Path
 import labkit
 
 PACKAGE = Path(labkit.__file__).resolve().parent
-# The lesson, built on the connection (labkit/lab.py): its names, steps, checks, displays, quiz,
+# The lesson, built on the connection (labkit/connection.py): its names, steps, checks, displays, quiz,
 # `%%instance`, the Lab that gathers them, and what loads them all (the package, the command).
 LESSON = {
     "labkit.catalogue",
@@ -128,8 +128,8 @@ def test_labkit_has_no_import_cycle() -> None:
 
 def test_the_connection_imports_nothing_of_the_lesson() -> None:
     graph = import_graph(PACKAGE)
-    assert reachable(graph, "labkit.lab") & LESSON == set()
-    assert {"labkit.lab", "labkit.checks", "labkit.solutions", "labkit.magic"} <= graph["labkit.lesson"]
+    assert reachable(graph, "labkit.connection") & LESSON == set()
+    assert {"labkit.connection", "labkit.checks", "labkit.solutions", "labkit.magic"} <= graph["labkit.lesson"]
 
 
 def test_the_client_imports_nothing_of_the_lab_process() -> None:

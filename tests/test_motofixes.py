@@ -513,10 +513,10 @@ def what_the_dependencies_do_alone() -> dict[str, Any]:
 
 
 def lab_like_env(**more: str) -> dict[str, str]:
-    """The environment a lab process gets (labkit.lab._lab_process_env): none of the host's AWS_*."""
-    kept = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
-    return {**kept, "PYTHONHASHSEED": "0", "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            **more}  # fmt: skip
+    """The environment a lab process gets (labkit.lab.lab_process_env), and `more`."""
+    from labkit.lab import lab_process_env
+
+    return {**lab_process_env(), **more}
 
 
 @pytest.fixture(scope="module")
