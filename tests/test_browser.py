@@ -164,6 +164,7 @@ def kernel_idle(jupyterlab: JupyterLab, notebook: str, timeout: float = 90) -> N
         time.sleep(0.2)
 
 
+@pytest.mark.browser
 def test_the_attach_the_role_notebook_runs_in_jupyterlab(
     jupyterlab: JupyterLab, lab: labkit.Lab, tmp_path: Path
 ) -> None:
@@ -242,6 +243,7 @@ def type_line(page: Any, line: str, *, until: str, timeout: float = 30) -> str:
     return screen_once_it_shows(page, until, after=f"after {line!r}", timeout=timeout)
 
 
+@pytest.mark.browser
 def test_a_jupyterlab_terminal_resets_the_lab_and_logs_in_to_an_instance(
     jupyterlab: JupyterLab, lab: labkit.Lab, tmp_path: Path
 ) -> None:

@@ -418,6 +418,7 @@ labkit.down()
 )
 
 
+@pytest.mark.root(reason="acting as the user labkit-student needs root")
 def test_an_unprivileged_user_gets_sealed_instances() -> None:
     """The lab run by a user without root (CI runs as root: the test creates that user)."""
     with python_as_student(sealed=True) as python:
