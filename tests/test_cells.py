@@ -30,6 +30,8 @@ from test_cli import LABKIT, on_a_terminal, shown_on
 import labkit
 from conftest import STUDENT, Demo, student_account, wait_for
 
+pytestmark = pytest.mark.slow  # its labs of its own, or its many commands: `make test` runs it
+
 STILL_RUNNING = (
     "the command was still running. A command on an instance that never ends holds up its cell: "
     "press ■ (interrupt the kernel) to stop it sooner.]"

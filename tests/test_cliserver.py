@@ -21,6 +21,8 @@ import pytest
 import labkit
 from labkit.instances import CommandResult
 
+pytestmark = pytest.mark.slow  # its labs of its own, or its many commands: `make test` runs it
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 REAL_AWS = str(Path(sys.executable).parent / "aws")
 FILLED = {"{key_id}": "AKIAEXAMPLEEXAMPLE00", "{secret}": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}

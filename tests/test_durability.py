@@ -22,6 +22,8 @@ from conftest import imds_get, kill_until_unlocked
 from labkit.errors import LabError
 from labkit.statedir import owner, read_info
 
+pytestmark = pytest.mark.slow  # its labs of its own, or its many commands: `make test` runs it
+
 
 def users(lab: labkit.Lab) -> list[str]:
     return [u["UserName"] for u in labkit.connect(lab.home).client("iam").list_users()["Users"]]

@@ -85,6 +85,7 @@ def test_the_labs_record_is_refused_by_path_and_from_the_home(fallback: labkit.L
     assert control.returncode == 0 and fallback.info.secret in control.stdout
 
 
+@pytest.mark.slow
 def test_no_file_an_instance_can_read_holds_the_labs_keys(fallback: labkit.Lab) -> None:
     """Every file written since the lab started (its keys were born with it), anywhere but /proc,
     /sys and /dev: the instance finds neither the administrator's secret key nor the lab's secret."""
@@ -316,6 +317,7 @@ labkit.down()
 )
 
 
+@pytest.mark.slow
 @pytest.mark.root(reason="acting as the user labkit-student needs root")
 def test_an_unprivileged_users_instance_cannot_read_the_labs_record() -> None:
     """The lab run by a user without root, its instances sealed by environment (CI runs as root:

@@ -22,6 +22,8 @@ import pytest
 import labkit
 from conftest import Demo, landlock_abi
 
+pytestmark = pytest.mark.slow  # its labs of its own, or its many commands: `make test` runs it
+
 LABKIT = str(Path(sys.executable).parent / "labkit")
 SETTLE = 5.0  # seconds the processes have to appear, and to be gone
 _NONCE = itertools.count(1)

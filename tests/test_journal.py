@@ -24,6 +24,8 @@ from labkit.labprocess.journal import Journal, action_of, changes_something
 from labkit.solutions import association_of
 from labkit.statedir import read_info, write_info
 
+pytestmark = pytest.mark.slow  # its labs of its own, or its many commands: `make test` runs it
+
 CREDENTIALS = "http://169.254.169.254/latest/meta-data/iam/security-credentials/DemoRoleForEC2"
 MOTO = version("moto")
 

@@ -40,6 +40,8 @@ from labkit.catalogue import AL2023, PROFILE, READ_ONLY, ROLE, SECOND_PROFILE, S
 from labkit.lab import up
 from labkit.solutions import launch
 
+pytestmark = pytest.mark.slow  # its labs of its own, or its many commands: `make test` runs it
+
 DELAY = 2.0
 LIST_USERS = "aws iam list-users --query 'Users[].UserName' --output text"
 LABKIT = str(Path(sys.executable).parent / "labkit")

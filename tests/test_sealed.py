@@ -29,6 +29,8 @@ from labkit.labprocess.sandbox import refusal
 from labkit.solutions import launch
 from tests.conftest import LAUNCHED_BY_STUDENT, imds_get, python_as_student
 
+pytestmark = pytest.mark.slow  # its labs of its own, or its many commands: `make test` runs it
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = 'T=$(curl -s -X PUT http://169.254.169.254/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 60")'
 

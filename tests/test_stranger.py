@@ -218,6 +218,7 @@ def test_malformed_requests_to_the_metadata_port_get_4xx_not_a_traceback(
     assert "Traceback" not in log_since(lab, offset), log_since(lab, offset)[-2000:]
 
 
+@pytest.mark.slow
 def test_a_connection_that_goes_silent_is_closed(lab: labkit.Lab) -> None:
     api, imds = lab.info.api_port, lab.info.imds_port
     silent = {

@@ -28,6 +28,8 @@ import pytest
 from conftest import LAUNCHED_BY_STUDENT, STUDENT, Demo, python_as_student, wait_for
 from labkit import keeper
 
+pytestmark = pytest.mark.slow  # a pty per test: `make test` runs it
+
 KEEPER = keeper.__file__
 INSTANCE_PROMPT = r"\[ec2-user@ip-[^\]]* ~\]\$ "
 USER_PROMPT = "user$ "
