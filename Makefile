@@ -9,7 +9,7 @@ TESTSTAMP = $(VENV)/.installed-test
 PROXYSTAMP = node_modules/.installed
 FIRST   = $(firstword $(wildcard notebooks/00-*.ipynb) .)
 
-.PHONY: setup lab test preflight lint notebooks mutations bench clean install hub-proxy install-hub
+.PHONY: setup lab test test-fast preflight lint notebooks mutations bench clean install hub-proxy install-hub
 
 setup: $(STAMP)
 
@@ -37,6 +37,11 @@ $(PROXYSTAMP): package.json package-lock.json
 
 test: preflight $(TESTSTAMP) $(PROXYSTAMP)
 	$(BIN)/python -m pytest tests notebooks --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg
+
+# The suite's quick part, for a developer's inner loop: no test marked slow, browser or hub, no notebook
+# (the markers: pyproject.toml). `make test`, which CI runs, runs everything.
+test-fast: $(TESTSTAMP)  # no preflight: the quick part needs neither chromium nor node
+	$(BIN)/python -m pytest -m "not slow and not browser and not hub" tests
 
 preflight:  # what the suite needs beyond Python, checked before anything is installed: one line if missing
 	@tools/preflight

@@ -1,15 +1,19 @@
-"""Fixtures: one lab per test session (its own LABKIT_HOME), reset where a test needs a fresh one."""
+"""Fixtures: one lab per test session (its own LABKIT_HOME), reset where a test needs a fresh one; a
+lab of a test's own; and the helpers several test modules share (`from conftest import ...`)."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +24,9 @@ import pytest
 import labkit
 from labkit.catalogue import EC2_TRUST_POLICY as EC2_TRUST
 from labkit.catalogue import INSTANCE, PROFILE, READ_ONLY, ROLE
+from labkit.lab import running_info
 from labkit.solutions import launch
+from labkit.statedir import owner
 
 NO_CREDENTIALS = 'Unable to locate credentials. You can configure credentials by running "aws configure".'
 # Amazon Linux 2023 requires IMDSv2: fetch with a session token, as the SDKs and `ec2-metadata` do.
@@ -62,6 +68,62 @@ def environment_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[labkit
 def fresh_lab(lab: labkit.Lab) -> labkit.Lab:
     lab.reset()
     return lab
+
+
+@pytest.fixture
+def own_lab(tmp_path: Path) -> Iterator[labkit.Lab]:
+    """A lab of this test's own, in tmp_path/lab, stopped after: one the test may kill or damage."""
+    lab = labkit.connect(tmp_path / "lab")
+    yield lab
+    labkit.down(lab.home)
+
+
+def kill_until_unlocked(lab: labkit.Lab) -> None:
+    """SIGKILL the process running `lab` now, and wait until it is dead for the kernel: it released
+    its lock on the state directory (statedir.owner), so no process owns the directory."""
+    os.kill(lab.current().pid, signal.SIGKILL)
+    while owner(lab.home) is not None:
+        time.sleep(0.01)
+
+
+def kill_until_silent(lab: labkit.Lab) -> None:
+    """SIGKILL the process `lab` connected to, and wait until it is dead for a client: it no longer
+    answers for its state directory (lab.running_info)."""
+    os.kill(lab.info.pid, signal.SIGKILL)
+    while running_info(lab.home) is not None:
+        time.sleep(0.01)
+
+
+def need_root(why: str) -> None:
+    """Skip the test without root, saying `why` it needs it; under CI (CI=true) a run without root
+    fails instead, never skips (.ci/run runs the suite as root)."""
+    if os.geteuid() == 0:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{why}. CI must run the test suite as root (.ci/run).")
+    pytest.skip(why)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked `root` needs root: need_root, with the mark's reason (or a generic one)."""
+    mark = item.get_closest_marker("root")
+    if mark is not None:
+        need_root(str(mark.kwargs.get("reason") or (mark.args[0] if mark.args else f"{item.nodeid} needs root")))
+
+
+def wait_for(condition: Callable[[], Any], seconds: float = 30) -> Any:
+    """What `condition` returns once it is true, asked every 50 ms; an assertion after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not (value := condition()):
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+    return value
+
+
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version, 0 without Landlock (asked here, not of labkit)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    return max(int(libc.syscall(ctypes.c_long(444), None, ctypes.c_size_t(0), ctypes.c_uint32(1))), 0)
 
 
 def create_role(iam: Any, name: str = ROLE, trust: dict[str, Any] = EC2_TRUST, policy: str | None = READ_ONLY) -> None:
@@ -122,8 +184,17 @@ def attached(demo: Demo) -> Demo:
     return demo
 
 
-STUDENT = "labkit-student"  # an unprivileged user; .ci/run creates it, and so does python_as_student if missing
+STUDENT = "labkit-student"  # an unprivileged user; .ci/run creates it, and so does student_account if missing
 REPO = Path(__file__).resolve().parent.parent
+
+
+def student_account() -> pwd.struct_passwd:
+    """The unprivileged user labkit-student, made (as root) if this host has none yet."""
+    try:
+        return pwd.getpwnam(STUDENT)
+    except KeyError:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", STUDENT], check=True)
+        return pwd.getpwnam(STUDENT)
 
 
 # A script's start, run by python_as_student's Python: the student's lab, and `box`, an instance launched in it.
@@ -144,11 +215,7 @@ def python_as_student(*, sealed: bool) -> Iterator[list[str]]:
     repository's labkit and the venv's packages (root's own Python is out of their reach), in a lab
     home of its own, sealed or not. The lab is stopped, and its home removed, after."""
     assert os.geteuid() == 0, "acting as the user labkit-student needs root (as in CI)"
-    try:
-        student = pwd.getpwnam(STUDENT)
-    except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", STUDENT], check=True)
-        student = pwd.getpwnam(STUDENT)
+    student = student_account()
     base = Path(tempfile.mkdtemp(prefix="labkit-student-"))
     base.chmod(0o755)  # mkdtemp makes it 0700; the student must reach their lab's directory inside
     home = base / "student-lab"

@@ -82,6 +82,7 @@ def test_a_terminated_instance(lab: labkit.Lab) -> None:
     assert snapshot(lab) == before
 
 
+@pytest.mark.slow
 def test_an_instance_id_from_another_lab(at_04: labkit.Lab, tmp_path: Path) -> None:
     elsewhere = labkit.connect(tmp_path / "other")
     ours = {i.instance_id for i in at_04.instances()}
@@ -201,6 +202,7 @@ def unparsable(action: str) -> str:
     )
 
 
+@pytest.mark.slow
 def test_status_says_in_one_line_what_it_could_not_read_and_shows_the_rest(lab: labkit.Lab) -> None:
     """Through a path that remains: moto takes a user name and a key pair name holding ESC (IAM and EC2
     would refuse them) and writes it raw into ListUsers and DescribeInstances, which botocore cannot parse."""

@@ -164,6 +164,7 @@ def kernel_idle(jupyterlab: JupyterLab, notebook: str, timeout: float = 90) -> N
         time.sleep(0.2)
 
 
+@pytest.mark.browser
 def test_the_attach_the_role_notebook_runs_in_jupyterlab(
     jupyterlab: JupyterLab, lab: labkit.Lab, tmp_path: Path
 ) -> None:
@@ -242,6 +243,7 @@ def type_line(page: Any, line: str, *, until: str, timeout: float = 30) -> str:
     return screen_once_it_shows(page, until, after=f"after {line!r}", timeout=timeout)
 
 
+@pytest.mark.browser
 def test_a_jupyterlab_terminal_resets_the_lab_and_logs_in_to_an_instance(
     jupyterlab: JupyterLab, lab: labkit.Lab, tmp_path: Path
 ) -> None:
@@ -279,6 +281,7 @@ def test_a_jupyterlab_terminal_resets_the_lab_and_logs_in_to_an_instance(
     assert "demo-instance" in [i.name for i in lab.instances()]  # the terminal's labkit acted on this lab
 
 
+@pytest.mark.slow
 def test_kernels_have_the_venv_first_on_path_and_the_lab_of_labkit_up(jupyterlab: JupyterLab, lab: labkit.Lab) -> None:
     kernel = jupyterlab.request("api/kernels", method="POST")
     deadline = time.monotonic() + 30
@@ -321,6 +324,7 @@ def plant_a_users_jupyter(home: Path) -> None:
     (home / ".jupyter" / "labconfig" / "page_config.json").write_text(json.dumps(page_config))
 
 
+@pytest.mark.slow
 def test_the_tests_jupyterlab_ignores_the_users_workspaces_and_settings(tmp_path: Path, lab: labkit.Lab) -> None:
     user = tmp_path / "user"
     plant_a_users_jupyter(user)

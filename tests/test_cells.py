@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import os
 import pty
-import pwd
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,10 @@ from jupyter_client.manager import start_new_kernel
 from test_cli import LABKIT, on_a_terminal, shown_on
 
 import labkit
-from conftest import Demo
+from conftest import STUDENT, Demo, student_account, wait_for
 
-STUDENT = "labkit-student"  # another local user, as in test_shared_install.py
+pytestmark = pytest.mark.slow  # its labs of its own, or its many commands: `make test` runs it
+
 STILL_RUNNING = (
     "the command was still running. A command on an instance that never ends holds up its cell: "
     "press ■ (interrupt the kernel) to stop it sooner.]"
@@ -60,14 +60,6 @@ def left_of(session: int, *commands: str) -> list[str]:
     return [" ".join(cmd) for sid, cmd in processes().values() if sid == session or cmd in wanted]
 
 
-def wait_for(condition: Callable[[], Any], seconds: float = 60) -> Any:
-    deadline = time.monotonic() + seconds
-    while not (value := condition()):
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
-    return value
-
-
 def running(command: str) -> bool:
     return command.split() in [cmd for _, cmd in processes().values()]
 
@@ -75,7 +67,7 @@ def running(command: str) -> bool:
 def session_of(command: str) -> int:
     """The session of the one running `command`: the session of the cell's shell, which started it
     (found from here, whether or not the instance has a PID namespace of its own)."""
-    return wait_for(lambda: next((sid for sid, cmd in processes().values() if cmd == command.split()), 0))
+    return wait_for(lambda: next((sid for sid, cmd in processes().values() if cmd == command.split()), 0), 60)
 
 
 def kill_left(session: int, *commands: str) -> None:
@@ -216,7 +208,7 @@ def test_ctrl_c_in_labkit_ssh_stops_the_command_and_exits_130(lab: labkit.Lab, d
             {**os.environ, "LABKIT_HOME": str(lab.home)},
         )
     try:
-        wait_for(lambda: running("sleep 1000.5"))
+        wait_for(lambda: running("sleep 1000.5"), 60)
         os.write(fd, b"\x03")
         out = shown_on(fd, quiet=30)
         code = os.waitpid(pid, 0)[1]
@@ -303,22 +295,25 @@ print(json.dumps({"found": found, "control_seen": seen, "uid": os.getuid()}))
 """
 
 
+@dataclass(frozen=True)
+class Scanner:
+    argv: list[str]  # the command that scans
+    uid: int  # the user it scans as
+
+
 @pytest.fixture(scope="module")
-def scanner() -> list[str]:
+def scanner() -> Scanner:
     """How to read every process's command line as another local user (as root: `labkit-student`,
-    made if missing); as yourself when the tests do not run as root."""
+    made if missing, with the system's python3); as yourself when the tests do not run as root."""
+    if os.geteuid() != 0:
+        return Scanner([sys.executable, "-I", "-c", SCAN], os.getuid())
     python = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
-    if os.geteuid() != 0 or python is None or shutil.which("runuser") is None:
-        return [sys.executable, "-I", "-c", SCAN]
-    try:
-        pwd.getpwnam(STUDENT)
-    except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", STUDENT], check=True)
-    return ["runuser", "-u", STUDENT, "--", python, "-I", "-c", SCAN]
+    assert python and shutil.which("runuser"), "as root, the scan runs as labkit-student: it needs python3 and runuser"
+    return Scanner(["runuser", "-u", STUDENT, "--", python, "-I", "-c", SCAN], student_account().pw_uid)
 
 
 @pytest.mark.parametrize("how", ["run_lines", "run"])
-def test_what_a_cell_runs_is_in_no_process_command_line(demo: Demo, scanner: list[str], how: str) -> None:
+def test_what_a_cell_runs_is_in_no_process_command_line(demo: Demo, scanner: Scanner, how: str) -> None:
     """The cell's text was bash's `-c` argument: a key typed into a cell (notebook 01's
     `aws configure set ...`) could be read by every local user while the cell ran."""
     secret = f"wJalrXUtnFEMI/K7MDENG/{os.urandom(8).hex()}"
@@ -330,8 +325,8 @@ def test_what_a_cell_runs_is_in_no_process_command_line(demo: Demo, scanner: lis
     worker = threading.Thread(target=lambda: done.append(run(lines)))
     worker.start()
     try:
-        wait_for(lambda: running("cat go"))
-        scan = subprocess.run(scanner, input=f"{secret}\ncat go\n", capture_output=True, text=True, check=True)
+        wait_for(lambda: running("cat go"), 60)
+        scan = subprocess.run(scanner.argv, input=f"{secret}\ncat go\n", capture_output=True, text=True, check=True)
     finally:
         with open(fifo, "w") as go:
             go.write("go\n")
@@ -339,5 +334,5 @@ def test_what_a_cell_runs_is_in_no_process_command_line(demo: Demo, scanner: lis
     report = json.loads(scan.stdout)
     assert report["control_seen"], report  # the scan could read the command lines it was after
     assert report["found"] == []
-    assert os.geteuid() != 0 or report["uid"] == pwd.getpwnam(STUDENT).pw_uid
+    assert report["uid"] == scanner.uid  # as root: another user's scan, who may read only what all may
     assert done[0].ok and "\nwJalrXUt\n" in str(done[0]) and "\ngo\n" in str(done[0]) and str(done[0]).endswith("done")

@@ -335,6 +335,8 @@ def log_in(page: Any, hub: ClassHub, name: str) -> None:
     page.wait_for_url(lambda url: "/hub/login" not in url, timeout=30_000)
 
 
+@pytest.mark.hub
+@pytest.mark.browser
 def test_the_instructor_sees_every_students_progress_and_resets_one(class_hub: ClassHub, tmp_path: Path) -> None:
     truth = {name: class_hub.lab_status(name) for name in STUDENTS}
     assert [truth[n]["furthest"] for n in STUDENTS] == ["01", "04", "00"]  # ready for 02, for 05, fresh
@@ -378,6 +380,7 @@ def test_the_instructor_sees_every_students_progress_and_resets_one(class_hub: C
         shutil.copy(shot, os.environ["LABKIT_SCREENSHOT_CLASS"])
 
 
+@pytest.mark.hub
 def test_students_are_refused_the_page_and_each_others_labs(class_hub: ClassHub) -> None:
     ben, ines, ana = class_hub.tokens["ben"], class_hub.tokens[INSTRUCTOR], class_hub.tokens["ana"]
     assert class_hub.call("/services/class/", token=ben).status == 403
@@ -392,6 +395,8 @@ def test_students_are_refused_the_page_and_each_others_labs(class_hub: ClassHub)
     assert class_hub.lab_status("ana")["furthest"] != "06"
 
 
+@pytest.mark.hub
+@pytest.mark.browser
 def test_a_student_logged_in_gets_403_on_the_page(class_hub: ClassHub) -> None:
     with chromium_page() as page:
         log_in(page, class_hub, "ben")
@@ -403,6 +408,8 @@ def test_a_student_logged_in_gets_403_on_the_page(class_hub: ClassHub) -> None:
         assert other is not None and other.status == 403, other.text()
 
 
+@pytest.mark.hub
+@pytest.mark.browser
 def test_a_reset_needs_the_pages_xsrf_token(class_hub: ClassHub) -> None:
     before = class_hub.lab_status("ben")["furthest"]
     with chromium_page() as page:
@@ -422,6 +429,7 @@ def test_a_reset_needs_the_pages_xsrf_token(class_hub: ClassHub) -> None:
     assert lines[1]["furthest"] == before and lines[1]["05"].startswith("missing: ")
 
 
+@pytest.mark.hub
 def test_a_stopped_and_a_silent_server_show_as_such_within_the_timeout(class_hub: ClassHub) -> None:
     assert class_hub.call("/hub/api/users/cleo/server", method="DELETE").status in (202, 204)
     class_hub.wait_for_server("cleo", running=False)
@@ -471,6 +479,8 @@ def class_page_tokens(hub: ClassHub, name: str) -> list[dict[str, Any]]:
     return [t for t in tokens if str(t.get("note", "")).startswith("class page")]
 
 
+@pytest.mark.hub
+@pytest.mark.browser
 def test_what_the_page_sends_a_students_server_is_worth_only_that_students_rights(class_hub: ClassHub) -> None:
     cleo, ana = class_hub.homes / ATTACKER, "ana"
     attacks = attacks_on(class_hub, ana)
@@ -552,6 +562,7 @@ ODD_REPORTS = {  # what cleo's server answers → what her row says; the page st
 }  # fmt: skip
 
 
+@pytest.mark.hub
 @pytest.mark.parametrize("odd", ["a list", "a deep wrong type", "3 MB"])  # the others: test_status_from_…
 def test_an_odd_status_report_is_that_students_error_row(class_hub: ClassHub, odd: str) -> None:
     report, said = ODD_REPORTS[odd]
@@ -571,6 +582,8 @@ def test_an_odd_status_report_is_that_students_error_row(class_hub: ClassHub, od
 MARKUP = '"\'><img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
 
 
+@pytest.mark.hub
+@pytest.mark.browser
 def test_markup_in_a_report_shows_as_text(class_hub: ClassHub) -> None:
     report = {"running": True, "sealed": False, "seal_note": MARKUP, "restored": MARKUP, "finished": MARKUP,
               "furthest": MARKUP, "progress": {"01": {"done": False, "missing": [MARKUP]}}}  # fmt: skip
@@ -596,6 +609,7 @@ def test_markup_in_a_report_shows_as_text(class_hub: ClassHub) -> None:
     assert shown["trust"].startswith("Each row is what that student's own server reports")
 
 
+@pytest.mark.hub
 def test_the_page_lists_only_the_class_even_under_a_broader_token(class_hub: ClassHub) -> None:
     assert class_hub.call("/hub/api/users/mallory", method="POST").status in (201, 409)  # in no group
     everyone = [u["name"] for u in class_hub.call("/hub/api/users").json()]

@@ -14,6 +14,8 @@ import pytest
 
 from conftest import imds_get
 
+pytestmark = pytest.mark.slow  # its labs of its own, or its many commands: `make test` runs it
+
 LABKIT = str(Path(sys.executable).parent / "labkit")
 
 

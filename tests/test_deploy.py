@@ -195,6 +195,7 @@ def test_values_carry_the_fragment_byte_for_byte(values: dict[str, Any]) -> None
     )
 
 
+@pytest.mark.slow
 def test_the_hub_config_of_the_values_loads_in_jupyterhub(z2jh_hub: dict[str, Any]) -> None:
     (page,) = [s for s in z2jh_hub["services"] if CLASS_PAGE in s.get("command", [])]
     assert page["command"] == ["/opt/labkit/bin/python", "-m", CLASS_PAGE]  # the hub image's labkit
@@ -227,6 +228,7 @@ def test_the_fragment_says_when_the_hub_cannot_make_the_pages_tokens(
     assert "jupyterhub==5.5.4" in IMAGES["hub"].read_text()
 
 
+@pytest.mark.slow
 def test_every_server_loads_the_lab_api_the_image_enables(z2jh_hub: dict[str, Any]) -> None:
     assert any(SERVER_EXTENSION in arg for arg in z2jh_hub["spawner_args"]), z2jh_hub["spawner_args"]
     assert f"jupyter server extension enable --sys-prefix {SERVER_EXTENSION}" in IMAGES["students"].read_text()
@@ -288,6 +290,7 @@ def test_no_secret_in_the_values(values: dict[str, Any]) -> None:
         assert key not in text, f"{VALUES.name} holds {key} give it at install (--set), never in the file"
 
 
+@pytest.mark.slow
 def test_the_one_host_config_loads_in_jupyterhub(tmp_path: Path) -> None:
     assert ONE_HOST.exists(), f"{ONE_HOST.relative_to(ROOT)} is missing (docs/instructors.md copies it)"
     hub = load_in_jupyterhub(ONE_HOST, tmp_path, {}, [])

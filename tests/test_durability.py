@@ -18,27 +18,15 @@ import pytest
 from botocore.exceptions import ClientError
 
 import labkit
-from conftest import imds_get
+from conftest import imds_get, kill_until_unlocked
 from labkit.errors import LabError
 from labkit.statedir import owner, read_info
 
-
-@pytest.fixture
-def own_lab(tmp_path: Path) -> Iterator[labkit.Lab]:
-    lab = labkit.connect(tmp_path / "lab")
-    yield lab
-    labkit.down(lab.home)
+pytestmark = pytest.mark.slow  # its labs of its own, or its many commands: `make test` runs it
 
 
 def users(lab: labkit.Lab) -> list[str]:
     return [u["UserName"] for u in labkit.connect(lab.home).client("iam").list_users()["Users"]]
-
-
-def kill(lab: labkit.Lab) -> None:
-    pid = lab.current().pid
-    os.kill(pid, signal.SIGKILL)
-    while owner(lab.home) is not None:  # the kernel released its lock: it is gone
-        time.sleep(0.01)
 
 
 def lab_processes(home: Path) -> list[int]:
@@ -107,6 +95,7 @@ def fill(disk: Path) -> Path:
     return filler
 
 
+@pytest.mark.root(reason="mounting a tmpfs needs root")
 def test_a_change_the_full_disk_cuts_short_is_neither_acknowledged_nor_kept(small_disk: Path) -> None:
     """Before: the short write was taken as whole and the change acknowledged; after a crash, it and
     every later change, those acknowledged once space came back too, were dropped, and deleted."""
@@ -130,7 +119,7 @@ def test_a_change_the_full_disk_cuts_short_is_neither_acknowledged_nor_kept(smal
         assert "the disk is full" in status["journal"]["problem"]
         filler.unlink()
         iam.create_user(UserName="after")  # space came back
-        kill(lab)
+        kill_until_unlocked(lab)
         back = labkit.connect(home)
         assert sorted(u for u in users(back) if u in ("before", "lost", "after")) == ["after", "before"]
         assert back.info.problem == ""  # a whole journal
@@ -156,7 +145,7 @@ def test_a_change_past_the_file_size_limit_is_neither_acknowledged_nor_kept(own_
     finally:
         subprocess.run(["prlimit", f"--pid={pid}", "--fsize=unlimited:"], check=True)
     iam.create_user(UserName="after")
-    kill(own_lab)
+    kill_until_unlocked(own_lab)
     back = labkit.connect(own_lab.home)
     assert sorted(u for u in users(back) if u in ("before", "lost", "lost-too", "after")) == ["after", "before"]
     assert journaled_users(own_lab.home) == ["before", "after"]
@@ -170,7 +159,7 @@ def test_an_unreadable_line_is_kept_beside_the_journal_with_every_change_after_i
     for name in ("one", "two", "three", "four"):
         iam.create_user(UserName=name)
     iam.attach_user_policy(UserName="four", PolicyArn="arn:aws:iam::aws:policy/IAMReadOnlyAccess")
-    kill(own_lab)
+    kill_until_unlocked(own_lab)
     lines = journal_lines(own_lab.home)
     lines[3] = b'{"kind": "request", "act'  # change three, damaged
     (own_lab.home / "journal.jsonl").write_bytes(b"\n".join(lines) + b"\n")
@@ -189,7 +178,7 @@ def test_changes_that_no_longer_replay_are_kept_beside_the_journal(own_lab: labk
     iam = own_lab.client("iam")
     for name in ("one", "two"):
         iam.create_user(UserName=name)
-    kill(own_lab)
+    kill_until_unlocked(own_lab)
     lines = journal_lines(own_lab.home)
     lines.insert(2, lines[1])  # CreateUser one, twice: the second gives EntityAlreadyExists
     (own_lab.home / "journal.jsonl").write_bytes(b"\n".join(lines) + b"\n")
@@ -216,7 +205,7 @@ DAMAGED_HEADERS = {
 def test_a_damaged_header_still_leads_to_a_running_lab_and_a_note(own_lab: labkit.Lab, damage: str) -> None:
     """Before: each of these meant the lab could never start again, and no labkit command recovered."""
     own_lab.client("iam").create_user(UserName="in-the-damaged-journal")
-    kill(own_lab)
+    kill_until_unlocked(own_lab)
     journal = own_lab.home / "journal.jsonl"
     if damage == "the journal is a directory":
         journal.unlink()
@@ -238,7 +227,7 @@ def test_a_damaged_header_still_leads_to_a_running_lab_and_a_note(own_lab: labki
     back = labkit.connect(own_lab.home)
     assert users(back) == ["admin", "alice", "bob", "carol"]
     back.client("iam").create_user(UserName="afterwards")  # and it journals again
-    kill(back)
+    kill_until_unlocked(back)
     assert "afterwards" in users(labkit.connect(own_lab.home))
 
 
@@ -304,7 +293,7 @@ def test_a_lab_with_a_long_history_comes_back_from_its_snapshot(own_lab: labkit.
               "roles": own_lab.status().profile_roles}  # fmt: skip
     snapshots = list(own_lab.home.glob("snapshot-*.pickle"))
     assert len(snapshots) == 1 and len(journal_lines(own_lab.home)) < 40  # the journal restarted after it
-    kill(own_lab)
+    kill_until_unlocked(own_lab)
     began = time.monotonic()
     back = labkit.connect(own_lab.home)
     took = time.monotonic() - began
@@ -341,7 +330,7 @@ def test_a_lab_restored_from_its_snapshot_hands_its_instances_the_same_role_keys
     after_snapshot = [json.loads(line) for line in journal_lines(own_lab.home)[1:]]
     assert json.loads(journal_lines(own_lab.home)[0]).get("snapshot") is not None
     assert not [change for change in after_snapshot if change.get("kind") == "session"], after_snapshot
-    kill(own_lab)
+    kill_until_unlocked(own_lab)
     back = labkit.connect(own_lab.home)
     assert back.info.problem == ""
     after = json.loads(back.instance("demo-instance").run(credentials).stdout)
@@ -361,7 +350,7 @@ def test_a_damaged_snapshot_is_kept_aside_and_the_lab_starts_with_a_note(own_lab
     iam = own_lab.client("iam")
     for n in range(SNAPSHOT_EVERY + 1):
         iam.tag_user(UserName="bob", Tags=[{"Key": "n", "Value": str(n)}])
-    kill(own_lab)
+    kill_until_unlocked(own_lab)
     [snapshot] = own_lab.home.glob("snapshot-*.pickle")
     snapshot.write_bytes(snapshot.read_bytes()[:-100])
     info, started = labkit.up(own_lab.home)
@@ -375,6 +364,7 @@ def test_a_damaged_snapshot_is_kept_aside_and_the_lab_starts_with_a_note(own_lab
     assert users(own_lab) == ["admin", "alice", "bob", "carol"]
 
 
+@pytest.mark.root(reason="mounting a tmpfs needs root")
 def test_a_reset_the_full_disk_cannot_journal_is_refused_and_the_lab_keeps_its_state(small_disk: Path) -> None:
     """Before: the lab reset in memory while its journal still held the old lab, so the changes that
     followed were appended to it and came back, after a crash, on top of the old lab."""
@@ -392,7 +382,7 @@ def test_a_reset_the_full_disk_cannot_journal_is_refused_and_the_lab_keeps_its_s
         assert "kept" in users(lab)
         filler.unlink()
         lab.client("iam").create_user(UserName="after")
-        kill(lab)
+        kill_until_unlocked(lab)
         assert {"kept", "after"} <= set(users(labkit.connect(home)))
     finally:
         labkit.down(home)

@@ -18,7 +18,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from labkit import fence
+
+pytestmark = pytest.mark.slow  # its labs of its own, or its many commands: `make test` runs it
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_NAMESPACES = "echo 0 > /proc/sys/user/max_user_namespaces && "  # the host's refusal, made for real

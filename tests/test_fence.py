@@ -10,7 +10,6 @@ saying so (only the network and signal tests need a Landlock ABI version that sa
 
 from __future__ import annotations
 
-import ctypes
 import http.server
 import json
 import os
@@ -28,18 +27,11 @@ import pytest
 import labkit
 from labkit.catalogue import APP_SERVER, INSTANCE, ROLE
 from labkit.protocol import INFO_FILE
-from tests.conftest import LAUNCHED_BY_STUDENT, python_as_student
+from tests.conftest import LAUNCHED_BY_STUDENT, landlock_abi, python_as_student
 
 CANARY_KEY = "AKIAFENCECANARY00001"
 CANARY_SECRET = "fence/canary/secret/fence/canary/secret/01"
 TOKEN = 'T=$(curl -s -X PUT http://169.254.169.254/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 60")'
-
-
-def landlock_abi() -> int:
-    """The kernel's Landlock ABI version, 0 without Landlock (asked here, not of labkit)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    version = int(libc.syscall(ctypes.c_long(444), None, ctypes.c_size_t(0), ctypes.c_uint32(1)))
-    return max(version, 0)
 
 
 ABI = landlock_abi()
@@ -93,6 +85,7 @@ def test_the_labs_record_is_refused_by_path_and_from_the_home(fallback: labkit.L
     assert control.returncode == 0 and fallback.info.secret in control.stdout
 
 
+@pytest.mark.slow
 def test_no_file_an_instance_can_read_holds_the_labs_keys(fallback: labkit.Lab) -> None:
     """Every file written since the lab started (its keys were born with it), anywhere but /proc,
     /sys and /dev: the instance finds neither the administrator's secret key nor the lab's secret."""
@@ -324,6 +317,8 @@ labkit.down()
 )
 
 
+@pytest.mark.slow
+@pytest.mark.root(reason="acting as the user labkit-student needs root")
 def test_an_unprivileged_users_instance_cannot_read_the_labs_record() -> None:
     """The lab run by a user without root, its instances sealed by environment (CI runs as root:
     the test creates that user)."""

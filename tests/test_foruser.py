@@ -23,14 +23,8 @@ NOBODY = 65534  # Debian's `nobody`: an unprivileged uid every host has
 UNKNOWN = "nosuchuser-labkit"
 
 
-def need_root() -> None:
-    """These cases need root; under CI (CI=true) a run without it fails instead of skipping."""
-    if os.geteuid() == 0:
-        return
-    why = "this test needs root: only root may use `labkit --user`, and it acts as other users"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{why}. CI must run the test suite as root (.ci/run).")
-    pytest.skip(why)
+# these cases need root (conftest.need_root, through the `root` mark): without it they skip, under CI they fail
+NEEDS_ROOT = "this test needs root: only root may use `labkit --user`, and it acts as other users"
 
 
 def labkit_as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
@@ -60,16 +54,16 @@ def test_a_caller_who_is_not_root_is_refused_and_told_the_command_for_their_own_
     )
 
 
+@pytest.mark.root(reason=NEEDS_ROOT)
 def test_an_unknown_user_is_a_user_not_found_that_lists_the_users_with_a_lab() -> None:
-    need_root()
     with pytest.raises(UserNotFound, match=rf"^No user {UNKNOWN} on this host; users with a lab: .+\.") as raised:
         run_as(UNKNOWN, ["status"])
     assert isinstance(raised.value, LookupError)
     assert str(raised.value).endswith("Give a login name, as in `labkit --user alice status`.")
 
 
+@pytest.mark.root(reason=NEEDS_ROOT)
 def test_an_unknown_user_is_one_line_from_the_command() -> None:
-    need_root()
     result = subprocess.run(
         [sys.executable, "-m", "labkit.cli", "--user", UNKNOWN, "status"], capture_output=True, text=True
     )
@@ -78,8 +72,8 @@ def test_an_unknown_user_is_one_line_from_the_command() -> None:
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
+@pytest.mark.root(reason=NEEDS_ROOT)
 def test_a_labkit_the_user_cannot_reach_is_named_with_the_way_to_the_shared_install() -> None:
-    need_root()
     user = next(p for p in pwd.getpwall() if p.pw_uid not in (0, NOBODY) and Path(p.pw_dir).is_dir())
     closed = Path(tempfile.mkdtemp(prefix="labkit-private-"))  # 0700: no other user may enter it
     try:

@@ -10,7 +10,6 @@ Every process is found by a mark of its own in its command line: `sleep 1000.<no
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import os
 import subprocess
@@ -21,17 +20,13 @@ from pathlib import Path
 import pytest
 
 import labkit
-from conftest import Demo
+from conftest import Demo, landlock_abi
+
+pytestmark = pytest.mark.slow  # its labs of its own, or its many commands: `make test` runs it
 
 LABKIT = str(Path(sys.executable).parent / "labkit")
 SETTLE = 5.0  # seconds the processes have to appear, and to be gone
 _NONCE = itertools.count(1)
-
-
-def landlock_abi() -> int:
-    """The kernel's Landlock ABI version, 0 without Landlock (asked here, not of labkit)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    return max(int(libc.syscall(ctypes.c_long(444), None, ctypes.c_size_t(0), ctypes.c_uint32(1))), 0)
 
 
 def marks(count: int = 3) -> list[str]:

@@ -117,6 +117,7 @@ def test_the_lab_process_gets_no_aws_variables(tmp_path: Path, canary_home: Path
         subprocess.run([sys.executable, "-c", f"import labkit; labkit.down({str(home)!r})"], check=True)
 
 
+@pytest.mark.slow
 def test_two_labs_at_the_same_checkpoint_share_ids_but_never_keys(lab: labkit.Lab, tmp_path: Path) -> None:
     other = labkit.connect(tmp_path / "other-lab")
     try:

@@ -6,41 +6,28 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
 import labkit
-from conftest import imds_get
+from conftest import imds_get, kill_until_silent
 from labkit.catalogue import ROLE, SECOND_ROLE
 from labkit.labprocess.journal import Journal, action_of, changes_something
 from labkit.solutions import association_of
 from labkit.statedir import read_info, write_info
 
+pytestmark = pytest.mark.slow  # its labs of its own, or its many commands: `make test` runs it
+
 CREDENTIALS = "http://169.254.169.254/latest/meta-data/iam/security-credentials/DemoRoleForEC2"
 MOTO = version("moto")
-
-
-@pytest.fixture
-def own_lab(tmp_path: Path) -> Iterator[labkit.Lab]:
-    lab = labkit.connect(tmp_path / "lab")
-    yield lab
-    labkit.down(lab.home)
-
-
-def kill(lab: labkit.Lab) -> None:
-    os.kill(lab.info.pid, signal.SIGKILL)
-    while labkit.lab.running_info(lab.home) is not None:  # it no longer answers for its state directory
-        time.sleep(0.01)
 
 
 def users(lab: labkit.Lab) -> list[str]:
@@ -55,7 +42,7 @@ def test_a_killed_lab_comes_back_as_it_was(own_lab: labkit.Lab, capsys: pytest.C
     key = own_lab.client("iam").create_access_key(UserName="alice")["AccessKey"]
     own_lab.client("iam").create_user(UserName="made-before-the-crash")
     before = {"users": users(own_lab), "instances": own_lab.instances(), "status": own_lab.status().profile_roles}
-    kill(own_lab)
+    kill_until_silent(own_lab)
     capsys.readouterr()  # what reset printed
 
     back = labkit.connect(own_lab.home)
@@ -92,7 +79,7 @@ def test_copied_credentials_keep_their_role_across_a_role_switch_and_a_crash(own
     )
     second = json.loads(box.run(imds_get(CREDENTIALS.removesuffix(ROLE) + SECOND_ROLE)).stdout)
     assert second["AccessKeyId"] != first["AccessKeyId"]
-    kill(own_lab)
+    kill_until_silent(own_lab)
 
     back = labkit.connect(own_lab.home)
     copied = back.client(
@@ -195,14 +182,14 @@ def test_reset_clears_the_record(own_lab: labkit.Lab) -> None:
     own_lab.client("iam").create_user(UserName="gone-after-reset")
     own_lab.reset()
     assert len((own_lab.home / "journal.jsonl").read_text().splitlines()) == 1
-    kill(own_lab)
+    kill_until_silent(own_lab)
     assert "gone-after-reset" not in users(labkit.connect(own_lab.home))
 
 
 def test_a_journal_cut_short_still_restores_the_rest(own_lab: labkit.Lab) -> None:
     for name in ("first", "second"):
         own_lab.client("iam").create_user(UserName=name)
-    kill(own_lab)
+    kill_until_silent(own_lab)
     journal = own_lab.home / "journal.jsonl"
     whole = journal.read_bytes()
     journal.write_bytes(whole[:-40])  # the last change, half written
@@ -221,7 +208,7 @@ def test_a_journal_cut_short_still_restores_the_rest(own_lab: labkit.Lab) -> Non
 
 
 def test_an_unreadable_journal_is_set_aside_and_the_lab_starts_fresh(own_lab: labkit.Lab) -> None:
-    kill(own_lab)
+    kill_until_silent(own_lab)
     (own_lab.home / "journal.jsonl").write_text("this is not a journal\n")
     info, started = labkit.up(own_lab.home)
     assert started and info.restored == 0
@@ -246,7 +233,7 @@ def written_under(journal: Path, version: str, *, twice: int | None = None) -> s
 
 def test_a_journal_from_another_moto_that_replays_cleanly_is_kept(own_lab: labkit.Lab) -> None:
     own_lab.client("iam").create_user(UserName="made-under-another-moto")
-    kill(own_lab)
+    kill_until_silent(own_lab)
     journal = own_lab.home / "journal.jsonl"
     written_under(journal, "5.0.0")
     info, started = labkit.up(own_lab.home)
@@ -259,7 +246,7 @@ def test_a_journal_from_another_moto_that_replays_cleanly_is_kept(own_lab: labki
 def test_a_journal_from_another_moto_that_does_not_replay_is_set_aside_with_a_note(own_lab: labkit.Lab) -> None:
     own_lab.client("iam").create_user(UserName="first")
     own_lab.client("iam").create_user(UserName="second")
-    kill(own_lab)
+    kill_until_silent(own_lab)
     journal = own_lab.home / "journal.jsonl"
     edited = written_under(journal, "5.0.0", twice=1)  # CreateUser first, again: EntityAlreadyExists
     info, started = labkit.up(own_lab.home)
@@ -278,7 +265,7 @@ def test_a_journal_from_another_moto_that_does_not_replay_is_set_aside_with_a_no
 
 def test_a_port_now_taken_by_another_program_neither_fools_nor_hangs_up(own_lab: labkit.Lab) -> None:
     stale = own_lab.info
-    kill(own_lab)
+    kill_until_silent(own_lab)
     squatter = socket.socket()
     squatter.bind(("127.0.0.1", 0))
     squatter.listen()  # accepts connections and never answers
@@ -320,7 +307,7 @@ def test_two_kernels_and_a_terminal_at_once_lose_nothing(own_lab: labkit.Lab) ->
     assert errors == []
     expected = {f"{who}-{n}" for who in ("kernel1", "kernel2", "term") for n in range(12)}
     assert expected <= set(users(own_lab))
-    kill(own_lab)
+    kill_until_silent(own_lab)
     back = labkit.connect(own_lab.home)
     assert expected <= set(users(back))
     tags = back.client("iam").list_user_tags(UserName="kernel2-11")["Tags"]

@@ -155,6 +155,7 @@ def test_the_lab_outlives_the_clients_that_use_it(fresh_lab: labkit.Lab, lab_hom
     assert "made-by-a-kernel" in [u["UserName"] for u in again.client("iam").list_users()["Users"]]
 
 
+@pytest.mark.slow
 def test_after_down_and_up_a_connection_follows_its_lab(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Clients, instances and `%%instance` of an open notebook: one line while the lab is stopped,
     and the same objects work again once `labkit up` has brought the lab back."""
@@ -224,6 +225,7 @@ def test_down_leaves_no_process_not_even_a_zombie(tmp_path: Path) -> None:
         labkit.connect(tmp_path, start=False)
 
 
+@pytest.mark.slow
 def test_a_stale_record_does_not_fool_up_or_down(tmp_path: Path) -> None:
     info, _ = labkit.up(tmp_path)
     labkit.down(tmp_path)

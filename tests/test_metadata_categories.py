@@ -513,6 +513,7 @@ PLAIN = {
 }  # fmt: skip
 
 
+@pytest.mark.slow
 def test_ec2_metadata_prints_name_colon_value_for_each_option(demo: Demo) -> None:
     """[ec2-metadata] `ec2-metadata -i` prints `instance-id: i-…`; each option prints its name, `: `
     and the value at its path, or `not available` when the path answers 404 (amazon-ec2-utils

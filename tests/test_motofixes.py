@@ -624,6 +624,7 @@ def test_every_target_is_there_as_expected_in_the_installed_versions() -> None:
 
 
 # -- (a) the dependency alone still does what each record changes ------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(ALONE_DOES))
 def test_the_dependency_alone_still_does_the_old_thing(alone: dict[str, Any], name: str) -> None:
     from labkit.labprocess.motofixes import by_name
@@ -881,6 +882,7 @@ def lab_without_a_cache(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen
         process.communicate()
 
 
+@pytest.mark.slow
 def test_a_lab_whose_moto_lacks_a_fixs_target_starts_without_it_and_says_so(
     lab_without_a_cache: tuple[Path, subprocess.Popen[str]],
 ) -> None:
@@ -908,6 +910,7 @@ def test_a_lab_whose_moto_lacks_a_fixs_target_starts_without_it_and_says_so(
     ) in logged
 
 
+@pytest.mark.slow
 def test_a_lab_whose_moto_lacks_a_required_fixs_target_refuses_to_start_in_one_line(tmp_path: Path) -> None:
     process = start_lab_process(tmp_path / "lab", """
         from moto.ec2.models.instances import InstanceBackend

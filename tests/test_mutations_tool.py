@@ -13,6 +13,10 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
+pytestmark = pytest.mark.slow  # its labs of its own, or its many commands: `make test` runs it
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

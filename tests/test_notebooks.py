@@ -127,6 +127,7 @@ def run_twice(path: Path) -> list[str]:
     return errors
 
 
+@pytest.mark.slow
 @BY_NAME
 def test_each_notebook_runs_twice_in_a_row(path: Path, lab: labkit.Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LABKIT_HOME", str(lab.home))

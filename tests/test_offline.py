@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # its labs of its own, or its many commands: `make test` runs it
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 CANARY = "AKIACANARYCANARY7777"
 CANARY_SECRET = "canary/secret/canary/secret/canary/7777"

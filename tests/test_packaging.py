@@ -151,6 +151,7 @@ def resolve(tmp_path: Path, minor: str) -> list[dict[str, Any]]:
     return json.loads(report.read_text())["install"]
 
 
+@pytest.mark.slow
 def test_the_pins_resolve_on_the_oldest_python_we_support(tmp_path: Path) -> None:
     oldest = oldest_supported()
     if os.environ.get("CI"):
@@ -164,6 +165,7 @@ def test_the_pins_resolve_on_the_oldest_python_we_support(tmp_path: Path) -> Non
     assert not needs_newer, f"every pin admits Python {oldest}.0, as requires-python says"
 
 
+@pytest.mark.slow
 def test_the_pins_resolve_on_the_newest_python_we_name(tmp_path: Path) -> None:
     installs = resolve(tmp_path, NEWEST)
     assert {p["metadata"]["name"].lower() for p in installs} >= {"labkit", "moto", "jupyterlab", "pandas"}

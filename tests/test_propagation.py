@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import stat
 import subprocess
 import sys
@@ -36,10 +35,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 import labkit
-from conftest import create_role
+from conftest import create_role, kill_until_silent
 from labkit.catalogue import AL2023, PROFILE, READ_ONLY, ROLE, SECOND_PROFILE, SECOND_ROLE
-from labkit.lab import running_info, up
+from labkit.lab import up
 from labkit.solutions import launch
+
+pytestmark = pytest.mark.slow  # its labs of its own, or its many commands: `make test` runs it
 
 DELAY = 2.0
 LIST_USERS = "aws iam list-users --query 'Users[].UserName' --output text"
@@ -178,12 +179,6 @@ def test_ec2_refuses_a_new_instance_profile_until_the_delay_has_passed(delayed: 
     assert replaced["IamInstanceProfile"]["Arn"] == arn
 
 
-def kill(lab: labkit.Lab) -> None:
-    os.kill(lab.info.pid, signal.SIGKILL)
-    while running_info(lab.home) is not None:
-        time.sleep(0.01)
-
-
 def test_the_delay_outlives_a_crash_and_a_restart_and_replayed_changes_count_as_propagated(tmp_path: Path) -> None:
     home = tmp_path / "lab"
     up(home, iam_delay=DELAY)
@@ -191,7 +186,7 @@ def test_the_delay_outlives_a_crash_and_a_restart_and_replayed_changes_count_as_
     try:
         box = instance_with_the_role(lab)
         assert stat.S_IMODE((home / "options.json").stat().st_mode) == 0o600
-        kill(lab)
+        kill_until_silent(lab)
 
         back = labkit.connect(home)  # as a notebook's first cell does: no option given
         assert back.info.iam_delay == DELAY and back.info.restored > 0 and back.info.problem == ""

@@ -295,6 +295,7 @@ def test_only_this_lab_process_can_decode_its_messages(attached: Demo) -> None:
     assert json.loads(decode(EncodedMessage=message)["DecodedMessage"])["context"]["action"] == "ec2:RunInstances"
 
 
+@pytest.mark.slow
 def test_a_decode_before_a_restart_neither_survives_it_nor_stops_it(tmp_path: Path) -> None:
     # As above (InvalidAuthorizationMessageException, "if the message has expired"): the lab's key lives in its
     # process, so a restart expires every message; the journal keeps the decode (not a Get, List or Describe)

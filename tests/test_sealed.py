@@ -29,6 +29,8 @@ from labkit.labprocess.sandbox import refusal
 from labkit.solutions import launch
 from tests.conftest import LAUNCHED_BY_STUDENT, imds_get, python_as_student
 
+pytestmark = pytest.mark.slow  # its labs of its own, or its many commands: `make test` runs it
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = 'T=$(curl -s -X PUT http://169.254.169.254/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 60")'
 
@@ -418,6 +420,7 @@ labkit.down()
 )
 
 
+@pytest.mark.root(reason="acting as the user labkit-student needs root")
 def test_an_unprivileged_user_gets_sealed_instances() -> None:
     """The lab run by a user without root (CI runs as root: the test creates that user)."""
     with python_as_student(sealed=True) as python:

@@ -23,8 +23,9 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
+from conftest import STUDENT, student_account
+
 ROOT = Path(__file__).resolve().parent.parent
-STUDENT = "labkit-student"  # an unprivileged user; .ci/run creates it, and so does this test if missing
 # root's own settings, which must not reach a command run for the student (checked in the lab's environment)
 ROOTS_ENV = {
     "LABKIT_HOME": "/nonexistent/roots-lab",
@@ -36,14 +37,13 @@ ROOTS_ENV = {
 }
 
 
-def need_root() -> None:
-    """This test needs root; under CI (CI=true) a run without it fails, never skips."""
-    if os.geteuid() == 0:
-        return
-    why = f"tests/test_shared_install.py needs root: it runs `make install` and acts as the user {STUDENT}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{why}. CI must run the test suite as root (.ci/run).")
-    pytest.skip(why)
+# without root each test skips, saying why; under CI (CI=true) it fails instead (conftest.need_root)
+pytestmark = [
+    pytest.mark.root(
+        reason=f"tests/test_shared_install.py needs root: it runs `make install` and acts as the user {STUDENT}"
+    ),
+    pytest.mark.slow,
+]
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,6 @@ def tail(text: str, lines: int = 15) -> str:
 
 @pytest.fixture(scope="module")
 def install() -> Iterator[Install]:
-    need_root()
     base = Path(tempfile.mkdtemp(prefix="labkit-shared-"))
     base.chmod(0o755)  # mkdtemp makes it 0700; every user must reach the install inside
     prefix, bindir = base / "opt" / "iam-roles-for-ec2", base / "bin"
@@ -133,11 +132,7 @@ def labkit_as_root(install: Install, *args: str, stdin: str = "") -> subprocess.
 @pytest.fixture(scope="module")
 def student(install: Install) -> Iterator[Student]:
     """The unprivileged user, with no lab yet; afterwards, their lab stopped and its state removed."""
-    try:
-        pwd.getpwnam(STUDENT)
-    except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", STUDENT], check=True)
-    who = Student(pwd.getpwnam(STUDENT))
+    who = Student(student_account())
     labkit_as_student(install, who, "down")  # a lab left by an earlier, interrupted run
     shutil.rmtree(who.state, ignore_errors=True)
     yield who

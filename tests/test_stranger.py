@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 
 import labkit
+from conftest import STUDENT, need_root, student_account
 
 BIG = 200 * 1024 * 1024  # a body no request of the lesson comes near
 CLOSED_WITHIN = 15.0  # seconds: the lab's timeout (labkit/labprocess/gate.py, 5 s), with room for a busy machine
-STUDENT = "labkit-student"  # an unprivileged user; .ci/run creates it, and so does this file if missing
 FORM = b"Content-Type: application/x-www-form-urlencoded; charset=utf-8\r\n"
 LIST_USERS = b"Action=ListUsers&Version=2010-05-08"
 # The form of a SigV4 signature (botocore's), with a key the lab does not know: it gets a request
@@ -218,6 +218,7 @@ def test_malformed_requests_to_the_metadata_port_get_4xx_not_a_traceback(
     assert "Traceback" not in log_since(lab, offset), log_since(lab, offset)[-2000:]
 
 
+@pytest.mark.slow
 def test_a_connection_that_goes_silent_is_closed(lab: labkit.Lab) -> None:
     api, imds = lab.info.api_port, lab.info.imds_port
     silent = {
@@ -288,18 +289,11 @@ print(json.dumps({"uid": os.getuid(), "statuses": [
 @pytest.fixture(scope="module")
 def stranger() -> pwd.struct_passwd:
     """Another user of the machine (needs root, as in CI: .ci/run runs the tests as root)."""
-    if os.geteuid() != 0:
-        why = f"acting as the user {STUDENT} needs root"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{why}; CI must run the test suite as root (.ci/run).")
-        pytest.skip(why)
-    try:
-        return pwd.getpwnam(STUDENT)
-    except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", STUDENT], check=True)
-        return pwd.getpwnam(STUDENT)
+    need_root(f"acting as the user {STUDENT} needs root")
+    return student_account()
 
 
+@pytest.mark.root(reason=f"acting as the user {STUDENT} needs root")
 def test_another_user_of_the_machine_gets_the_same_refusals(lab: labkit.Lab, stranger: pwd.struct_passwd) -> None:
     python = shutil.which("python3", path="/usr/bin:/bin")
     assert python, "this test runs the system's python3 as another user: apt-get install python3"

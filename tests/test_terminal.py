@@ -25,8 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LAUNCHED_BY_STUDENT, STUDENT, Demo, python_as_student
+from conftest import LAUNCHED_BY_STUDENT, STUDENT, Demo, python_as_student, wait_for
 from labkit import keeper
+
+pytestmark = pytest.mark.slow  # a pty per test: `make test` runs it
 
 KEEPER = keeper.__file__
 INSTANCE_PROMPT = r"\[ec2-user@ip-[^\]]* ~\]\$ "
@@ -153,14 +155,6 @@ def user(either_demo: Demo, tmp_path: Path) -> Iterator[UserShell]:
     shell.close()
 
 
-def wait_for(condition: object, seconds: float = 30) -> object:
-    deadline = time.monotonic() + seconds
-    while not (value := condition()):  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
-    return value
-
-
 def _stat(pid: int) -> list[bytes]:
     """Fields of /proc/PID/stat after the command name: state, parent, group, session, tty, …"""
     return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
@@ -268,6 +262,7 @@ def inject_after_exit(user: UserShell, ssh: str, home: Path) -> None:
     assert held == []
 
 
+@pytest.mark.root(reason="acting as the user labkit-student needs root")
 @pytest.mark.parametrize("sealed", [True, False], ids=["sealed by the kernel", "sealed by environment"])
 def test_an_ordinary_users_shell_is_out_of_reach_too(sealed: bool) -> None:
     """The same, as a user without root: their own lab, their shell, their `labkit ssh`."""

@@ -24,6 +24,8 @@ import labkit
 from labkit import fence
 from labkit.catalogue import APP_SERVER, INSTANCE, ROLE
 
+pytestmark = pytest.mark.slow  # its labs of its own, or its many commands: `make test` runs it
+
 # A client of the warm `aws` of its own: a child connects and hands the connection to its parent, then
 # waits for a byte on stdin and exits; once it has, and a line comes on stdin, the parent sends the
 # request (argv from the command line) with its own stdin, stdout and stderr, and prints the status.
