@@ -319,7 +319,7 @@ def interrupted(command: list[str], box: labkit.Instance) -> tuple[int | None, b
             os.killpg(process.pid, signal.SIGKILL)  # it did not stop: the test says so below
             process.wait()
             return None, shown, b""
-        rest = read_until(process.stdout, b"\0", timeout=5)  # what the command still wrote, to its end
+        rest = read_until(process.stdout, b"\0", timeout=20)  # what the command still wrote, to its end (EOF)
         errors = read_until(process.stderr, b"\0", timeout=5)
         process.stdin.close()
         return process.returncode, shown + rest, errors
