@@ -8,7 +8,7 @@ One directory is one lab: `$LABKIT_HOME` if set, else a per-user directory
     lab.log          what the lab process printed
     journal.jsonl    every change made to the lab, to bring it back after a crash (labkit.labprocess.journal)
     options.json     the lab's options that outlive a restart: `labkit up --iam-delay` (owner-only)
-    instances/<id>/  the home directory of each simulated instance, and its identity file (labkit/fence.py)
+    instances/<id>/  the home directory of each simulated instance, and its identity file (labkit/seal/landlock.py)
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import nbformat
 import pytest
 
 import labkit
-from labkit.instances import CommandResult
+from labkit.transcript import CommandResult
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 REAL_AWS = str(Path(sys.executable).parent / "aws")

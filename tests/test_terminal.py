@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from conftest import LAUNCHED_BY_STUDENT, STUDENT, Demo, python_as_student
-from labkit import keeper
+from labkit.seal import keeper
 
 KEEPER = keeper.__file__
 INSTANCE_PROMPT = r"\[ec2-user@ip-[^\]]* ~\]\$ "
@@ -210,7 +210,7 @@ def holding(pids: dict[int, str], terminal: int) -> list[str]:
 
 
 def of_the_instance(labkit: int) -> dict[int, str]:
-    """The processes `labkit ssh` started but labkit's own keepers (labkit/keeper.py): the instance's
+    """The processes `labkit ssh` started but labkit's own keepers (labkit/seal/keeper.py): the instance's
     command and all it started, and, sealed by the kernel, the `nsenter` that runs it there."""
     return {p: line for p, line in descendants(labkit).items() if f"-I -S {KEEPER}" not in line}
 

@@ -18,5 +18,5 @@ HTTP and agree with it only through labkit.protocol and labkit.statedir.
     botodata.py    botocore's data files, decoded once per process
     cliserver.py   the warm `aws` of instances (its own process, started by main.py)
     sandbox.py     sealed instances (`labkit up --sealed`): each running instance's namespaces, and
-                   what the lab serves inside them; sandbox_init.py is their PID 1 (standard library only)
+                   what the lab serves inside them (labkit/seal/sandbox_init.py is their PID 1)
 """

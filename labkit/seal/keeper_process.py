@@ -1,6 +1,6 @@
-"""The keepers of an instance's commands, as processes (labkit/keeper.py says what they are for).
+"""The keepers of an instance's commands, as processes (labkit/seal/keeper.py says what they are for).
 
-Run as `python -I -S keeper_process.py` by the caller's side (labkit/keeper.py), with the standard
+Run as `python -I -S keeper_process.py` by the caller's side (labkit/seal/keeper.py), with the standard
 library alone: the source, which keeps one keeper forked ahead, and each keeper, with its command's
 process forked ahead too. What the caller and they say to each other is `marshal`ed (the same
 Python on both ends): the job; then, on the caller's line to the command, `{"pid": …}` and
@@ -31,7 +31,7 @@ REFUSED = 5.0  # seconds between questions while it answers something else (a la
 TELL_SOURCE = 0.05  # seconds a command runs before its keeper's source forks the next keeper
 QUIET = (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 PR_SET_NAME, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 15, 36, 38
-LANDLOCK_RESTRICT_SELF = 446  # as in labkit/fence.py
+LANDLOCK_RESTRICT_SELF = 446  # as in labkit/seal/landlock.py
 RULESET = -1  # where a descriptor goes: the instance's Landlock ruleset, applied, not kept
 
 _libc = ctypes.CDLL(None, use_errno=True)
