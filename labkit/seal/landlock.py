@@ -201,7 +201,7 @@ def _code(hidden: set[str]) -> set[str]:
     """What the instance's `aws`, `python3` and `ec2-metadata`, and the warm aws, run: Python, its
     packages, labkit. A path that holds a hidden one (a sys.path entry that is the home) is left out."""
     places = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix, os.path.dirname(sys.executable)]
-    places += [os.path.dirname(os.path.realpath(sys.executable)), os.path.dirname(__file__)]
+    places += [os.path.dirname(os.path.realpath(sys.executable)), os.path.dirname(os.path.dirname(__file__))]  # labkit
     places += [*site.getsitepackages(), site.getusersitepackages(), *sys.path]
     found = {_real(place) for place in places if place and os.path.isdir(place)}
     return {path for path in found if not any(_within(hidden_path, path) for hidden_path in hidden)}
