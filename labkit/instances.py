@@ -99,12 +99,11 @@ class Instance:
         environ() and, as its working directory, home."""
         return [*self.seal.entry(), *command]
 
-    def environ(self) -> dict[str, str]:
+    def environ(self, sealed: Seal | None = None) -> dict[str, str]:
         """The whole environment of a shell on this instance, built from nothing: as over SSH to
-        Amazon Linux 2023, and what its seal adds (by environment, the lab's endpoint and proxy)."""
-        return self._environ(self.seal)
-
-    def _environ(self, sealed: Seal) -> dict[str, str]:
+        Amazon Linux 2023, and what its seal adds (by environment, the lab's endpoint and proxy).
+        `sealed`: the instance's seal, when the caller holds it already."""
+        sealed = sealed or self.seal
         shell = {
             "HOME": sealed.home,
             "USER": "ec2-user",
@@ -122,7 +121,7 @@ class Instance:
         """Run one shell command line on the instance, as typed at its prompt, and keep what it prints.
         Interrupted, it is stopped and CommandInterrupted raised; past `timeout` seconds, stopped and said."""
         sealed = self.seal
-        ran = execute(command, self._environ(sealed), self.home, timeout, sealed.entry(), sealed.keeper())
+        ran = execute(command, self.environ(sealed), self.home, timeout, sealed.entry(), sealed.keeper())
         result = CommandResult(self.prompt, command, ran.code, ran.stdout, ran.stderr)
         if ran.stopped == "interrupted":
             raise CommandInterrupted(replace(result, stopped=INTERRUPTED))
@@ -139,7 +138,7 @@ class Instance:
         and the transcript says so, and which commands did not run.
         """
         commands, sealed = split_commands(text), self.seal
-        ran = execute(script(commands), self._environ(sealed), self.home, timeout, sealed.entry(), sealed.keeper())
+        ran = execute(script(commands), self.environ(sealed), self.home, timeout, sealed.entry(), sealed.keeper())
         out, err = sections(ran.stdout), sections(ran.stderr)
         results = []
         for number, command in enumerate(commands):
@@ -169,7 +168,7 @@ class Instance:
         enter, keeper, source = sealed.entry(), sealed.keeper(), anonymous_file(command)
         try:
             argv = [*enter, *bash(source, stop_at_ctrl_c=False)]
-            code = on_this_terminal(keeper, argv, env=self._environ(sealed), cwd=self.home, pass_fds=(source,))
+            code = on_this_terminal(keeper, argv, env=self.environ(sealed), cwd=self.home, pass_fds=(source,))
         finally:
             os.close(source)
         return exit_status(code)
@@ -187,7 +186,7 @@ class Instance:
         sys.stdout.flush()
         try:
             argv = [*enter, "bash", "--noprofile", "--rcfile", f"/dev/fd/{source}", "-i"]
-            code = on_this_terminal(keeper, argv, env=self._environ(sealed), cwd=self.home, pass_fds=(source,))
+            code = on_this_terminal(keeper, argv, env=self.environ(sealed), cwd=self.home, pass_fds=(source,))
         finally:
             os.close(source)
         return exit_status(code)
