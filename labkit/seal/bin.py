@@ -31,13 +31,16 @@ def _aws(python: str) -> str | None:
     return str(beside) if beside.exists() else shutil.which("aws")
 
 
+def _python3(python: str) -> str:
+    return f'#!/bin/sh\nexec {shlex.quote(python)} "$@"\n'
+
+
 def in_sandbox(python: str) -> dict[str, str]:
     """/usr/local/bin of an instance sealed by the kernel: the `aws` CLI (the warm one, else the
     real one), Python, `ec2-metadata` (its own file, run by that Python with -I), and `sudo`."""
-    quoted = shlex.quote(python)
     return {
         "aws": client_script(python, CLI_INSIDE, _aws(python) or "aws"),
-        "python3": f'#!/bin/sh\nexec {quoted} "$@"\n',
+        "python3": _python3(python),
         "ec2-metadata": f"#!{python} -I\n" + EC2_METADATA.read_text(),
         "sudo": SUDO,
     }
@@ -61,11 +64,10 @@ def on_host(lab_home: Path) -> Path:
         )
     bin_dir = lab_home / BIN_DIR
     bin_dir.mkdir(exist_ok=True)
-    python = shlex.quote(sys.executable)
     wanted = {
         "aws": client_script(sys.executable, str(lab_home / CLI_SOCKET), aws, proves=True),
-        "python3": f'#!/bin/sh\nexec {python} "$@"\n',
-        "ec2-metadata": f'#!/bin/sh\nexec {python} -I {shlex.quote(str(EC2_METADATA))} "$@"\n',
+        "python3": _python3(sys.executable),
+        "ec2-metadata": f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -I {shlex.quote(str(EC2_METADATA))} "$@"\n',
     }
     for name, text in wanted.items():
         target = bin_dir / name
