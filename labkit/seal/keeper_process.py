@@ -5,6 +5,7 @@ library alone: the source, which keeps one keeper forked ahead, and each keeper,
 process forked ahead too. What the caller and they say to each other is `marshal`ed (the same
 Python on both ends): the job; then, on the caller's line to the command, `{"pid": …}` and
 `{"status": …}` (a wait status) from the keeper, and `{"signal": …}` for the command from the caller.
+What a keeper asks the lab is in keeper_lab.py, beside it (loaded by its path when this one is run so).
 """
 
 from __future__ import annotations
