@@ -9,9 +9,9 @@
     bin.py          the instance's bin directory (`aws`, `python3`, `ec2-metadata`), and SYSTEM_PATH
     refused.py      what a server says to a client it cannot place in its instance
 
-A command on an instance (labkit/instances.py) asks the lab's seal, `of(...)`, four things: what goes
-before it to enter the instance (`entry`), what starts it (`keeper`), and the instance's HOME, PATH
-and own variables (`home`, `path`, `environ`). The warm `aws` (labkit/labprocess/cliserver.py) joins
+A command on an instance (labkit/instances.py) asks the instance's seal, `of(...)`, what goes before
+it to enter the instance (`entry`), what starts it (`keeper`), and the instance's HOME, PATH and own
+variables (`home`, `path`, `environ`). The warm `aws` (labkit/labprocess/cliserver.py) joins
 a client's instance with `kernel.join` or `environment.join`.
 """
 
