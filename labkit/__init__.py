@@ -17,6 +17,7 @@ clients, instances, a fresh reset); the lesson's names (`catalogue.py`); the les
 
 from labkit import quiz
 from labkit.checks import Check, CheckReport
+from labkit.connection import LabStatus
 from labkit.display import Diagram, diagram, policy_table
 from labkit.errors import (
     CheckpointNotFound,
@@ -30,7 +31,7 @@ from labkit.errors import (
     ResourceNotFound,
 )
 from labkit.instances import Instance
-from labkit.lab import LabStatus, down, up
+from labkit.lab import down, up
 from labkit.lesson import Lab, connect
 from labkit.transcript import CommandResult, Transcript
 

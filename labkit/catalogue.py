@@ -5,7 +5,7 @@
 
 The notebooks' steps (labkit/solutions.py), their checks (labkit/checks.py) and the tests' fixtures
 read these names from here; the notebooks spell them out for the student, and their checks hold
-them to these. The connection to the lab (labkit/lab.py) knows none of them.
+them to these. The connection to the lab (labkit/connection.py) knows none of them.
 """
 
 from __future__ import annotations

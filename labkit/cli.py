@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import shlex
 import signal
@@ -18,7 +17,7 @@ from labkit.catalogue import NOTEBOOKS, checkpoint
 from labkit.errors import LabError
 from labkit.lab import down, running_info, up
 from labkit.lesson import Lab, connect
-from labkit.protocol import MAX_IAM_DELAY
+from labkit.protocol import valid_delay
 from labkit.report import read_status, status_report
 from labkit.solutions import before
 from labkit.statedir import lab_home
@@ -41,14 +40,11 @@ The lab lives in $LABKIT_HOME (default ~/.local/state/labkit)."""
 
 
 def _seconds(text: str) -> float:
-    """`--iam-delay`: seconds, from 0 to 600."""
+    """`--iam-delay`: seconds, from 0 to 600 (labkit.protocol.valid_delay), in argparse's words."""
     try:
-        seconds = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not (math.isfinite(seconds) and 0 <= seconds <= MAX_IAM_DELAY):
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and {MAX_IAM_DELAY:g} seconds")
-    return seconds
+        return valid_delay(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _delay_said(delay: float) -> str:

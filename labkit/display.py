@@ -20,7 +20,7 @@ from labkit.trust import ec2_may_assume
 if TYPE_CHECKING:
     import pandas
 
-    from labkit.lab import Connection
+    from labkit.connection import Connection
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The lesson on top of the connection: a lab that knows the series' notebooks.
 
-    lab = labkit.connect()     # a Lab: the connection (labkit/lab.py) and the lesson's verbs
+    lab = labkit.connect()     # a Lab: the connection (labkit/connection.py) and the lesson's verbs
     lab.ready_for("04")        # the lab holds what notebooks 00-03 built (labkit/checks.py)
     lab.reset(to="04")         # wipe, then replay notebooks 01-03 (labkit/solutions.py)
 
@@ -15,7 +15,7 @@ import time
 
 from labkit import checks, magic, solutions
 from labkit.catalogue import NOTEBOOKS, checkpoint
-from labkit.lab import Connection
+from labkit.connection import Connection
 
 
 class Lab(Connection):

@@ -23,7 +23,7 @@ from labkit import awserror
 from labkit.transcript import CommandInterrupted
 
 if TYPE_CHECKING:
-    from labkit.lab import Connection
+    from labkit.connection import Connection
 
 _PYTHON_VALUE = re.compile(r"\{([A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[[^\[\]{}]+\])*)\}")
 

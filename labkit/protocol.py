@@ -1,10 +1,12 @@
 """What the lab's three programs agree on, and nothing else.
 
 The student's kernel and the `labkit` command (the client), the lab process (labkit.labprocess)
-and the warm `aws` of instances share no code but this module, labkit.statedir and labkit.seal.landlock
-(the Landlock fence of instances). Here is:
+and the warm `aws` of instances share no code but this module, labkit.statedir, labkit.seal (how an
+instance is sealed: its Landlock fence, its bin scripts, how the warm `aws` joins it) and labkit.trust
+(whether a trust policy lets EC2 assume a role: the metadata service and the lesson's checks ask
+alike). Here is:
 
-- the lab's one account and region, and the longest IAM delay it emulates;
+- the lab's one account and region, the longest IAM delay it emulates, and how a delay is read;
 - the state directory's layout (`lab.json`, `journal.jsonl`, `aws.sock`, `instances/<id>/home`,
   `instances/<id>/identity`, …);
 - how an instance proves who it is to the metadata service (its proxy password);
@@ -17,12 +19,26 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import struct
 from pathlib import Path
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 MAX_IAM_DELAY = 600.0  # seconds, the most `labkit up --iam-delay` takes: AWS takes seconds, at times minutes
+
+
+def valid_delay(text: str) -> float:
+    """An IAM delay given as text (`--iam-delay`, or options.json): seconds, from 0 to MAX_IAM_DELAY.
+    Raises ValueError saying why not, in a few words."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(seconds) and 0 <= seconds <= MAX_IAM_DELAY):
+        raise ValueError(f"{text} is not between 0 and {MAX_IAM_DELAY:g} seconds")
+    return seconds
+
 
 # The state directory (labkit.statedir.lab_home): one lab.
 INFO_FILE = "lab.json"  # ports, pid, administrator keys and secret of the running lab (owner-only)

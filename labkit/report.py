@@ -11,28 +11,25 @@ cannot parse, an error where AWS gives none) is one line in `unreadable`, saying
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from labkit.checks import Progress
+from labkit.connection import LabStatus, why_unreadable
 from labkit.errors import LabError
-from labkit.lab import LabStatus, _control, running_info
+from labkit.lab import running_info
 from labkit.lesson import Lab
 
-T = TypeVar("T")
-NOT_XML = re.compile(r"Unable to parse response \((?P<why>.*)\), invalid XML received")  # botocore's words
+CHECKS = "the notebooks' checks"
 NO_INSTANCES = "not known: the notebooks' checks read the instances, which could not be read"
 
 
 @dataclass(frozen=True)
 class StatusRead:
-    """What status could read of a running lab. A part it could not read ("users", "roles",
-    "instances", "instance profiles", "progress") is empty in `status` (None for `progress`), and
-    `unreadable` says why, one line for each."""
+    """What status could read of a running lab: what it holds (labkit/connection.py `status`), and
+    the notebooks' progress, None when it could not be read (`unreadable["progress"]` says why)."""
 
     status: LabStatus
     progress: Progress | None
@@ -41,58 +38,19 @@ class StatusRead:
 
 def read_status(lab: Lab) -> StatusRead:
     """Read `lab` part by part, as its administrator: each part the lab's answer lets it read."""
-    unreadable: dict[str, str] = {}
-
-    def read(part: str, action: str, reader: Callable[[], T], empty: T) -> T:
-        try:
-            return reader()
-        except LabError:
-            raise  # the lab stopped or restarted: the command's own one line
-        except Exception as error:  # anything the lab answered: said in one line, the rest still shown
-            unreadable[part] = f"could not be read: {why_unreadable(action, error)}"
-            return empty
-
-    iam = lab.client("iam")
-    status = LabStatus(
-        home=lab.home,
-        pid=lab.info.pid,
-        api_url=lab.info.api_url,
-        users=read("users", "iam:ListUsers", lambda: [u["UserName"] for u in iam.list_users()["Users"]], []),
-        roles=read("roles", "iam:ListRoles", lambda: [r["RoleName"] for r in iam.list_roles()["Roles"]], []),
-        instances=read("instances", "ec2:DescribeInstances", lab.instances, []),
-        profile_roles=read("instance profiles", "iam:ListInstanceProfiles", lambda: profile_roles(iam), {}),
-        journal=dict(_control(lab.current(), "health").get("journal") or {}),
-    )
+    status = lab.status()
+    unreadable = dict(status.unreadable)
     progress: Progress | None = None
     if "instances" in unreadable:
         unreadable["progress"] = NO_INSTANCES
     else:
-        progress = read("progress", "the notebooks' checks", lab.progress, None)
+        try:
+            progress = lab.progress()
+        except LabError:
+            raise
+        except Exception as error:  # anything the lab answered: said in one line, the rest still shown
+            unreadable["progress"] = f"could not be read: {why_unreadable(CHECKS, error)}"
     return StatusRead(status, progress, unreadable)
-
-
-def profile_roles(iam: Any) -> dict[str, list[str]]:
-    """Each instance profile's ARN, and the roles in it."""
-    profiles = iam.list_instance_profiles()["InstanceProfiles"]
-    return {profile["Arn"]: [role["RoleName"] for role in profile["Roles"]] for profile in profiles}
-
-
-def why_unreadable(action: str, error: Exception) -> str:
-    """Why `action` gave nothing to read, in one line, and what to do about it."""
-    from botocore.exceptions import ClientError
-
-    said = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    found = NOT_XML.search(said)
-    if found is not None:
-        return (
-            f"the lab's answer to {action} is not XML botocore can parse ({found['why']}): something in the lab "
-            "(a name, a tag) holds a character XML cannot carry; delete it, or `labkit reset --to NN`"
-        )
-    if isinstance(error, ClientError):
-        code = error.response.get("Error", {}).get("Code", "?")
-        message = str(error.response.get("Error", {}).get("Message", "")).strip().splitlines()
-        return f"{action} answered {code}: {message[0] if message else ''}"[:300]
-    return f"{action} failed: {type(error).__name__}: {said}"[:300]
 
 
 def status_report(home: Path) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 `labkit reset --to NN` wipes the lab and replays the steps of every notebook before NN, so the lab
 is exactly as a student who finished them would have it, with the same ids as the student's own run
-(every lab draws moto's ids from one seed, a stream per kind of change: labkit/labprocess/backends.py).
+(every lab draws moto's ids from one seed, a stream per kind of change: labkit/labprocess/recovery.py).
 Each function says which notebook teaches it; the names it uses are in labkit/catalogue.py.
 """
 
@@ -32,7 +32,7 @@ from labkit.catalogue import (
 )
 
 if TYPE_CHECKING:
-    from labkit.lab import Connection
+    from labkit.connection import Connection
 
 __all__ = [
     "STEPS",

@@ -7,7 +7,8 @@ One directory is one lab: `$LABKIT_HOME` if set, else a per-user directory
     lab.lock         locked by the lab process for as long as it lives: the directory's owner
     lab.log          what the lab process printed
     journal.jsonl    every change made to the lab, to bring it back after a crash (labkit.labprocess.journal)
-    options.json     the lab's options that outlive a restart: `labkit up --iam-delay` (owner-only)
+    options.json     the lab's options that outlive a restart: `labkit up --iam-delay`, `--sealed` (owner-only;
+                     labkit.labprocess.options)
     instances/<id>/  the home directory of each simulated instance, and its identity file (labkit/seal/landlock.py)
 """
 

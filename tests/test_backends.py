@@ -15,7 +15,9 @@ import labkit
 from conftest import ROLE, create_role
 from labkit.catalogue import AL2023
 from labkit.labprocess import motofixes
-from labkit.labprocess.backends import REFRESH_BEFORE, ROLE_SESSION_SECONDS, Cloud, configure_moto, new_admin_keys
+from labkit.labprocess.backends import Cloud, configure_moto
+from labkit.labprocess.keys import new_admin_keys
+from labkit.labprocess.sessions import REFRESH_BEFORE, ROLE_SESSION_SECONDS
 
 EC2_TRUST = json.dumps({"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
                                        "Action": "sts:AssumeRole"}]})  # fmt: skip

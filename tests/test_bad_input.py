@@ -183,7 +183,7 @@ def unretried(lab: labkit.Lab, service: str) -> Any:
     import boto3
     from botocore.config import Config
 
-    from labkit.lab import sealed_botocore_session
+    from labkit.connection import sealed_botocore_session
 
     env = lab.env()
     session = boto3.session.Session(botocore_session=sealed_botocore_session(), region_name=env["AWS_DEFAULT_REGION"])
@@ -205,6 +205,7 @@ def test_status_says_in_one_line_what_it_could_not_read_and_shows_the_rest(lab: 
     """Through a path that remains: moto takes a user name and a key pair name holding ESC (IAM and EC2
     would refuse them) and writes it raw into ListUsers and DescribeInstances, which botocore cannot parse."""
     from botocore.parsers import ResponseParserError
+    from IPython.core.formatters import HTMLFormatter
 
     from labkit.catalogue import AL2023
 
@@ -235,5 +236,11 @@ def test_status_says_in_one_line_what_it_could_not_read_and_shows_the_rest(lab: 
         assert (report["users"], report["instances"], report["progress"], report["furthest"]) == (None,) * 4
         assert set(report["unreadable"]) == {"users", "instances", "progress"}
         assert re.fullmatch(unparsable("iam:ListUsers"), report["unreadable"]["users"])
+        held = lab.status()  # what a notebook's `lab.status()` shows: before, ResponseParserError from inside labkit
+        assert (held.users, held.roles, held.instances, set(held.unreadable)) == ([], ["DemoRoleForEC2"], [],
+                                                                                 {"users", "instances"})  # fmt: skip
+        assert re.fullmatch(unparsable("iam:ListUsers"), held.unreadable["users"])
+        shown_html = HTMLFormatter()(held)  # as a notebook shows it
+        assert "DemoRoleForEC2" in shown_html and "users: could not be read" in shown_html
     finally:
         lab.reset()

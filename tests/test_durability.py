@@ -288,7 +288,7 @@ def test_a_second_lab_process_on_the_same_directory_stops_at_once(own_lab: labki
 
 # -- a long history: snapshots keep restoring quick and the journal small ------------------------------
 def test_a_lab_with_a_long_history_comes_back_from_its_snapshot(own_lab: labkit.Lab) -> None:
-    from labkit.labprocess.backends import SNAPSHOT_EVERY
+    from labkit.labprocess.recovery import SNAPSHOT_EVERY
 
     own_lab.reset(to="04")
     box = own_lab.instance("demo-instance")
@@ -325,7 +325,7 @@ def test_a_lab_with_a_long_history_comes_back_from_its_snapshot(own_lab: labkit.
 def test_a_lab_restored_from_its_snapshot_hands_its_instances_the_same_role_keys(own_lab: labkit.Lab) -> None:
     """The session an instance was handed before the snapshot lives only in the snapshot: after a
     kill -9, the metadata service must hand the instance the same keys, not mint new ones."""
-    from labkit.labprocess.backends import SNAPSHOT_EVERY
+    from labkit.labprocess.recovery import SNAPSHOT_EVERY
 
     credentials = imds_get("http://169.254.169.254/latest/meta-data/iam/security-credentials/DemoRoleForEC2")
     keys = ("AccessKeyId", "SecretAccessKey", "Token", "Expiration")
@@ -356,7 +356,7 @@ def before_changes(home: Path, lab: labkit.Lab) -> int:
 
 
 def test_a_damaged_snapshot_is_kept_aside_and_the_lab_starts_with_a_note(own_lab: labkit.Lab) -> None:
-    from labkit.labprocess.backends import SNAPSHOT_EVERY
+    from labkit.labprocess.recovery import SNAPSHOT_EVERY
 
     iam = own_lab.client("iam")
     for n in range(SNAPSHOT_EVERY + 1):

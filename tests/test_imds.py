@@ -12,7 +12,7 @@ import pytest
 import labkit
 from conftest import EC2_TRUST, IMDS_TOKEN, NO_CREDENTIALS, ROLE, Demo, create_role, launch
 from labkit.catalogue import AL2023
-from labkit.labprocess.backends import InstanceFacts
+from labkit.labprocess.facts import InstanceFacts
 from labkit.labprocess.imds import MetadataService, Tokens, error_reply
 
 BASE = "http://169.254.169.254/latest"

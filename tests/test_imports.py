@@ -1,7 +1,11 @@
 """labkit's import graph, read from its source: no cycle, and the lesson depends on the lab, never the reverse.
 
 Every import counts, at module level or inside a function (a lazy import is still a dependency),
-except those in an `if TYPE_CHECKING:` block, which never run.
+except those in an `if TYPE_CHECKING:` block, which never run. Importing `a.b.c` also runs the packages
+`a` and `a.b` (their `__init__`), so it depends on them too, unless they are packages of the importer
+itself (those have begun to run before it).
+
+    tools/import-graph    prints the graph, as text
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from pathlib import Path
 import labkit
 
 PACKAGE = Path(labkit.__file__).resolve().parent
-# The lesson, built on the connection (labkit/lab.py): its names, steps, checks, displays, quiz,
+# The lesson, built on the connection (labkit/connection.py): its names, steps, checks, displays, quiz,
 # `%%instance`, the Lab that gathers them, and what loads them all (the package, the command).
 LESSON = {
     "labkit.catalogue",
@@ -77,8 +81,16 @@ def import_graph(package: Path) -> dict[str, set[str]]:
             for alias in node.names:
                 submodule = f"{base}.{alias.name}"
                 targets.add(submodule if submodule in files else known(base))
-        graph[name] = {t for t in targets if t is not None and t != name}
+        for target in [t for t in targets if t is not None]:  # a.b.c runs a and a.b first
+            parts = target.split(".")
+            targets |= {".".join(parts[:n]) for n in range(1, len(parts)) if ".".join(parts[:n]) in files}
+        graph[name] = {t for t in targets if t is not None and t != name and not _holds(t, name)}
     return graph
+
+
+def _holds(package: str, module: str) -> bool:
+    """Whether `package` is `module`'s package, or one that holds it (its __init__ runs first)."""
+    return module.startswith(package + ".")
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -107,6 +119,15 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def as_text(graph: dict[str, set[str]], prefix: str = "labkit.") -> str:
+    """The graph, one module a line: `module → what it imports`, names shortened by `prefix`."""
+    short = lambda name: name.removeprefix(prefix) if name != prefix.rstrip(".") else name  # noqa: E731
+    return "".join(
+        f"{short(module)} → {', '.join(short(t) for t in sorted(graph[module])) or '(nothing of labkit)'}\n"
+        for module in sorted(graph)
+    )
+
+
 def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
     """Every module that importing `start` may import, directly or not."""
     seen: set[str] = set()
@@ -128,8 +149,8 @@ def test_labkit_has_no_import_cycle() -> None:
 
 def test_the_connection_imports_nothing_of_the_lesson() -> None:
     graph = import_graph(PACKAGE)
-    assert reachable(graph, "labkit.lab") & LESSON == set()
-    assert {"labkit.lab", "labkit.checks", "labkit.solutions", "labkit.magic"} <= graph["labkit.lesson"]
+    assert reachable(graph, "labkit.connection") & LESSON == set()
+    assert {"labkit.connection", "labkit.checks", "labkit.solutions", "labkit.magic"} <= graph["labkit.lesson"]
 
 
 def test_the_client_imports_nothing_of_the_lab_process() -> None:
@@ -169,3 +190,28 @@ def test_an_import_under_type_checking_makes_no_cycle(tmp_path: Path) -> None:
     graph = import_graph(package)
     assert graph["pkg.conn"] == set() and graph["pkg.lesson"] == {"pkg.conn"}
     assert find_cycle(graph) is None
+
+
+def test_a_cycle_through_a_packages_init_is_found(tmp_path: Path) -> None:
+    """A positive control: `from pkg.fixes.sub import x` runs pkg/fixes/__init__.py first, so a cycle
+    that passes through a package's __init__ is found; a package's own modules never cycle through it."""
+    package = write(tmp_path / "pkg", {
+        "__init__.py": "",
+        "keys.py": "",
+        "backends.py": "def f():\n    from pkg.fixes.sub import x\n",
+        "fixes": "",
+    })  # fmt: skip
+    (package / "fixes").unlink()
+    write(package / "fixes", {
+        "__init__.py": "from pkg.fixes import registry\n",
+        "registry.py": "from pkg.fixes.sub import x\n",
+        "sub.py": "from pkg import keys\n\ndef g():\n    from pkg.backends import f\n",
+    })  # fmt: skip
+    graph = import_graph(package)
+    assert graph["pkg.backends"] == {"pkg.fixes", "pkg.fixes.sub"}
+    assert graph["pkg.fixes.registry"] == {"pkg.fixes.sub"}  # not its own package
+    assert find_cycle(graph) == ["pkg.backends", "pkg.fixes", "pkg.fixes.registry", "pkg.fixes.sub", "pkg.backends"]
+
+
+if __name__ == "__main__":  # tools/import-graph
+    print(as_text(import_graph(PACKAGE)), end="")

@@ -56,7 +56,7 @@ def test_the_lab_listens_on_loopback_only(lab: labkit.Lab) -> None:
 
 
 def test_a_request_from_an_unknown_identity_is_refused(lab: labkit.Lab) -> None:
-    stranger = labkit.lab.sealed_botocore_session().create_client(
+    stranger = labkit.connection.sealed_botocore_session().create_client(
         "iam", region_name="us-east-1", endpoint_url=lab.api_url,
         aws_access_key_id="AKIAIOSFODNN7EXAMPLE", aws_secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
     )  # fmt: skip

@@ -27,7 +27,7 @@ import pytest
 
 import labkit
 from conftest import IMDS_TOKEN, ROLE, Demo, imds_get
-from labkit.labprocess.backends import InstanceFacts, InterfaceFacts
+from labkit.labprocess.facts import InstanceFacts, InterfaceFacts
 from labkit.labprocess.imds import MetadataService, Tokens
 from labkit.labprocess.metadata_identity import IdentitySigner, document
 

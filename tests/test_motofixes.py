@@ -513,10 +513,10 @@ def what_the_dependencies_do_alone() -> dict[str, Any]:
 
 
 def lab_like_env(**more: str) -> dict[str, str]:
-    """The environment a lab process gets (labkit.lab._lab_process_env): none of the host's AWS_*."""
-    kept = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
-    return {**kept, "PYTHONHASHSEED": "0", "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            **more}  # fmt: skip
+    """The environment a lab process gets (labkit.lab.lab_process_env), and `more`."""
+    from labkit.lab import lab_process_env
+
+    return {**lab_process_env(), **more}
 
 
 @pytest.fixture(scope="module")
@@ -563,16 +563,16 @@ def test_every_record_says_what_it_changes_and_why() -> None:
         if fix.apply is None:  # its code runs elsewhere, so it cannot be skipped: without it, nothing runs
             assert fix.required and fix.where, fix.name
         if fix.kind == "fidelity":
-            assert len(fix.upstream) > 80, f"{fix.name}: a text to send upstream"
+            assert fix.upstream.strip(), f"{fix.name}: a text to send upstream"
         seams = (registry_module().IAM_SUBCLASS, registry_module().EC2_SUBCLASS, registry_module().MIDDLEWARE)
         if fix.apply is None:
             assert not fix.seam, fix.name
         else:  # a seam where moto offers one; setattr only with the reason none reaches the behaviour
-            assert fix.seam in seams or (fix.seam.startswith("setattr: ") and len(fix.seam) > 40), fix.name
+            assert fix.seam in seams or (fix.seam.startswith("setattr: ") and fix.seam[9:].strip()), fix.name
 
 
 def test_every_record_names_its_two_paired_tests_and_they_exist() -> None:
-    from labkit.labprocess.motofixes.registry import ALONE
+    from labkit.labprocess.motofixes import ALONE
 
     defined: dict[str, set[str]] = {}
     for fix in registry():
@@ -583,6 +583,37 @@ def test_every_record_names_its_two_paired_tests_and_they_exist() -> None:
                 tree = ast.parse((ROOT / path).read_text())
                 defined[path] = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
             assert function in defined[path], f"{fix.name} names {test}, which does not exist"
+
+
+def test_every_where_names_code_that_is_there() -> None:
+    """A record whose code runs elsewhere names it (`where`): each name resolves to an attribute of a
+    module under labkit.labprocess."""
+    import importlib
+
+    named = [(fix.name, place) for fix in registry() if fix.where for place in fix.places]
+    assert len(named) >= len([fix for fix in registry() if fix.apply is None])
+    for name, place in named:
+        parts = place.split(".")
+        found: Any = None
+        for n in range(len(parts) - 1, 0, -1):  # the longest module prefix, then attributes
+            try:
+                found = importlib.import_module("labkit.labprocess." + ".".join(parts[:n]))
+            except ImportError:
+                continue
+            for attribute in parts[n:]:
+                found = getattr(found, attribute, None)
+            break
+        assert found is not None, f"{name}: where names {place}, which is not there"
+
+
+def test_the_committed_registry_list_is_what_the_registry_generates() -> None:
+    """docs/registry.md, the list readers see, comes from the records: regenerate it with
+    `python -m labkit.labprocess.motofixes.listing > docs/registry.md`."""
+    from labkit.labprocess.motofixes.listing import markdown
+
+    committed = (ROOT / "docs" / "registry.md").read_text()
+    assert committed == markdown(registry()), "docs/registry.md is stale: regenerate it from the registry"
+    assert all(f"### `{fix.name}`" in committed for fix in registry())
 
 
 def test_every_target_is_there_as_expected_in_the_installed_versions() -> None:
@@ -774,7 +805,7 @@ def fake_fix(name: str, target: Any, applied: list[str], *, required: bool = Fal
     from labkit.labprocess.motofixes import Fix
 
     return Fix(name=name, kind="fidelity", aws="AWS does Y", dependency="moto does X", targets=(target,),
-               apply=lambda: applied.append(name), alone="", proved_by=(), required=required)  # fmt: skip
+               apply=lambda: applied.append(name), proved_by=(), required=required)  # fmt: skip
 
 
 def test_a_fix_whose_target_moved_is_reported_by_name_and_skipped(fake_moto: types.ModuleType) -> None:

@@ -278,3 +278,17 @@ def test_reset_to_a_checkpoint_waits_for_ec2_to_see_each_new_profile(delayed: la
     began = time.monotonic()
     delayed.reset(to="06", say=False)
     assert delayed.check("05").ok and time.monotonic() - began >= DELAY  # it did wait, and got there
+
+
+def test_an_option_that_cannot_be_saved_leaves_no_file_behind(tmp_path: Path) -> None:
+    """options.json is written in one place, whole or not at all (labkit/labprocess/options.py): when
+    it cannot be replaced, the file begun beside it is removed, for the delay as for the seal."""
+    from labkit.labprocess.options import OPTIONS_FILE, chosen_delay, chosen_sealed
+
+    (tmp_path / OPTIONS_FILE).mkdir()  # os.replace cannot put a file in its place
+    said: list[str] = []
+    assert chosen_delay(tmp_path, 5.0, said.append) == 5.0
+    assert said and "could not be written" in said[0] and "--iam-delay 5 holds until the lab stops" in said[0]
+    with pytest.raises(IsADirectoryError):
+        chosen_sealed(tmp_path, False)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [OPTIONS_FILE]

@@ -383,7 +383,7 @@ def test_an_encoded_message_never_reads_as_a_command_line_option() -> None:
     # lab makes starts with one (base64url: 1 in 64 would).
     from labkit.labprocess.motofixes import authorization
 
-    authorization._keep_a_key()
+    authorization.keep_a_key()
     messages = [authorization.seal({"n": n}) for n in range(1000)]
     assert not [message for message in messages if message.startswith("-")]
     assert [authorization.unseal(message) for message in messages[:3]] == [{"n": 0}, {"n": 1}, {"n": 2}]

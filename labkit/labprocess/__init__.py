@@ -6,11 +6,17 @@ Nothing here is imported by the student's kernel or the `labkit` command: they r
 HTTP and agree with it only through labkit.protocol and labkit.statedir.
 
     main.py        the process: the API port (moto + /_labkit/ control) and the metadata port
-    backends.py    moto's backends, the bootstrap, resets, role sessions, ids from one seed
+    backends.py    moto's backends, the bootstrap, resets, ids from one seed: Cloud, which ties the next four
+    recovery.py    every change journaled, undone when it cannot be, snapshotted, and replayed after a crash
+    replay.py      whether the journal is being replayed: the one switch everything else asks
+    facts.py       what the metadata service reads about an instance
+    sessions.py    the role sessions the metadata service hands out
+    keys.py        fresh access keys and secrets, never seeded (below backends and motofixes)
     imds.py        the Instance Metadata Service (IMDSv1 and v2), as an HTTP proxy
     metadata_tree.py      the metadata service's paths for one instance, and what they hold
     metadata_identity.py  the instance identity document's signatures (a key of the lab's own)
-    propagation.py the opt-in delay of IAM changes (`labkit up --iam-delay N`)
+    propagation.py the opt-in delay of IAM changes (`labkit up --iam-delay N`), and what is noted of them
+    options.py     options.json: the options that outlive a restart (`--iam-delay`, `--sealed`)
     snapshot.py    the lab's state saved every few hundred changes, so restoring stays quick
     gate.py        what both ports accept before reading a body: unsigned, oversized, malformed, silent
     journal.py     the durable record of changes, replayed after a crash

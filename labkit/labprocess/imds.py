@@ -33,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from labkit.labprocess import gate
-from labkit.labprocess.backends import ChangeNotSaved, InstanceFacts, RoleSession, utcnow
+from labkit.labprocess.facts import InstanceFacts
 from labkit.labprocess.metadata_identity import IdentitySigner
 from labkit.labprocess.metadata_tree import (
     DYNAMIC_SINCE,
@@ -45,6 +45,8 @@ from labkit.labprocess.metadata_tree import (
     meta_data,
     served,
 )
+from labkit.labprocess.recovery import ChangeNotSaved
+from labkit.labprocess.sessions import RoleSession, utcnow
 from labkit.protocol import instance_key
 
 IPV6_HOST = "fd00:ec2::254"

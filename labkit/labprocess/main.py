@@ -33,7 +33,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -43,10 +42,10 @@ from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-from labkit.labprocess.backends import ChangeNotSaved
 from labkit.labprocess.journal import Journal, action_of, changes_something
-from labkit.labprocess.propagation import OPTIONS_FILE, valid_delay
-from labkit.protocol import CLI_SERVER_HOME, CLI_SERVER_USER_HOME, CLI_SOCKET
+from labkit.labprocess.options import chosen_delay, chosen_sealed
+from labkit.labprocess.recovery import ChangeNotSaved
+from labkit.protocol import CLI_SERVER_HOME, CLI_SERVER_USER_HOME, CLI_SOCKET, valid_delay
 from labkit.seal import landlock
 from labkit.statedir import (
     LabInfo,
@@ -275,25 +274,6 @@ def _start_cli_server(
     return subprocess.Popen(command, stdin=subprocess.DEVNULL, env=env, pass_fds=passed)
 
 
-def chosen_sealed(home: Path, given: bool | None) -> bool:
-    """Whether the lab asks to seal its instances in namespaces: `given` (saved in options.json for
-    the next start), else what was saved there, else yes (the host may still refuse)."""
-    path = home / OPTIONS_FILE
-    try:
-        saved = json.loads(path.read_text())
-        saved = saved if isinstance(saved, dict) else {}
-    except (OSError, ValueError):
-        saved = {}
-    if given is None:
-        return bool(saved.get("sealed", True))
-    if given != bool(saved.get("sealed", True)):
-        fd, tmp = tempfile.mkstemp(dir=home, prefix=".options-", suffix=".json")  # owner-only (0600)
-        with os.fdopen(fd, "w") as f:
-            json.dump({**saved, "sealed": given}, f)
-        os.replace(tmp, path)
-    return given
-
-
 def _serve_inside(app: LabApp, service: Any, cloud: Any) -> Callable[..., list[Any]]:
     """What the lab serves inside one sealed instance, on the sockets its sandbox made there."""
     from labkit.labprocess.gate import ApiServer
@@ -319,10 +299,11 @@ def serve(home: Path, *, iam_delay: float | None = None, sealed: bool | None = N
     the seconds IAM changes take to reach role sessions and EC2 (labkit/labprocess/propagation.py);
     None: the delay this lab was last started with, if any."""
     from labkit.labprocess import propagation
-    from labkit.labprocess.backends import Cloud, configure_moto, new_admin_keys
+    from labkit.labprocess.backends import Cloud, configure_moto
+    from labkit.labprocess.keys import new_admin_keys
 
     configure_moto()
-    propagation.configure(propagation.chosen_delay(home, iam_delay))
+    propagation.configure(chosen_delay(home, iam_delay))
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     from labkit.labprocess import motofixes

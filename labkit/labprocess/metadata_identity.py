@@ -22,7 +22,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from labkit.labprocess.backends import InstanceFacts
+from labkit.labprocess.facts import InstanceFacts
 
 DOCUMENT_VERSION = "2017-09-30"  # "version": the version of the document's format
 SIGNER_NAME = "labkit lab (not AWS): instance identity"

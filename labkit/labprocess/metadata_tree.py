@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 
-from labkit.labprocess.backends import InstanceFacts
+from labkit.labprocess.facts import InstanceFacts
 
 # The builds `curl http://169.254.169.254/` lists ("Retrieve instance metadata", "Get the available
 # versions of the instance metadata"), oldest first; `latest` follows them.

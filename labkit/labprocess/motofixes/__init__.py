@@ -13,10 +13,12 @@ announces itself), one that the lab behaves as AWS does.
     subclass.py  the seam of backend changes: the lab's subclasses of moto's IAM and EC2 backends
     middleware.py  the seam of answers: a WSGI middleware that rewrites what moto refuses or lacks
     registry.py  the records, one per change (REGISTRY)
+    listing.py   the records as readers see them: docs/registry.md, generated
     fidelity.py  the changes where moto differs from AWS in what the lesson shows, and isolation
     launch.py    what an AMI's ImdsSupport makes of a launch (Amazon Linux 2023 requires IMDSv2)
     authorization.py  EC2's encoded authorization messages, STS decoding them, STS's refusals
     role_credentials.py  what IAM answers a role session that names no user
+    iam_delay.py the option `labkit up --iam-delay N`: role sessions and EC2 see IAM changes late
     speed.py     the changes for speed and memory in the lab process
     warm_aws.py  the changes to botocore in the warm `aws` server
 
@@ -31,7 +33,9 @@ class or a module function moto uses by name, a cache, botocore's loader), the r
 applied: it is named in lab.log and in `labkit status`, and the program runs without it, unless it
 is required; then the program stops with one line naming the fix and the installed version (the lab
 process refuses to start; the warm `aws` server does not start, and instances run the plain CLI).
-A record whose code runs elsewhere (`apply` is None, `where` says where) is always required.
+A record whose code runs elsewhere (`apply` is None, `where` names it, under labkit.labprocess) is always
+required. Every record's paired test of the dependency alone is its case of ALONE, and the versions it
+was checked against are CHECKED: both are derived, never written in a record.
 
 Kinds: fidelity (moto differs from AWS where the lesson shows it; each has a text to send
 upstream), isolation, lab (what the lab needs from moto beyond its API), speed and memory.
@@ -44,6 +48,7 @@ from collections.abc import Callable, Iterable
 from labkit.labprocess.motofixes import subclass
 from labkit.labprocess.motofixes.middleware import wrap
 from labkit.labprocess.motofixes.record import (
+    ALONE,
     CHECKED,
     CLI,
     LAB,
@@ -54,7 +59,19 @@ from labkit.labprocess.motofixes.record import (
 )
 from labkit.labprocess.motofixes.registry import REGISTRY, by_name
 
-__all__ = ["CHECKED", "CLI", "LAB", "REGISTRY", "Fix", "RequiredFixMissing", "Target", "apply", "by_name", "wrap"]
+__all__ = [
+    "ALONE",
+    "CHECKED",
+    "CLI",
+    "LAB",
+    "REGISTRY",
+    "Fix",
+    "RequiredFixMissing",
+    "Target",
+    "apply",
+    "by_name",
+    "wrap",
+]
 
 _applied: set[str] = set()
 

@@ -19,6 +19,7 @@ import zlib
 from typing import Any
 from xml.sax.saxutils import escape
 
+from labkit.labprocess import replay
 from labkit.labprocess.motofixes import middleware
 from labkit.labprocess.motofixes.fidelity import LAB_PARTITION, MOTO_SHORT_REFUSAL, _explicitly_denied
 from labkit.labprocess.motofixes.middleware import Answer, Request
@@ -26,10 +27,11 @@ from labkit.protocol import ACCOUNT_ID, REGION
 
 STS_XMLNS = "https://sts.amazonaws.com/doc/2011-06-15/"
 SEALED_FOR = f"labkit encoded authorization message, account {ACCOUNT_ID}".encode()  # bound to every message
-_key: bytearray = bytearray()  # the lab process's sealing key, drawn once (`_keep_a_key`)
+_key: bytearray = bytearray()  # the lab process's sealing key, drawn once (`keep_a_key`)
 
 
-def _keep_a_key() -> None:
+def keep_a_key() -> None:
+    """Draw the lab process's sealing key, once (the records that seal and unseal messages do)."""
     if not _key:
         _key.extend(secrets.token_bytes(32))
 
@@ -149,7 +151,7 @@ def decoded_refusal(access_key_id: str, action: str, resource: str) -> dict[str,
 
 
 def ec2_refusals_carry_an_encoded_message() -> None:
-    _keep_a_key()
+    keep_a_key()
     middleware.add(rewrite_ec2_refusal)
 
 
@@ -164,7 +166,10 @@ def answer_decode_authorization_message(request: Request, answer: Answer) -> Ans
     if not answer.raised.startswith("NotImplementedError"):
         return None
     document = unseal(request.param("EncodedMessage") or "")
-    if document is None and not _replaying():
+    # A decode changes nothing, but the journal keeps every request whose action is not a Get, List or
+    # Describe: one replayed after a restart (labkit/labprocess/replay.py) carries a message sealed under
+    # the previous process's key; its answer is never shown, and it must not stop the replay after it.
+    if document is None and not replay.active():
         return sts_error(400, "InvalidAuthorizationMessageException",
                          "The encoded message is not one this lab made, or it was made before the lab last "
                          "started; such messages expire.")  # fmt: skip
@@ -175,19 +180,6 @@ def answer_decode_authorization_message(request: Request, answer: Answer) -> Ans
                        "</DecodeAuthorizationMessageResponse>")  # fmt: skip
 
 
-def _replaying() -> bool:
-    """Whether the lab is replaying its journal: then moto's authorization is off (the record
-    replay_without_authorization), and a journaled request must succeed as it did when it was
-    acknowledged. A decode changes nothing, but the journal keeps every request whose action is not
-    a Get, List or Describe: one replayed after a restart carries a message sealed under the
-    previous process's key, and its answer is never shown, so it must not stop the replay of the
-    changes after it. An AssumeRole journaled by a lab from before sts_refusals_say_why may name
-    no role."""
-    from moto import settings
-
-    return bool(settings.INITIAL_NO_AUTH_ACTION_COUNT == float("inf"))
-
-
 def sts_error(status: int, code: str, message: str) -> Answer:
     return Answer(status, f'<ErrorResponse xmlns="{STS_XMLNS}"><Error><Type>Sender</Type><Code>{code}</Code>'
                           f"<Message>{escape(message)}</Message></Error><RequestId>{uuid.uuid4()}</RequestId>"
@@ -195,7 +187,7 @@ def sts_error(status: int, code: str, message: str) -> Answer:
 
 
 def sts_decodes_the_labs_messages() -> None:
-    _keep_a_key()
+    keep_a_key()
     middleware.add(answer_decode_authorization_message)
 
 
@@ -218,7 +210,8 @@ def rewrite_sts_refusal(request: Request, answer: Answer) -> Answer | None:
     if request.action == SESSION_TOKEN and "X-Amz-Security-Token" in request.headers:
         return sts_error(403, "AccessDenied", "Cannot call GetSessionToken with session credentials")
     if request.action == ASSUME_ROLE and answer.status == 200:
-        return None if _replaying() else _no_such_role_to_assume(request)  # replayed as it was acknowledged
+        # replayed as it was acknowledged: an AssumeRole journaled before sts_refusals_say_why may name no role
+        return None if replay.active() else _no_such_role_to_assume(request)
     said = MOTO_SHORT_REFUSAL.search(answer.body)
     if said is None or answer.status != 403 or said["service"] != "sts" or _explicitly_denied(request, said["action"]):
         return None

@@ -10,6 +10,7 @@ import re
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
+from labkit.labprocess.keys import SECRETS, fresh_key_id, fresh_secret
 from labkit.labprocess.motofixes import middleware, subclass
 from labkit.labprocess.motofixes.middleware import Answer, Request
 from labkit.protocol import ACCOUNT_ID
@@ -115,8 +116,6 @@ def access_keys_are_never_seeded() -> None:
     following the seed. The journal records what was drawn, to restore the same keys after a crash."""
     from moto.iam import models
     from moto.sts import models as sts_models
-
-    from labkit.labprocess.backends import SECRETS, fresh_key_id, fresh_secret
 
     original = models.AccessKey.__init__
     token = sts_models.random_session_token

@@ -7,12 +7,13 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 LAB: str = "lab process"  # where a fix is applied: the lab process
 CLI: str = "warm aws"  # or the warm aws server (cliserver.py)
 CHECKED = {"moto": "5.2.5", "botocore": "1.44.8", "awscli": "1.46.3"}  # the pins of constraints.txt
+ALONE = "tests/test_motofixes.py::test_the_dependency_alone_still_does_the_old_thing"  # one case per record
 
 
 @dataclass(frozen=True)
@@ -59,15 +60,28 @@ class Fix:
     dependency: str  # what the dependency does instead
     targets: tuple[Target, ...]
     apply: Callable[[], None] | None  # None: its code runs where `where` says
-    alone: str  # the test that the dependency alone still does the old thing
     proved_by: tuple[str, ...]  # the tests that the lab does what AWS does
     required: bool = False
     seam: str = ""  # how `apply` changes the dependency: a backend subclass, the middleware, or `setattr: why`
     processes: tuple[str, ...] = (LAB,)
     early: bool = False  # applied before anything else: before moto's EC2 models are imported
-    where: str = ""
+    where: str = ""  # `module.attribute` under labkit.labprocess, several joined by " and "
     upstream: str = ""  # fidelity: what to send to the dependency's maintainers
-    checked: dict[str, str] = field(default_factory=lambda: dict(CHECKED))
+
+    @property
+    def alone(self) -> str:
+        """The test that the dependency alone still does the old thing: ALONE's case of this record."""
+        return f"{ALONE}[{self.name}]"
+
+    @property
+    def checked(self) -> dict[str, str]:
+        """The versions of the dependencies this record was checked against: CHECKED, for every record."""
+        return dict(CHECKED)
+
+    @property
+    def places(self) -> tuple[str, ...]:
+        """What `where` names, each a dotted name under labkit.labprocess."""
+        return tuple(place.strip() for place in self.where.split(" and ") if place.strip())
 
     @property
     def package(self) -> str:

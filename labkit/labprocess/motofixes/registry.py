@@ -4,12 +4,19 @@ labkit/labprocess/motofixes/__init__.py for what a record holds and how it is ap
 
 from __future__ import annotations
 
-from labkit.labprocess import propagation
-from labkit.labprocess.motofixes import authorization, fidelity, launch, role_credentials, speed, tags, warm_aws
+from labkit.labprocess.motofixes import (
+    authorization,
+    fidelity,
+    iam_delay,
+    launch,
+    role_credentials,
+    speed,
+    tags,
+    warm_aws,
+)
 from labkit.labprocess.motofixes.record import CLI, LAB, Fix, Target
 
 # -- the records ----------------------------------------------------------------------------------
-ALONE = "tests/test_motofixes.py::test_the_dependency_alone_still_does_the_old_thing"
 IAM_BACKEND, EC2_INSTANCES = "moto.iam.models", "moto.ec2.models.instances"
 IAM_SUBCLASS, EC2_SUBCLASS = "IAM backend subclass", "EC2 backend subclass"  # the seams (subclass.py)
 MIDDLEWARE = "middleware"  # the seam of middleware.py
@@ -27,7 +34,6 @@ REGISTRY: tuple[Fix, ...] = (
                  Target("botocore.loaders", "logger")),
         apply=speed.botocore_data_read_once,
         seam="setattr: every botocore session makes its own JSONFileLoader by name; no seam reaches the file reads",
-        alone=f"{ALONE}[botocore_data_read_once]",
         proved_by=("tests/test_backends.py::test_botocore_data_is_decoded_once_per_process",
                    "tests/test_cliserver.py::test_with_debug_the_warm_aws_logs_what_a_fresh_one_logs"),
         processes=(LAB, CLI),
@@ -42,7 +48,6 @@ REGISTRY: tuple[Fix, ...] = (
         targets=(Target("moto.utilities.utils", "load_resource", ("resource",)),),
         apply=speed.only_the_labs_region_of_instance_types,
         seam="setattr: moto calls load_resource while its EC2 models are imported, before any object exists",
-        alone=f"{ALONE}[instance_type_offerings_of_the_labs_region]",
         proved_by=("tests/test_motofixes.py::test_the_lab_offers_instance_types_in_its_region",),
         early=True,
     ),
@@ -56,7 +61,6 @@ REGISTRY: tuple[Fix, ...] = (
                  Target("moto.ec2.models.subnets", "Subnet.get_available_subnet_ip", ("self", "instance"))),
         apply=fidelity.default_subnet_address,
         seam="setattr: Instance is a model class run_instances makes by name; no backend method picks the address",
-        alone=f"{ALONE}[default_subnet_address]",
         proved_by=("tests/test_backends.py::test_facts_of_an_instance_without_a_role",
                    "tests/test_backends.py::test_instances_in_one_subnet_get_successive_addresses"),
         upstream="EC2 RunInstances without SubnetId: the instance's PrivateIpAddress is a random 10.x address, "
@@ -76,7 +80,6 @@ REGISTRY: tuple[Fix, ...] = (
                  Target("moto.ec2.models.amis", "AmiBackend.__init__", ("self",)), INSTALLS_EC2),
         apply=launch.al2023_requires_imdsv2,
         seam=EC2_SUBCLASS,
-        alone=f"{ALONE}[al2023_requires_imdsv2]",
         proved_by=("tests/test_imds.py::test_a_fresh_al2023_instance_refuses_imdsv1_as_aws_does",
                    "tests/test_imds.py::test_a_launch_that_allows_imdsv1_keeps_what_it_asked_for"),
         required=True,
@@ -100,7 +103,6 @@ REGISTRY: tuple[Fix, ...] = (
                         "associate_iam_instance_profile", ("self", "instance_id")), INSTALLS_EC2),
         apply=launch.client_token_makes_launch_idempotent,
         seam=EC2_SUBCLASS,
-        alone=f"{ALONE}[client_token_makes_launch_idempotent]",
         proved_by=("tests/test_backends.py::test_a_launch_repeated_with_its_client_token_launches_nothing_new",),
         upstream="EC2 RunInstances with a ClientToken already used: AWS answers with the first request's "
         "reservation and launches nothing (EC2 API reference, 'Ensure idempotency'); moto launches again. "
@@ -118,7 +120,6 @@ REGISTRY: tuple[Fix, ...] = (
                  Target(EC2_INSTANCES, "InstanceBackend.get_instance", ("self", "instance_id")), INSTALLS_EC2),
         apply=fidelity.metadata_options_keep_what_is_not_named,
         seam=EC2_SUBCLASS,
-        alone=f"{ALONE}[metadata_options_keep_what_is_not_named]",
         proved_by=("tests/test_backends.py::test_metadata_options_change_only_what_is_named",
                    "tests/test_imds.py::test_required_tokens_refuse_imdsv1_with_401_but_the_cli_keeps_working"),
         required=True,
@@ -139,7 +140,6 @@ REGISTRY: tuple[Fix, ...] = (
                  Target(IAM_BACKEND, "IAMBackend.list_users")),
         apply=fidelity.inactive_keys_are_refused,
         seam="setattr: moto's access control makes IAMUserAccessKey by name and accepts the key before moto answers",
-        alone=f"{ALONE}[inactive_keys_are_refused]",
         proved_by=("tests/test_lab.py::test_a_deactivated_key_is_refused_as_aws_refuses_it",),
         required=True,
         upstream="With authorization on (INITIAL_NO_AUTH_ACTION_COUNT), a request signed with an access key "
@@ -157,7 +157,6 @@ REGISTRY: tuple[Fix, ...] = (
                         ("account_id", "prefix", "total_length")), INSTALLS_IAM),
         apply=fidelity.ids_look_like_aws,
         seam=IAM_SUBCLASS,
-        alone=f"{ALONE}[ids_look_like_aws]",
         proved_by=("tests/test_motofixes.py::test_user_and_profile_ids_look_like_aws",),
         upstream="IAM CreateUser and CreateInstanceProfile return ids of 20 random lower-case characters; "
         "AWS's are 21 characters starting AIDA and AIPA (as moto already does for roles, AROA). Fix: "
@@ -174,7 +173,6 @@ REGISTRY: tuple[Fix, ...] = (
                  Target("moto.sts.models", "random_session_token")),
         apply=fidelity.access_keys_are_never_seeded,
         seam="setattr: AccessKey is a model class made by name; STS's token comes from a module function",
-        alone=f"{ALONE}[access_keys_are_never_seeded]",
         proved_by=("tests/test_isolation.py::test_two_labs_at_the_same_checkpoint_share_ids_but_never_keys",),
         required=True,
     ),
@@ -188,7 +186,6 @@ REGISTRY: tuple[Fix, ...] = (
                  Target("moto.iam.exceptions", "NotFoundException"), INSTALLS_IAM),
         apply=fidelity.not_found_says_what_aws_says,
         seam=IAM_SUBCLASS,
-        alone=f"{ALONE}[not_found_says_what_aws_says]",
         proved_by=("tests/test_bad_input.py::test_a_role_or_profile_that_does_not_exist",),
         upstream="IAM GetRole and GetInstanceProfile for a name that does not exist: the NoSuchEntity message "
         "is `Role X not found` / `Instance profile X not found`; AWS says `The role with name X cannot be "
@@ -204,7 +201,6 @@ REGISTRY: tuple[Fix, ...] = (
                  Target("moto.iam.exceptions", "MalformedPolicyDocument"), INSTALLS_IAM),
         apply=fidelity.trust_policy_must_be_json,
         seam=IAM_SUBCLASS,
-        alone=f"{ALONE}[trust_policy_must_be_json]",
         proved_by=("tests/test_bad_input.py::test_a_trust_policy_that_is_not_json",),
         upstream="IAM CreateRole accepts an AssumeRolePolicyDocument that is not JSON; AWS refuses it with "
         "MalformedPolicyDocument `This policy contains invalid Json`.",
@@ -220,7 +216,6 @@ REGISTRY: tuple[Fix, ...] = (
                  Target("moto.iam.exceptions", "NotFoundException")),
         apply=fidelity.ec2_names_a_missing_profile,
         seam=MIDDLEWARE,
-        alone=f"{ALONE}[ec2_names_a_missing_profile]",
         proved_by=("tests/test_bad_input.py::test_a_role_or_profile_that_does_not_exist",),
         upstream="EC2 AssociateIamInstanceProfile / ReplaceIamInstanceProfileAssociation / RunInstances with an "
         "instance profile that does not exist return IAM's NoSuchEntity; AWS returns InvalidParameterValue "
@@ -250,7 +245,6 @@ REGISTRY: tuple[Fix, ...] = (
                  Target("moto.ec2.exceptions", "InvalidParameterValue", ("message",)), INSTALLS_EC2),
         apply=tags.tags_follow_ec2s_restrictions,
         seam=EC2_SUBCLASS,
-        alone=f"{ALONE}[tags_follow_ec2s_restrictions]",
         proved_by=("tests/test_tags.py::test_create_tags_refuses_what_ec2_refuses_in_ec2s_words",
                    "tests/test_tags.py::test_a_launch_whose_tags_ec2_refuses_launches_nothing",
                    "tests/test_tags.py::test_any_resources_tags_are_checked_and_what_ec2_takes_is_kept_as_given",
@@ -274,7 +268,6 @@ REGISTRY: tuple[Fix, ...] = (
                  Target(IAM_BACKEND, "AWSManagedPolicy"), INSTALLS_IAM),
         apply=speed.managed_policies_once,
         seam=IAM_SUBCLASS,
-        alone=f"{ALONE}[managed_policies_once]",
         proved_by=("tests/test_motofixes.py::test_the_lab_holds_aws_managed_policies",),
     ),
     Fix(
@@ -287,7 +280,6 @@ REGISTRY: tuple[Fix, ...] = (
                         ("self", "service_name")),),
         apply=speed.region_lists_not_kept_per_backend,
         seam="setattr: a functools cache on AccountSpecificBackend, which BackendDict makes by name",
-        alone=f"{ALONE}[region_lists_not_kept_per_backend]",
         proved_by=("tests/test_backends.py::test_a_reset_frees_the_backends_it_replaces",),
         upstream="AccountSpecificBackend._generate_regions is a method cached with functools.cache: the cache "
         "holds a reference to every AccountSpecificBackend it was called on, so backends that "
@@ -304,7 +296,6 @@ REGISTRY: tuple[Fix, ...] = (
                  Target("moto.ec2.models.subnets", "Subnet.get_available_subnet_ip", ("self", "instance"))),
         apply=speed.subnet_addresses_kept_on_the_subnet,
         seam="setattr: a functools cache on Subnet, a model class made by name",
-        alone=f"{ALONE}[subnet_addresses_kept_on_the_subnet]",
         proved_by=("tests/test_backends.py::test_a_reset_frees_the_backends_it_replaces",
                    "tests/test_backends.py::test_instances_in_one_subnet_get_successive_addresses"),
         upstream="Subnet._base_avail_ip_iterator is cached with functools.cache on the method, so the cache keeps "
@@ -326,7 +317,6 @@ REGISTRY: tuple[Fix, ...] = (
                  Target(IAM_BACKEND, "iam_backends")),
         apply=fidelity.access_denied_says_why,
         seam=MIDDLEWARE,
-        alone=f"{ALONE}[access_denied_says_why]",
         proved_by=("tests/test_lab.py::test_what_no_policy_allows_is_refused_in_aws_words",
                    "tests/test_lab.py::test_an_explicit_deny_keeps_the_short_sentence"),
         upstream="With authorization on, a request no policy allows gets `User: ARN is not authorized to perform: "
@@ -351,11 +341,10 @@ REGISTRY: tuple[Fix, ...] = (
                  Target(IAM_BACKEND, "IAMBackend.delete_role_policy", ("self", "role_name", "policy_name")),
                  Target(IAM_BACKEND, "IAMBackend.delete_role", ("self", "role_name")),
                  Target(IAM_BACKEND, "IAMBackend.get_role", ("self", "role_name")), INSTALLS_IAM),
-        apply=propagation.sessions_see_role_changes_after_the_delay,
+        apply=iam_delay.sessions_see_role_changes_after_the_delay,
         seam="setattr: moto's access control makes AssumedRoleAccessKey by name and reads the role through the same "
         "backend methods the IAM API answers from, so no backend method is asked only for a session; the changes "
         "themselves are noted by a mixin of the IAM backend subclass",
-        alone=f"{ALONE}[role_changes_reach_sessions_after_the_delay]",
         proved_by=("tests/test_propagation.py::test_a_role_session_keeps_a_detached_policy_until_the_delay_has_passed",
                    "tests/test_propagation.py::test_an_inline_policy_reaches_role_sessions_after_the_delay_too"),
         upstream="With authorization on, IAM changes reach every caller at once. AWS's IAM is eventually "
@@ -383,9 +372,8 @@ REGISTRY: tuple[Fix, ...] = (
                  Target(IAM_BACKEND, "IAMBackend.create_instance_profile", ("self", "name")),
                  Target(IAM_BACKEND, "IAMBackend.delete_instance_profile", ("self", "name")),
                  Target("moto.ec2.exceptions", "EC2ClientError"), INSTALLS_IAM, INSTALLS_EC2),
-        apply=propagation.ec2_sees_new_profiles_after_the_delay,
+        apply=iam_delay.ec2_sees_new_profiles_after_the_delay,
         seam=EC2_SUBCLASS,
-        alone=f"{ALONE}[new_profiles_reach_ec2_after_the_delay]",
         proved_by=("tests/test_propagation.py::test_ec2_refuses_a_new_instance_profile_until_the_delay_has_passed",),
         upstream="EC2 RunInstances, AssociateIamInstanceProfile and ReplaceIamInstanceProfileAssociation accept an "
         "instance profile the moment IAM has made it. AWS refuses it for a few seconds with InvalidParameterValue "
@@ -407,7 +395,6 @@ REGISTRY: tuple[Fix, ...] = (
                  Target(IAM_BACKEND, "iam_backends")),
         apply=role_credentials.a_role_session_names_no_user,
         seam=MIDDLEWARE,
-        alone=f"{ALONE}[a_role_session_names_no_user]",
         proved_by=("tests/test_role_credentials.py::test_get_user_with_role_credentials_asks_for_a_user_name",
                    "tests/test_role_credentials.py::test_calls_that_default_to_the_callers_user_ask_a_role_for_one"),
         upstream="IAM GetUser without UserName, signed with an assumed role's credentials, returns a made-up "
@@ -430,7 +417,6 @@ REGISTRY: tuple[Fix, ...] = (
                  Target("moto.ec2.models", "ec2_backends")),
         apply=authorization.ec2_refusals_carry_an_encoded_message,
         seam=MIDDLEWARE,
-        alone=f"{ALONE}[ec2_refusals_carry_an_encoded_message]",
         proved_by=("tests/test_role_credentials.py::test_ec2_refuses_a_role_with_unauthorized_operation_and_a_message",
                    "tests/test_role_credentials.py::test_each_ec2_refusal_names_its_resource"),
         upstream="With authorization on, EC2 actions other than Describe that no policy allows are refused with "
@@ -454,7 +440,6 @@ REGISTRY: tuple[Fix, ...] = (
                  Target("moto.settings", "INITIAL_NO_AUTH_ACTION_COUNT")),
         apply=authorization.sts_decodes_the_labs_messages,
         seam=MIDDLEWARE,
-        alone=f"{ALONE}[sts_decodes_the_labs_messages]",
         proved_by=("tests/test_role_credentials.py::test_a_principal_allowed_to_decode_reads_why_it_was_refused",
                    "tests/test_role_credentials.py::test_only_this_lab_process_can_decode_its_messages",
                    "tests/test_role_credentials.py::test_a_decode_before_a_restart_neither_survives_it_nor_stops_it"),
@@ -482,7 +467,6 @@ REGISTRY: tuple[Fix, ...] = (
                  Target("moto.iam.exceptions", "NotFoundException")),
         apply=authorization.sts_refusals_say_why,
         seam=MIDDLEWARE,
-        alone=f"{ALONE}[sts_refusals_say_why]",
         proved_by=("tests/test_role_credentials.py::test_sts_refuses_a_role_session_in_aws_words",
                    "tests/test_role_credentials.py::test_a_principal_not_allowed_to_decode_is_told_so"),
         upstream="With authorization on, STS refusals stop after the action. AWS names the role for AssumeRole "
@@ -502,7 +486,6 @@ REGISTRY: tuple[Fix, ...] = (
         apply=authorization.trust_policies_name_who_may_assume,
         seam="setattr: moto's access control makes IAMPolicyStatement by name inside IAMPolicy.is_action_permitted "
         "and fails before any answer exists for the middleware to read",
-        alone=f"{ALONE}[trust_policies_name_who_may_assume]",
         proved_by=("tests/test_role_credentials.py::test_only_ec2_may_assume_a_role_that_trusts_only_ec2",),
         upstream="With authorization on, sts:AssumeRole of a role whose trust policy has `\"Principal\": "
         "{\"Service\": \"ec2.amazonaws.com\"}` raises TypeError in IAMPolicyStatement._check_principal "
@@ -521,7 +504,6 @@ REGISTRY: tuple[Fix, ...] = (
         apply=role_credentials.role_last_used_names_its_region,
         seam="setattr: a module function moto's BaseResponse imports by name for every request; no backend "
         "method is asked when a key is used",
-        alone=f"{ALONE}[role_last_used_names_its_region]",
         proved_by=("tests/test_role_credentials.py::test_get_role_answers_in_aws_shape_with_where_it_was_last_used",),
         upstream="mark_account_as_visited sets role.last_used when a request is signed with a role's session, but not "
         "role.last_used_region, so GetRole's RoleLastUsed has a LastUsedDate and no Region. AWS gives both.",
@@ -538,10 +520,9 @@ REGISTRY: tuple[Fix, ...] = (
                  Target("moto.core.utils", "camelcase_to_underscores", ("argument",))),
         apply=fidelity.what_moto_lacks_says_so,
         seam=MIDDLEWARE,
-        alone=f"{ALONE}[what_moto_lacks_says_so]",
         proved_by=("tests/test_role_credentials.py::test_an_action_moto_lacks_says_so_at_once",),
     ),
-    # -- what the lab needs from moto beyond its API; the code runs in backends.py --------------------
+    # -- what the lab needs from moto beyond its API; the code runs where `where` says ---------------
     Fix(
         name="admin_keys_chosen_by_the_lab",
         kind="lab",
@@ -552,7 +533,6 @@ REGISTRY: tuple[Fix, ...] = (
                  Target(IAM_BACKEND, "AccessKey.physical_resource_id")),
         apply=None,
         where="backends.Cloud.bootstrap",
-        alone=f"{ALONE}[admin_keys_chosen_by_the_lab]",
         proved_by=("tests/test_lab.py::test_env_makes_a_terminal_aws_act_as_the_administrator",
                    "tests/test_journal.py::test_a_killed_lab_comes_back_as_it_was"),
         required=True,
@@ -565,8 +545,7 @@ REGISTRY: tuple[Fix, ...] = (
         "allows; the lab sets it to infinity while it replays",
         targets=(Target("moto.settings", "INITIAL_NO_AUTH_ACTION_COUNT"),),
         apply=None,
-        where="backends.Cloud.restore",
-        alone=f"{ALONE}[replay_without_authorization]",
+        where="replay.replaying",
         proved_by=("tests/test_journal.py::test_a_killed_lab_comes_back_as_it_was",),
         required=True,
     ),
@@ -581,8 +560,7 @@ REGISTRY: tuple[Fix, ...] = (
                  Target("moto.moto_api._internal", "mock_random.setstate"),
                  Target("moto.moto_api._internal.models", "moto_api_backend.reset")),
         apply=None,
-        where="backends.Cloud._fresh and Cloud._drawing",
-        alone=f"{ALONE}[ids_follow_the_lab_seed]",
+        where="backends.Cloud._fresh and recovery.Recovery._drawing",
         proved_by=("tests/test_isolation.py::test_two_labs_at_the_same_checkpoint_share_ids_but_never_keys",
                    "tests/test_journal.py::test_copied_credentials_keep_their_role_across_a_role_switch_and_a_crash"),
         required=True,
@@ -597,8 +575,7 @@ REGISTRY: tuple[Fix, ...] = (
                         ("self", "region_name", "role_session_name", "role_arn", "policy", "duration",
                          "external_id")),),
         apply=None,
-        where="backends.Cloud._mint",
-        alone=f"{ALONE}[role_sessions_minted_in_the_lab]",
+        where="sessions.RoleSessions._mint",
         proved_by=("tests/test_backends.py::test_the_session_is_named_after_the_instance",),
         required=True,
     ),
@@ -612,7 +589,6 @@ REGISTRY: tuple[Fix, ...] = (
                  Target("botocore.loaders", "Loader.search_paths")),
         apply=warm_aws.service_lists_remembered,
         seam="setattr: every botocore session makes its own Loader by name; the aws CLI offers no seam",
-        alone=f"{ALONE}[service_lists_remembered]",
         proved_by=("tests/test_cliserver.py::test_the_warm_aws_prints_exactly_what_a_fresh_one_prints",),
         processes=(CLI,),
     ),
@@ -626,7 +602,6 @@ REGISTRY: tuple[Fix, ...] = (
                  Target("botocore.hooks", "logger")),
         apply=warm_aws.event_names_aliased_once,
         seam="setattr: every botocore session makes its own EventAliaser by name",
-        alone=f"{ALONE}[event_names_aliased_once]",
         proved_by=("tests/test_cliserver.py::test_with_debug_the_warm_aws_logs_what_a_fresh_one_logs",),
         processes=(CLI,),
     ),
@@ -638,7 +613,6 @@ REGISTRY: tuple[Fix, ...] = (
         targets=(Target("botocore.hooks", "accepts_kwargs", ("func",)),),
         apply=warm_aws.handler_signatures_read_once,
         seam="setattr: a module function botocore.hooks calls by name",
-        alone=f"{ALONE}[handler_signatures_read_once]",
         proved_by=("tests/test_cliserver.py::test_the_warm_aws_prints_exactly_what_a_fresh_one_prints",),
         processes=(CLI,),
     ),
@@ -652,7 +626,6 @@ REGISTRY: tuple[Fix, ...] = (
                  Target("botocore.utils", "JSONFileCache.CACHE_DIR")),
         apply=None,
         where="cliserver.paths_from_home and cliserver.repoint",
-        alone=f"{ALONE}[paths_follow_each_commands_home]",
         proved_by=("tests/test_cliserver.py::test_paths_the_cli_takes_from_home_at_import_follow_each_command",),
         required=True,
         processes=(CLI,),

@@ -11,6 +11,7 @@ from typing import Any
 
 from labkit.labprocess.motofixes import subclass
 from labkit.labprocess.motofixes.fidelity import LAB_PARTITION, Backend
+from labkit.protocol import REGION
 
 
 def botocore_data_read_once() -> None:
@@ -29,8 +30,6 @@ def only_the_labs_region_of_instance_types() -> None:
     imported (0.8 s of a cold start); the lab lives in us-east-1. Must run before that import.
     """
     from moto.utilities import utils
-
-    from labkit.labprocess.backends import REGION
 
     load_resource = utils.load_resource
 
