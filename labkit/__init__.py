@@ -30,9 +30,10 @@ from labkit.errors import (
     QuestionNotFound,
     ResourceNotFound,
 )
-from labkit.instances import CommandResult, Instance, Transcript
+from labkit.instances import Instance
 from labkit.lab import down, up
 from labkit.lesson import Lab, connect
+from labkit.transcript import CommandResult, Transcript
 
 __all__ = [
     "Check",

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import labkit
 from labkit.errors import LabError, UserNotFound
+from labkit.seal.bin import SYSTEM_PATH
 
-SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 SHARED_INSTALL = "run `make install` as root in a clone of the lab (docs/instructors.md)"
 
 

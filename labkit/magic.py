@@ -20,7 +20,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from labkit import awserror
-from labkit.instances import CommandInterrupted
+from labkit.transcript import CommandInterrupted
 
 if TYPE_CHECKING:
     from labkit.connection import Connection

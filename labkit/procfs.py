@@ -1,5 +1,5 @@
 """What the kernel says of a process, read from `/proc/PID/stat`: its state, parent, session and
-start time. (labkit/keeper_process.py reads the same file on its own: it runs with the standard
+start time. (labkit/seal/keeper_process.py reads the same file on its own: it runs with the standard
 library alone.)"""
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """What the lab's three programs agree on, and nothing else.
 
 The student's kernel and the `labkit` command (the client), the lab process (labkit.labprocess)
-and the warm `aws` of instances share no code but this module, labkit.statedir, labkit.fence (the
-Landlock fence of instances), labkit.trust (whether a trust policy lets EC2 assume a role: the
-metadata service and the lesson's checks ask alike) and labkit.keeper_process (which the warm `aws`
-reads a process tree with). Here is:
+and the warm `aws` of instances share no code but this module, labkit.statedir, labkit.seal (how an
+instance is sealed: its Landlock fence, its bin scripts, how the warm `aws` joins it) and labkit.trust
+(whether a trust policy lets EC2 assume a role: the metadata service and the lesson's checks ask
+alike). Here is:
 
 - the lab's one account and region, the longest IAM delay it emulates, and how a delay is read;
 - the state directory's layout (`lab.json`, `journal.jsonl`, `aws.sock`, `instances/<id>/home`,
@@ -51,7 +51,7 @@ CLI_SERVER_HOME = "cli-server-home"  # the warm `aws` server's own HOME: never t
 CLI_SERVER_USER_HOME = "LABKIT_USER_HOME"  # in its environment: the lab's HOME, hidden from what it runs
 BIN_DIR = "bin"  # the instances' own `aws` and `python3`
 INSTANCES_DIR = "instances"  # one directory per instance
-IDENTITY_FILE = "identity"  # in an instance's directory: only its fence may read it (labkit/fence.py)
+IDENTITY_FILE = "identity"  # in an instance's directory: only its fence may read it (labkit/seal/landlock.py)
 
 
 def instance_dir(home: Path, instance_id: str) -> Path:
@@ -66,7 +66,7 @@ def instance_home(home: Path, instance_id: str) -> Path:
 
 def instance_identity(home: Path, instance_id: str) -> Path:
     """The file a command proves it runs on the instance with: the warm `aws` serves, as that
-    instance, a client that hands it over open for reading (labkit/fence.py)."""
+    instance, a client that hands it over open for reading (labkit/seal/landlock.py)."""
     return instance_dir(home, instance_id) / IDENTITY_FILE
 
 
@@ -90,7 +90,7 @@ def client_script(python: str, socket_path: str, real_aws: str, *, proves: bool 
 
     The server's child runs the command outside the terminal's process group, so the script passes
     on what the terminal sends the group, over the connection (a fenced instance may not signal a
-    process outside its fence, labkit/fence.py): Ctrl-C (SIGINT), which the command takes as `aws`
+    process outside its fence, labkit/seal/landlock.py): Ctrl-C (SIGINT), which the command takes as `aws`
     does; SIGTERM and SIGHUP, after which the script ends itself too. If the script is killed
     outright, the child sees its connection close and ends too. With `proves` (an instance sealed by
     environment), the script hands over its instance's identity file, found beside the instance's

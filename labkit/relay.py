@@ -12,7 +12,7 @@ terminal; labkit stands between them:
 - Where stdin is a terminal, the instance's process gets a new pseudo-terminal: its other end is
   the process's stdin (and its stdout and stderr where those are the terminal), and its controlling
   terminal, in a session of its own (setsid and TIOCSCTTY, as sshd does: `popen`, or the keeper of
-  an instance sealed by environment, labkit/keeper.py).
+  an instance sealed by environment, labkit/seal/keeper.py).
   The new terminal starts with the user's modes and window size; the user's terminal is raw while
   labkit relays (Ctrl-C, Ctrl-D, Ctrl-Z reach the instance as typed) and is restored after,
   however it ends: the command's end, an error, SIGTERM or SIGHUP to labkit (which hang up the
@@ -25,7 +25,7 @@ Once the process has ended, labkit shows what was written to its terminal until 
 quiet (a job left in the background may hold it), then closes it: the instance's terminal is hung
 up, and what is typed into it afterwards reaches nobody. Nor can an instance open the user's
 terminal by its name: sealed by the kernel, its /dev/pts is its own; by environment, the fence
-hides /dev/pts (labkit/fence.py).
+hides /dev/pts (labkit/seal/landlock.py).
 """
 
 from __future__ import annotations
@@ -47,16 +47,16 @@ from collections.abc import Callable
 from typing import Any
 
 from labkit.errors import LabError
+from labkit.seal.bin import SYSTEM_PATH
 
 # What starts the process: as subprocess.Popen(args, **options), and a new session whose stdin is a
-# terminal gets it as its controlling terminal (`popen`, or a keeper's: labkit/keeper.py).
+# terminal gets it as its controlling terminal (`popen`, or a keeper's: labkit/seal/keeper.py).
 Start = Callable[..., Any]
 
 QUIET = 0.2  # after the process ended: stop showing its terminal's output once it has been quiet this long
 DRAIN_LIMIT = 2.0  # ... and at the latest this long after it ended (something left behind may write on)
 GRACE = 2.0  # seconds the process has to end once its terminal is hung up, before it is killed
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGWINCH)
-SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 def _is_terminal(fd: int) -> bool:

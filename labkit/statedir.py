@@ -9,7 +9,7 @@ One directory is one lab: `$LABKIT_HOME` if set, else a per-user directory
     journal.jsonl    every change made to the lab, to bring it back after a crash (labkit.labprocess.journal)
     options.json     the lab's options that outlive a restart: `labkit up --iam-delay`, `--sealed` (owner-only;
                      labkit.labprocess.options)
-    instances/<id>/  the home directory of each simulated instance, and its identity file (labkit/fence.py)
+    instances/<id>/  the home directory of each simulated instance, and its identity file (labkit/seal/landlock.py)
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import nbformat
 import pytest
 
 import labkit
-from labkit.instances import CommandResult
+from labkit.transcript import CommandResult
 
 pytestmark = pytest.mark.slow  # its labs of its own, or its many commands: `make test` runs it
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit import fence
+from labkit.seal import landlock
 
 pytestmark = pytest.mark.slow  # its labs of its own, or its many commands: `make test` runs it
 
@@ -47,7 +47,7 @@ def test_the_lab_says_in_one_line_that_instances_are_sealed_by_environment_only(
     done = without_user_namespaces(f"{labkit} up && {labkit} status && {labkit} status --json; {labkit} down", env, 120)
     assert done.returncode == 0, done.stderr[-2000:]
     why = "user namespaces are switched off here (user.max_user_namespaces is 0)"
-    said = f"instances are sealed by environment only on this host: {why}; {fence.said()}"
+    said = f"instances are sealed by environment only on this host: {why}; {landlock.said()}"
     assert f"labkit: {said}." in done.stdout.splitlines()  # at start, in one line
     assert f"  sealing:   {said}" in done.stdout.splitlines()  # in `labkit status`
     status = json.loads(done.stdout[done.stdout.index("{") : done.stdout.rindex("}") + 1])
@@ -99,12 +99,12 @@ os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
 """
 SCENARIO = """
 import json, labkit
-from labkit import fence
+from labkit.seal import landlock
 lab = labkit.connect()
 lab.reset(to="04", say=False)
 box = lab.instance("demo-instance")
 said = box.run("aws sts get-caller-identity --query Arn --output text; cat ~/../../../lab.json >/dev/null && echo read")
-print(json.dumps({"abi": fence.landlock_abi(), "sealing": lab.sealing, "said": said.stdout.split()}))
+print(json.dumps({"abi": landlock.landlock_abi(), "sealing": lab.sealing, "said": said.stdout.split()}))
 labkit.down()
 """
 
@@ -121,7 +121,7 @@ def test_without_landlock_either_the_lab_says_so_and_the_lesson_works(tmp_path: 
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.splitlines()[-1])
-    assert result["abi"] == 0 and fence.landlock_abi() > 0  # the filter, not this kernel, took Landlock away
+    assert result["abi"] == 0 and landlock.landlock_abi() > 0  # the filter, not this kernel, took Landlock away
     assert result["sealing"] == (
         "instances are sealed by environment only on this host: user namespaces are switched off here "
         "(user.max_user_namespaces is 0); Landlock is not available either, so an instance can read the "

@@ -1,4 +1,4 @@
-"""Instances sealed by environment, fenced by Landlock (labkit/fence.py, issue 14).
+"""Instances sealed by environment, fenced by Landlock (labkit/seal/landlock.py, issue 14).
 
 Where the host allows no user namespaces, an instance is a shell of the lab's own user. These tests
 start such a lab on purpose (`sealed=False`) and try, from an instance, what a curious student

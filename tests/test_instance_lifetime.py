@@ -1,4 +1,4 @@
-"""An instance's processes end with it (labkit/keeper.py, labkit/labprocess/runs.py).
+"""An instance's processes end with it (labkit/seal/keeper.py, labkit/labprocess/runs.py).
 
 Whatever a command on an instance leaves running, and however it left it (`nohup … &`, a double
 fork, `setsid`), StopInstances and TerminateInstances end it, in both seals: sealed by the kernel,

@@ -8,7 +8,7 @@ import pytest
 
 import labkit
 from conftest import Demo, create_role, imds_get, launch
-from labkit.instances import _as_a_terminal_shows
+from labkit.transcript import as_a_terminal_shows
 
 EC2_READ_ONLY = "arn:aws:iam::aws:policy/AmazonEC2ReadOnlyAccess"
 
@@ -130,7 +130,7 @@ def test_carriage_returns_leave_what_a_terminal_shows() -> None:
     A line end written as \\r\\n stays one line end, and a \\r that only returns to the line's start
     before the line ends (or the output does) erases nothing.
 
-    Guards against the redrawing being dropped (in labkit/instances.py, `_as_a_terminal_shows`
+    Guards against the redrawing being dropped (in labkit/transcript.py, `as_a_terminal_shows`
     returning the text unchanged, or keeping the first drawing of a line instead of the last)."""
     shown = {
         "a\rbb\rccc\n": "ccc\n",
@@ -143,7 +143,7 @@ def test_carriage_returns_leave_what_a_terminal_shows() -> None:
         "\r\n\r\n": "\n\n",
         "no carriage return\nat all": "no carriage return\nat all",
     }
-    assert {text: _as_a_terminal_shows(text) for text in shown} == shown
+    assert {text: as_a_terminal_shows(text) for text in shown} == shown
 
 
 CURL_METER = re.compile(
@@ -158,7 +158,7 @@ def test_a_cell_shows_a_redrawn_line_as_a_terminal_leaves_it(either_demo: Demo) 
     returns, on stdout (a terminal) or stderr, shows the line's last drawing, as the terminal it runs
     on would leave it; curl's progress meter to the metadata service shows its final state alone.
 
-    Guards against the redrawing being dropped (in labkit/instances.py, `_as_a_terminal_shows`
+    Guards against the redrawing being dropped (in labkit/transcript.py, `as_a_terminal_shows`
     returning the text unchanged, or keeping the first drawing of a line instead of the last), which
     only notebook 05's committed output showed."""
     box = either_demo.box

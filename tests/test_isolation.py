@@ -66,7 +66,7 @@ def test_no_aws_variable_of_the_host_reaches_an_instance(either_demo: Demo, cana
     its key id leaves `aws` saying "Unable to locate credentials", so only the environment shows it.
     """
     # the environment a process there starts with, as it prints it (a fenced instance may not read
-    # /proc/self/environ: labkit/fence.py hides every process's /proc directory, its own too)
+    # /proc/self/environ: labkit/seal/landlock.py hides every process's /proc directory, its own too)
     own = "env -0 | tr '\\0' '\\n'"
     control = subprocess.run(["bash", "-c", own], capture_output=True, text=True, check=True).stdout
     assert aws_variables(control)["AWS_SECRET_ACCESS_KEY"] == CANARY_SECRET  # the probe sees the host's

@@ -12,7 +12,7 @@ import pytest
 import labkit
 from conftest import Demo, imds_get
 from labkit import magic
-from labkit.instances import split_commands
+from labkit.commands import split_commands
 from labkit.magic import expand, instance_magic
 
 

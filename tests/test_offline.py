@@ -7,7 +7,7 @@ is routed to: the test reads every packet sent there (and drops it), so any atte
 lookup included, is recorded. inotify reports every open of the student's ~/.aws. The test asserts
 that nothing went out, that nothing opened the student's ~/.aws, and that no canary value and no
 AWS_* variable of the student reached the instance's environment (`env`, twice: a fenced instance,
-labkit/fence.py, may not read /proc/self/environ).
+labkit/seal/landlock.py, may not read /proc/self/environ).
 """
 
 from __future__ import annotations

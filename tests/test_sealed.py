@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 
 import labkit
-from labkit import fence
 from labkit.catalogue import AL2023, APP_SERVER, INSTANCE, ROLE
 from labkit.labprocess.sandbox import refusal
+from labkit.seal import landlock
 from labkit.solutions import launch
 from tests.conftest import LAUNCHED_BY_STUDENT, imds_get, python_as_student
 
@@ -324,9 +324,9 @@ def _sandbox_processes(init: int) -> dict[int, str]:
 
 
 def _init_of(lab: labkit.Lab, instance_id: str) -> int:
-    from labkit.instances import _entry
+    from labkit.seal.kernel import entry
 
-    return int(_entry(lab.current(), instance_id)[1].removeprefix("--target="))
+    return int(entry(lab.current(), instance_id)[1].removeprefix("--target="))
 
 
 def test_the_home_survives_a_restart_and_a_crash_of_the_lab(sealed: labkit.Lab) -> None:
@@ -391,7 +391,7 @@ def test_where_namespaces_are_refused_the_lab_says_why_and_keeps_the_environment
         said = [line for line in started.stdout.splitlines() if line.startswith("labkit:")]
         assert said == [
             "labkit: instances are sealed by environment only on this host: user namespaces are switched off "
-            f"here (user.max_user_namespaces is 0); {fence.said()}."
+            f"here (user.max_user_namespaces is 0); {landlock.said()}."
         ], started.stdout
         lab = labkit.connect(home)
         assert not lab.info.sealed

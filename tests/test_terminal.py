@@ -26,11 +26,11 @@ from pathlib import Path
 import pytest
 
 from conftest import LAUNCHED_BY_STUDENT, STUDENT, Demo, python_as_student, wait_for
-from labkit import keeper
+from labkit.seal import keeper_process
 
 pytestmark = pytest.mark.slow  # a pty per test: `make test` runs it
 
-KEEPER = keeper.__file__
+KEEPER = keeper_process.__file__  # what the keepers run (labkit/seal/keeper.py starts it)
 INSTANCE_PROMPT = r"\[ec2-user@ip-[^\]]* ~\]\$ "
 USER_PROMPT = "user$ "
 ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # what a terminal acts on (bash's bracketed paste mode)
@@ -204,7 +204,7 @@ def holding(pids: dict[int, str], terminal: int) -> list[str]:
 
 
 def of_the_instance(labkit: int) -> dict[int, str]:
-    """The processes `labkit ssh` started but labkit's own keepers (labkit/keeper.py): the instance's
+    """The processes `labkit ssh` started but labkit's own keepers (labkit/seal/keeper.py): the instance's
     command and all it started, and, sealed by the kernel, the `nsenter` that runs it there."""
     return {p: line for p, line in descendants(labkit).items() if f"-I -S {KEEPER}" not in line}
 

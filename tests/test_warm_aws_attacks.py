@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 import labkit
-from labkit import fence
 from labkit.catalogue import APP_SERVER, INSTANCE, ROLE
+from labkit.seal import landlock
 
 pytestmark = pytest.mark.slow  # its labs of its own, or its many commands: `make test` runs it
 
@@ -353,7 +353,7 @@ import json, sys
 from pathlib import Path
 sys.path.insert(0, {root!r})
 import labkit
-from labkit import fence
+from labkit.seal import landlock
 from tests.test_warm_aws_attacks import handed_on
 lab = labkit.connect()
 lab.reset(to="05", say=False)
@@ -362,7 +362,7 @@ read_it = ["iam", "create-role", "--role-name", "r", "--assume-role-policy-docum
            "--endpoint-url", "http://127.0.0.1:1"]
 said = handed_on(box, "/run/labkit/aws.sock", read_it)
 arn = handed_on(box, "/run/labkit/aws.sock", ["sts", "get-caller-identity", "--query", "Arn", "--output", "text"])
-print(json.dumps({{"abi": fence.landlock_abi(), "sealed": lab.current().sealed, "sealing": lab.sealing,
+print(json.dumps({{"abi": landlock.landlock_abi(), "sealed": lab.current().sealed, "sealing": lab.sealing,
                   "said": said, "arn": arn}}))
 labkit.down()
 """
@@ -384,7 +384,7 @@ def test_sealed_by_the_kernel_without_landlock_the_line_is_true(tmp_path: Path, 
                           env=env, cwd=root, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.splitlines()[-1])
-    assert result["abi"] == 0 and fence.landlock_abi() > 0  # the filter, not this kernel, took Landlock away
+    assert result["abi"] == 0 and landlock.landlock_abi() > 0  # the filter, not this kernel, took Landlock away
     assert result["sealed"], result
     assert result["sealing"] == "each instance is a machine of its own, sealed by the kernel in namespaces"
     assert secret not in result["said"] and f"Unable to load paramfile file://{path}" in result["said"], result

@@ -23,6 +23,7 @@ HTTP and agree with it only through labkit.protocol and labkit.statedir.
     motofixes/     every change the lab makes to moto, botocore and awscli: one record each
     botodata.py    botocore's data files, decoded once per process
     cliserver.py   the warm `aws` of instances (its own process, started by main.py)
+    aws_request.py what the warm `aws` reads of a request, and how it refuses one
     sandbox.py     sealed instances (`labkit up --sealed`): each running instance's namespaces, and
-                   what the lab serves inside them; sandbox_init.py is their PID 1 (standard library only)
+                   what the lab serves inside them (labkit/seal/sandbox_init.py is their PID 1)
 """

@@ -12,16 +12,13 @@ the warm process, so no command sees another's state. When the server is not the
 runs the real `aws` instead: the result is the same, only slower.
 
 The server knows which instance a command comes from by something the instance can neither forge
-nor outlive, never by a process id:
+nor outlive, never by a process id, and the command joins it there (labkit/seal/):
 
 - sealed by the kernel: the socket the client came through. Each sandbox makes its own
   /run/labkit/aws.sock, reachable from that instance alone, and the lab hands it here (CONTROL_FD)
-  with the descriptors of the sandbox's namespaces; the command joins those namespaces, then runs
-  in the instance's PID namespace, so it ends with the instance whatever it starts;
+  with the descriptors of the sandbox's namespaces, which the command joins (`kernel.join`);
 - sealed by environment (SOCKET, in the state directory): the instance's identity file, which the
-  client hands over open for reading and only that instance's fence lets a process open. The command
-  runs in that fence (labkit/fence.py), under a parent outside it that ends what the command left
-  running once it ends.
+  client hands over open for reading; the command runs in that instance's fence (`environment.join`).
 
 A client that cannot be placed is refused in one line and nothing runs. So is a request over 1 MiB
 (before it is read), a malformed one, and one past the number of commands the server holds at once,
@@ -32,10 +29,8 @@ the few variables Python and the CLI read): a command's child processes may read
 
 from __future__ import annotations
 
-import array
 import atexit
 import contextlib
-import ctypes
 import json
 import mmap
 import os
@@ -49,14 +44,13 @@ import threading
 import time
 import types
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from labkit import fence
-from labkit.keeper_process import descendants
 from labkit.labprocess import motofixes
+from labkit.labprocess.aws_request import close, receive, refuse
 from labkit.labprocess.motofixes.warm_aws import CLI_DATA_DIRS
-from labkit.protocol import CLI_SERVER_USER_HOME, HEADER
+from labkit.seal import environment, kernel
+from labkit.seal.refused import Refused
 
 WARM_SERVICES = ("iam", "sts", "ec2")
 
@@ -148,75 +142,9 @@ def _exit_status(code: Any) -> int:
     return 1
 
 
-MAX_REQUEST = 1 << 20  # bytes: a command's arguments and environment; a larger request is refused unread
 MAX_PER_INSTANCE = 8  # commands the server holds at once for one instance (all of the environment seal's: one)
 MAX_IN_ALL = 32  # and in all
-REQUEST_TIMEOUT = 10.0  # seconds a client has, once connected, to send its request
 LOG_EVERY = 60.0  # seconds: at most one line of refusals in lab.log
-
-
-class Refused(Exception):
-    """A request the server does not run: the one line the client's `aws` prints."""
-
-
-def _receive(connection: socket.socket) -> tuple[dict[str, Any], list[int]]:
-    """The request (argv, env, cwd) and the descriptors that came with it; Refused for one that is too
-    large (before its body is read), cut short, or not what the client script sends."""
-    fds = array.array("i")
-    connection.settimeout(REQUEST_TIMEOUT)
-    try:
-        head, ancillary, _, _ = connection.recvmsg(HEADER.size, socket.CMSG_SPACE(8 * fds.itemsize))
-    except (OSError, TimeoutError):
-        raise Refused("its request did not come in time") from None
-    for level, kind, payload in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
-    received = list(fds)
-    try:
-        while len(head) < HEADER.size:
-            more = connection.recv(HEADER.size - len(head))
-            if not more:
-                raise Refused("its request was cut short")
-            head += more
-        (size,) = HEADER.unpack(head)
-        if size > MAX_REQUEST:
-            raise Refused(f"its request is {size} bytes, more than the {MAX_REQUEST // (1 << 20)} MiB the lab takes")
-        body = bytearray(size)
-        view, got = memoryview(body), 0
-        while got < size:
-            n = connection.recv_into(view[got:])
-            if not n:
-                raise Refused("its request was cut short")
-            got += n
-        request = json.loads(body)
-    except (OSError, TimeoutError):
-        _close(received)
-        raise Refused("its request did not come in time") from None
-    except ValueError:
-        _close(received)
-        raise Refused("its request is not JSON") from None
-    except Refused:
-        _close(received)
-        raise
-    connection.settimeout(None)
-    if not (
-        isinstance(request, dict)
-        and isinstance(request.get("argv"), list)
-        and all(isinstance(a, str) for a in request["argv"])
-        and isinstance(request.get("env"), dict)
-        and all(isinstance(k, str) and isinstance(v, str) for k, v in request["env"].items())
-        and isinstance(request.get("cwd"), str)
-        and len(received) >= 3
-    ):
-        _close(received)
-        raise Refused("its request is not the lab's `aws` asking (argv, env, cwd and three streams)")
-    return request, received
-
-
-def _close(fds: list[int]) -> None:
-    for fd in fds:
-        with contextlib.suppress(OSError):
-            os.close(fd)
 
 
 class _Log:
@@ -233,13 +161,6 @@ class _Log:
         self.last[:] = struct.pack("d", now)
         with contextlib.suppress(OSError):
             os.write(2, f"labkit: warm aws: {text}\n".encode(errors="replace"))
-
-
-def _refuse(connection: socket.socket, why: str) -> None:
-    """Tell the client's `aws` it was refused, and why: -1 in place of a pid, then the line it prints."""
-    with contextlib.suppress(OSError):
-        connection.setblocking(False)
-        connection.send(struct.pack(">i", -1) + f"aws: the lab did not run this command: {why}.\n".encode())
 
 
 PASSED_ON = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # what the client passes on from its terminal
@@ -263,7 +184,7 @@ def _end_with_the_client(connection: socket.socket) -> None:
 @dataclass
 class Place:
     """Where one listener's clients are: an instance sealed by the kernel (its id, and the descriptors
-    of its sandbox's namespaces, sandbox_init.NAMESPACES then the nested user namespace), or
+    of its sandbox's namespaces, labkit/seal/sandbox_init.py: NAMESPACES, then the nested user namespace), or
     (`instance_id` None) the instances sealed by environment, each proving itself by its identity file."""
 
     listener: socket.socket
@@ -273,79 +194,8 @@ class Place:
 
     def close(self) -> None:
         self.listener.close()
-        _close(self.namespaces)
+        close(self.namespaces)
         self.namespaces = []
-
-
-def _fenced_as_proven(lab_home: str, ports: tuple[int, ...], identity: list[int]) -> Any:
-    """For a client sealed by environment: the Landlock fence of the instance whose identity file it
-    handed over (labkit/fence.py), planned here; None where the kernel has no Landlock. Refused when
-    it handed over none that proves an instance."""
-    home = Path(lab_home)
-    instance = fence.proven_instance(home, identity[0]) if identity else None
-    _close(identity)
-    if instance is None:
-        raise Refused("it came from no instance of this lab (the instance's identity file did not come with it)")
-    return fence.build(home, instance, ports=ports, homes=(os.environ.get(CLI_SERVER_USER_HOME, ""),))
-
-
-CLONE_NEWUSER = 0x10000000
-PR_SET_CHILD_SUBREAPER = 36
-
-
-def _join(namespaces: list[int]) -> None:
-    """In the forked child, for a client of an instance sealed by the kernel: join its sandbox's
-    namespaces as its `aws` process is in them (the sandbox's user namespace, which the lab's user owns;
-    its mount, UTS, IPC, network and PID namespaces; then the nested one where the lab's user is
-    ec2-user), with no capability left, then run the command in a child in its PID namespace (`ps`
-    shows it, /proc/self is its own, Ctrl-C reaches it, and it ends with the instance); this one waits
-    for it, silent. The descriptors came from the sandbox itself: nothing the client sends chooses them."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    outer, *others, nested = namespaces
-    for fd, kind in [(outer, CLONE_NEWUSER), *((fd, 0) for fd in others), (nested, CLONE_NEWUSER)]:
-        if libc.setns(fd, kind) != 0:
-            number = ctypes.get_errno()
-            raise Refused(f"the instance could not be entered ({os.strerror(number)}); it may have just stopped")
-        os.close(fd)
-    # joining a user namespace grants every capability in it; ec2-user's `aws` holds none
-    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread
-    if libc.capset(header, (ctypes.c_uint32 * 6)()) != 0:
-        raise OSError(ctypes.get_errno(), "cannot drop the capabilities of the instance's aws")
-    try:
-        command = os.fork()
-    except OSError:  # its PID 1 has gone: the instance is stopping
-        raise Refused("the instance is stopping") from None
-    if command:
-        _, status = os.waitpid(command, 0)
-        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
-
-
-def _keep_what_it_starts(fenced: Any, held: list[int]) -> None:
-    """In the forked child, for a client sealed by environment: the command runs in a child of this
-    one, inside the fence; this one, outside it (the fence lets the command neither see nor signal
-    it), is the subreaper of all the command starts, and once the command ends, ends whatever it
-    left running (a daemon started from a credential_process, say), then exits with its status."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    command = os.fork()
-    if command == 0:
-        if fenced is not None:
-            fenced.apply()
-        return
-    _close(held)  # the client's streams and connection are the command's
-    _, status = os.waitpid(command, 0)
-    for _ in range(100):
-        left = descendants()
-        if not left:
-            break
-        for pid in left:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            while os.waitpid(-1, os.WNOHANG)[0] > 0:
-                pass
-        time.sleep(0.01)
-    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
 
 
 def _run(
@@ -363,17 +213,17 @@ def _run(
     status, taken = 255, False
     try:
         try:
-            request, fds = _receive(connection)
+            request, fds = receive(connection)
             fds, identity = fds[:3], fds[3:]
             # before any thread: setns needs a lone one, and Landlock fences the calling thread only
             if place.instance_id is not None:
-                _close(identity)
-                _join(place.namespaces)
+                close(identity)
+                kernel.join(place.namespaces)
             else:
-                _keep_what_it_starts(_fenced_as_proven(lab[0], lab[1], identity), [*fds, connection.fileno()])
+                environment.join(lab[0], lab[1], identity, held=[*fds, connection.fileno()])
         except Refused as refused:
             log.line(str(refused))
-            _refuse(connection, str(refused))
+            refuse(connection, str(refused))
             os._exit(255)
         # the command runs: its pid (inside a sealed instance, the one it has there) tells the client so
         connection.sendall(struct.pack(">i", os.getpid()))
@@ -424,7 +274,7 @@ def _run(
         said = f"{type(error).__name__}: {error}".splitlines()[0]
         if not taken:
             log.line(said)
-            _refuse(connection, said)
+            refuse(connection, said)
             os._exit(255)
         with contextlib.suppress(OSError):
             os.write(2, f"aws: the lab could not run this command ({said})\n".encode())
@@ -459,7 +309,7 @@ def _told(control: socket.socket, places: dict[int, Place]) -> bool:
         said = json.loads(message)
         instance_id = str(said["instance"])
     except (ValueError, KeyError, TypeError):
-        _close(fds)
+        close(fds)
         return True
     for key, place in list(places.items()):
         if place.instance_id == instance_id:
@@ -517,7 +367,7 @@ def serve(path: str, lab: int, ports: tuple[int, ...], control_fd: int | None = 
                 who = f"instance {place.instance_id}" if place.instance_id else "instances sealed by environment"
                 why = f"{who} already runs {len(place.running)} commands at once, and the lab runs {len(children)}"
                 log.line(why)
-                _refuse(connection, f"too many commands at once ({why}); wait for one to end, or stop one with Ctrl-C")
+                refuse(connection, f"too many commands at once ({why}); wait for one to end, or stop one with Ctrl-C")
                 connection.close()
                 continue
             child = os.fork()

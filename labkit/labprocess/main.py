@@ -42,11 +42,11 @@ from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-from labkit import fence
 from labkit.labprocess.journal import Journal, action_of, changes_something
 from labkit.labprocess.options import chosen_delay, chosen_sealed
 from labkit.labprocess.recovery import ChangeNotSaved
 from labkit.protocol import CLI_SERVER_HOME, CLI_SERVER_USER_HOME, CLI_SOCKET, valid_delay
+from labkit.seal import landlock
 from labkit.statedir import (
     LabInfo,
     ensure_home,
@@ -329,7 +329,7 @@ def serve(home: Path, *, iam_delay: float | None = None, sealed: bool | None = N
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     seal_asked = chosen_sealed(home, sealed)
     link: WarmLink | None = None
-    seal_note = f"instances are sealed by environment only: the lab was started with --no-sealed; {fence.said()}"
+    seal_note = f"instances are sealed by environment only: the lab was started with --no-sealed; {landlock.said()}"
     if seal_asked:
         from labkit.labprocess import sandbox
 
@@ -340,7 +340,7 @@ def serve(home: Path, *, iam_delay: float | None = None, sealed: bool | None = N
             app.reconcile()  # the instances running when the lab stopped get theirs again
             seal_note = ""
         else:
-            seal_note = f"instances are sealed by environment only on this host: {why}; {fence.said()}"
+            seal_note = f"instances are sealed by environment only on this host: {why}; {landlock.said()}"
             print(f"labkit: {seal_note}", flush=True)
 
     info = LabInfo(

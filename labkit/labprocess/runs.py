@@ -1,4 +1,4 @@
-"""Which run of an instance is current: what the keepers of its commands ask (labkit/keeper.py).
+"""Which run of an instance is current: what the keepers of its commands ask (labkit/seal/keeper.py).
 
     GET /_labkit/run?instance=ID                    the current run, at once
     GET /_labkit/run?instance=ID&since=RUN&wait=S   the same, once it is no longer RUN (or after S seconds)

@@ -1,9 +1,9 @@
 """Sealed instances (`labkit up --sealed`): each running instance its own machine, sealed by the kernel.
 
 For every running instance the lab process keeps one sandbox: util-linux `unshare` makes a user,
-mount, UTS, IPC, network and PID namespace owned by the lab's user, and `sandbox_init.py` makes the
-instance's machine in them (its docstring says what), then stays as its PID 1. What a student runs
-enters those namespaces, then a nested user namespace where they are ec2-user (labkit/instances.py).
+mount, UTS, IPC, network and PID namespace owned by the lab's user, and labkit/seal/sandbox_init.py
+makes the instance's machine in them (its docstring says what), then stays as its PID 1. What a student
+runs enters those namespaces, then a nested user namespace where they are ec2-user (labkit/seal/kernel.py).
 
 Inside, the network is loopback alone. The lab serves it through listening sockets made inside
 (so they live in that network, and answer nothing else) and handed to the lab:
@@ -31,7 +31,6 @@ import datetime
 import json
 import os
 import re
-import shlex
 import shutil
 import signal
 import socket
@@ -43,10 +42,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labkit.protocol import REGION, client_script, instance_home
+from labkit.protocol import REGION, instance_home
+from labkit.seal import sandbox_init
+from labkit.seal.bin import CLI_INSIDE, in_sandbox
 
-INIT = Path(__file__).with_name("sandbox_init.py")
-EC2_METADATA = Path(__file__).parent.parent / "ec2_metadata.py"
+INIT = Path(sandbox_init.__file__)  # PID 1 of each sandbox, run by its path
 UNSHARE = ["--user", "--map-root-user", "--mount", "--uts", "--ipc", "--net", "--pid", "--fork", "--mount-proc"]
 AWS_HOSTS = ("iam.amazonaws.com", "sts.amazonaws.com", f"sts.{REGION}.amazonaws.com", f"ec2.{REGION}.amazonaws.com")
 IMDS_ADDRESS, API_ADDRESS = ("169.254.169.254", 80), ("127.0.0.1", 443)
@@ -98,7 +98,6 @@ systemd-journal:x:190:ec2-user
 nobody:x:65534:
 ec2-user:x:1000:
 """
-SUDO = '#!/bin/sh\necho "sudo: this lab\'s instances have no root; everything here runs as ec2-user." >&2\nexit 1\n'
 
 
 def hostname(private_ip: str) -> str:
@@ -172,23 +171,6 @@ def _ca_bundles() -> list[str]:
         folder = Path(imported.__file__ or "").parent
         found += [str(p) for p in (folder / "cacert.pem",) if p.exists()]
     return found
-
-
-CLI_INSIDE = "/run/labkit/aws.sock"  # the warm `aws`'s socket, made in each instance's own /run
-
-
-def _bin(python: str) -> dict[str, str]:
-    """/usr/local/bin of an instance: the `aws` CLI (the warm one, else the real one), Python,
-    `ec2-metadata`, and `sudo`."""
-    aws = Path(python).parent / "aws"
-    found = str(aws) if aws.exists() else shutil.which("aws") or "aws"
-    quoted = shlex.quote(python)
-    return {
-        "aws": client_script(python, CLI_INSIDE, found),
-        "python3": f'#!/bin/sh\nexec {quoted} "$@"\n',
-        "ec2-metadata": f"#!{python} -I\n" + EC2_METADATA.read_text(),
-        "sudo": SUDO,
-    }
 
 
 @dataclass
@@ -302,7 +284,7 @@ class Sandboxes:
             "cli_socket": CLI_INSIDE if self.warm is not None else "",
             "ca": self.authority.ca_pem,
             "ca_bundles": self.bundles,
-            "bin": _bin(self.python),
+            "bin": in_sandbox(self.python),
             "listen": [IMDS_ADDRESS, API_ADDRESS, IMDS_IPV6_ADDRESS],  # the last where the kernel has IPv6
         }
 

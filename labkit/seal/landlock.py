@@ -19,7 +19,7 @@ Docker's default seccomp profile) lets the kernel refuse that to one process and
                             instance's own too (`ps` shows nothing); no signal (ABI 6)
 
 The rules are planned in the caller's process (`build`, kept by `Fence`); each command of the
-instance applies them as it starts, under a keeper outside the fence (labkit/keeper.py).
+instance applies them as it starts, under a keeper outside the fence (labkit/seal/keeper.py).
 
 Landlock only grants, so "all but a directory" is a rule for each sibling along the way down to it
 (`_plan`); the directories on that way get none of their own, beyond the listing every directory
@@ -149,7 +149,7 @@ class Fence:
     """The Landlock fence of one instance's commands: its ruleset, planned here and kept open while
     the directories the plan listed stay as they were (and $HOME, which it hides, says the same);
     then the next command gets a new plan. Each command applies it as it starts, in a child of its
-    keeper, which stays outside (labkit/keeper.py)."""
+    keeper, which stays outside (labkit/seal/keeper.py)."""
 
     def __init__(self, lab_home: Path, instance_id: str, ports: tuple[int, ...]) -> None:
         self.lab_home, self.instance_id, self.ports = lab_home, instance_id, ports
@@ -201,7 +201,7 @@ def _code(hidden: set[str]) -> set[str]:
     """What the instance's `aws`, `python3` and `ec2-metadata`, and the warm aws, run: Python, its
     packages, labkit. A path that holds a hidden one (a sys.path entry that is the home) is left out."""
     places = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix, os.path.dirname(sys.executable)]
-    places += [os.path.dirname(os.path.realpath(sys.executable)), os.path.dirname(__file__)]
+    places += [os.path.dirname(os.path.realpath(sys.executable)), os.path.dirname(os.path.dirname(__file__))]  # labkit
     places += [*site.getsitepackages(), site.getusersitepackages(), *sys.path]
     found = {_real(place) for place in places if place and os.path.isdir(place)}
     return {path for path in found if not any(_within(hidden_path, path) for hidden_path in hidden)}

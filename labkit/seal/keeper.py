@@ -7,7 +7,7 @@ So each command starts under a keeper, which knows the command's processes by wh
 of them, never by a pid or a claim:
 
     the caller (a notebook's kernel, `labkit ssh`)
-     └─ the keepers' source   started at the first command (labkit/keeper_process.py), it ends
+     └─ the keepers' source   started at the first command (labkit/seal/keeper_process.py), it ends
          │                    with the caller. It keeps one keeper forked ahead, for the next command,
          └─ keeper            a child subreaper, in a session of its own: whatever the command
              │                leaves running becomes its child, wherever it went (a double fork,
@@ -16,7 +16,7 @@ of them, never by a pid or a claim:
              │                caller sees of the command, as of a Popen)
              └─ the command   forked ahead too, the leader of a session of its own: it takes the
                               command (arguments, environment, descriptors, over a socket), enters
-                              the instance's Landlock fence (labkit/fence.py) and runs it
+                              the instance's Landlock fence (labkit/seal/landlock.py) and runs it
 
 No keeper is inside the fence, so where Landlock scopes signals (ABI 6, Linux 6.12) nothing the
 instance runs can signal one (nor, with any Landlock, trace it or read its memory). A keeper asks
@@ -49,11 +49,11 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from labkit import keeper_process
-from labkit.keeper_process import RULESET
+from labkit.seal import keeper_process
+from labkit.seal.keeper_process import RULESET
 
 if TYPE_CHECKING:
-    from labkit.fence import Fence
+    from labkit.seal.landlock import Fence
     from labkit.statedir import LabInfo
 
 OPTIONS = frozenset({"stdin", "stdout", "stderr", "env", "cwd", "pass_fds", "start_new_session", "close_fds"})
@@ -166,7 +166,7 @@ class Kept:
         if not select.select([self._line], [], [], timeout)[0]:
             return False
         try:
-            said = marshal.loads(self._line.recv(4096))  # from the keeper: labkit/keeper_process.py
+            said = marshal.loads(self._line.recv(4096))  # from the keeper: labkit/seal/keeper_process.py
         except (OSError, ValueError, EOFError, TypeError):
             said = {}  # the line's end
         self._pid = int(said.get("pid", self._pid))

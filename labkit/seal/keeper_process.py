@@ -1,10 +1,11 @@
-"""The keepers of an instance's commands, as processes (labkit/keeper.py says what they are for).
+"""The keepers of an instance's commands, as processes (labkit/seal/keeper.py says what they are for).
 
-Run as `python -I -S keeper_process.py` by the caller's side (labkit/keeper.py), with the standard
+Run as `python -I -S keeper_process.py` by the caller's side (labkit/seal/keeper.py), with the standard
 library alone: the source, which keeps one keeper forked ahead, and each keeper, with its command's
 process forked ahead too. What the caller and they say to each other is `marshal`ed (the same
 Python on both ends): the job; then, on the caller's line to the command, `{"pid": …}` and
 `{"status": …}` (a wait status) from the keeper, and `{"signal": …}` for the command from the caller.
+What a keeper asks the lab is in keeper_lab.py, beside it (loaded by its path when this one is run so).
 """
 
 from __future__ import annotations
@@ -23,15 +24,21 @@ import time
 TYPE_CHECKING = False  # typing, like json, contextlib and pathlib, is left unimported: a quicker start
 if TYPE_CHECKING:
     from typing import Any, NoReturn
+if TYPE_CHECKING or __package__:  # imported, as labkit.seal.keeper_process
+    from labkit.seal.keeper_lab import UNASKED, Lab
+else:  # run by its path with the standard library alone (-I -S): its sibling, by its path
+    import importlib.util
 
-ENDPOINT = "/_labkit/run"  # the lab's answer: labkit/labprocess/runs.py
-WAIT = 30.0  # seconds the lab holds a question while the run stays the same
-RETRY = 0.5  # seconds between questions while the lab does not answer
-REFUSED = 5.0  # seconds between questions while it answers something else (a lab older than the keepers)
+    _here = os.path.dirname(__file__)
+    _spec = importlib.util.spec_from_file_location("keeper_lab", os.path.join(_here, "keeper_lab.py"))
+    _sibling = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
+    _spec.loader.exec_module(_sibling)  # type: ignore[union-attr]
+    UNASKED, Lab = _sibling.UNASKED, _sibling.Lab
+
 TELL_SOURCE = 0.05  # seconds a command runs before its keeper's source forks the next keeper
 QUIET = (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 PR_SET_NAME, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 15, 36, 38
-LANDLOCK_RESTRICT_SELF = 446  # as in labkit/fence.py
+LANDLOCK_RESTRICT_SELF = 446  # as in labkit/seal/landlock.py
 RULESET = -1  # where a descriptor goes: the instance's Landlock ruleset, applied, not kept
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -104,7 +111,7 @@ def _ready(jobs: socket.socket, told: int) -> NoReturn:
         _tell(told, b"t" if data else b"e")  # a job that cannot run; or the caller has gone: no more keepers
         os._exit(0)
     _say(line, {"pid": command})
-    lab = _Lab(job)
+    lab = Lab(job)
     try:
         lab.ask()  # the run the command starts in: its status waits for the answer if it leaves anything
         _watch(command, lab, wake, line, told)
@@ -168,7 +175,7 @@ def _say(line: socket.socket | None, what: dict[str, int]) -> None:
             pass
 
 
-def _watch(command: int, lab: _Lab, wake: int, line: socket.socket | None, told: int) -> None:
+def _watch(command: int, lab: Lab, wake: int, line: socket.socket | None, told: int) -> None:
     """Reap; say the command's status on the caller's line; pass on the signals the caller sends it;
     ask the lab; until nothing is left below this process. End everything once the run is over.
     `told`: tell the source its next keeper is wanted, once the command has ended or has run
@@ -178,7 +185,7 @@ def _watch(command: int, lab: _Lab, wake: int, line: socket.socket | None, told:
     while True:
         ended, left = _end_all(command) if lab.over else _reap(command)
         status = ended if ended is not None else status
-        if status is not None and line is not None and (not left or lab.run is not _UNASKED):
+        if status is not None and line is not None and (not left or lab.run is not UNASKED):
             _say(line, {"status": status})  # nothing left, or the lab has answered
             line.close()
             line = None
@@ -338,127 +345,6 @@ def _end_all(command: int) -> tuple[int | None, bool]:
         if not left:
             return ended, False
         time.sleep(0.005)
-
-
-_UNASKED = object()
-
-
-class _Lab:
-    """A keeper's questions to the lab: which run of its instance is current."""
-
-    def __init__(self, job: dict[str, Any]) -> None:
-        self.instance = job["instance"]
-        self.port, self.secret = int(job["lab"]["port"]), str(job["lab"]["secret"])
-        self.home = str(job["lab"]["home"])
-        self.run: object = _UNASKED  # the run the command started in; None: the lab did not say
-        self.over = False  # that run has ended, or the lab has stopped
-        self.connection: socket.socket | None = None
-        self.answer = b""
-        self.retry_at = 0.0
-
-    def fileno(self) -> int:
-        return self.connection.fileno() if self.connection is not None else -1
-
-    def timeout(self) -> float | None:
-        return None if self.connection is not None else max(0.0, self.retry_at - time.monotonic())
-
-    def ask(self) -> None:
-        """Ask which run is current: at once the first time, then once it is not the command's."""
-        query = f"instance={_quoted(self.instance)}"
-        if self.run is not _UNASKED:
-            query += f"&since={self.run if isinstance(self.run, str) else '-'}&wait={WAIT:g}"
-        request = (
-            f"GET {ENDPOINT}?{query} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
-            f"Authorization: Bearer {self.secret}\r\nConnection: close\r\n\r\n"
-        )
-        self.answer = b""
-        try:
-            self.connection = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # no name to look up
-            self.connection.settimeout(5.0)
-            self.connection.connect(("127.0.0.1", self.port))
-            self.connection.sendall(request.encode())
-            self.connection.setblocking(False)
-        except OSError:
-            self._unanswered()
-
-    def read(self) -> None:
-        assert self.connection is not None
-        try:
-            chunk = self.connection.recv(65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            chunk = b""
-        self.answer += chunk
-        head, _, body = self.answer.partition(b"\r\n\r\n")
-        length = None
-        for field in head.split(b"\r\n")[1:]:
-            name, _, value = field.partition(b":")
-            if name.strip().lower() == b"content-length" and value.strip().isdigit():
-                length = int(value)
-        if chunk and (length is None or len(body) < length):
-            return  # more to come
-        self.connection.close()
-        self.connection = None
-        run = _run_of(body[:length]) if head.startswith(b"HTTP/1.1 200 ") and length is not None else None
-        if run is None:
-            self._unanswered(REFUSED if head.startswith(b"HTTP/") else RETRY)
-            return
-        if self.run is _UNASKED:
-            self.run = run
-        elif run != self.run:
-            self.over = True
-            return
-        self.ask()
-
-    def _unanswered(self, retry: float = RETRY) -> None:
-        """The lab did not answer: ended when no process holds its lock (it has stopped, and
-        instances with it); otherwise asked again soon, where lab.json says it is now."""
-        if self.connection is not None:
-            self.connection.close()
-            self.connection = None
-        if not _lab_runs(self.home):
-            self.over = True
-            return
-        if self.run is _UNASKED:
-            self.run = None  # whatever the lab says next, it is not the run the command started in
-        import json  # seldom: only here
-
-        try:
-            with open(os.path.join(self.home, "lab.json")) as f:  # labkit/protocol.py: INFO_FILE
-                record = json.load(f)
-            self.port, self.secret = int(record["api_port"]), str(record["secret"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-        self.retry_at = time.monotonic() + retry
-
-
-def _run_of(body: bytes) -> str | None:
-    """The run in the lab's answer, as the lab's `_json` writes it: `{"run": "<hex>"}` (`""` while
-    the instance is not running); None for anything else."""
-    text, start, end = body.decode("ascii", "replace").strip(), '{"run": "', '"}'
-    run = text[len(start) : -len(end)] if text.startswith(start) and text.endswith(end) else None
-    return run if run is not None and all(c in "0123456789abcdef" for c in run) else None
-
-
-def _quoted(text: str) -> str:
-    """`text` for a URL's query: an instance id as it is; anything else escaped."""
-    return "".join(chr(b) if chr(b).isalnum() or chr(b) in "-_." else f"%{b:02X}" for b in text.encode())
-
-
-def _lab_runs(home: str) -> bool:
-    """Whether a lab process holds the lock on its directory (labkit/statedir.py: owner)."""
-    try:
-        fd = os.open(os.path.join(home, "lab.lock"), os.O_RDONLY | os.O_CLOEXEC)  # labkit/protocol.py: OWNER_LOCK
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ waits, reaping whatever ends, until the lab ends the sandbox (its processes die 
 
 - the hostname `ip-172-31-x-y.ec2.internal`; loopback up, with 169.254.169.254 and fd00:ec2::254 on it; nothing else;
 - /etc/passwd, group, hostname, hosts, os-release and system-release of Amazon Linux 2023, laid over
-  the host's; /usr/local/bin with the instance's `aws`, `python3`, `ec2-metadata` and `sudo`;
+  the host's; /usr/local/bin with the instance's `aws`, `python3`, `ec2-metadata` and `sudo` (labkit/seal/bin.py);
 - a fresh tmpfs over every place that holds the host user's or the lab's files (/tmp, /home, /root,
   the host user's home, /run (the host's sockets), /var/tmp, the lab's state directory), and the instance's own
   home (kept in the state directory) at /home/ec2-user; a /dev of its own (no disk, no other
@@ -46,7 +46,8 @@ KEPT = {
     "relatime": 1 << 21,
 }
 MNT_DETACH = 2
-NAMESPACES = ("user", "mnt", "uts", "ipc", "net", "pid")  # this sandbox's, in the order they are joined
+# this sandbox's, in the order they are joined (labkit/seal/kernel.py imports these two: they are defined here alone)
+NAMESPACES = ("user", "mnt", "uts", "ipc", "net", "pid")
 CLONE_NEWUSER = 0x10000000
 PR_SET_DUMPABLE, PR_SET_PDEATHSIG = 4, 1
 LIBC = ctypes.CDLL(None, use_errno=True)
@@ -238,7 +239,7 @@ def main() -> None:
     try:
         listening, cli = make_machine(setup)
         nested = nested_user()
-        # what joins this instance: its namespaces, the nested user namespace last (labprocess/cliserver.py)
+        # what joins this instance: its namespaces, the nested user namespace last (labkit/seal/kernel.py: join)
         namespaces = [os.open(f"/proc/self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC) for kind in NAMESPACES]
         namespaces.append(os.open(f"/proc/{nested}/ns/user", os.O_RDONLY | os.O_CLOEXEC))
         with open("/proc/sys/user/max_user_namespaces", "w") as f:
