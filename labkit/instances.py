@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from labkit.commands import script, sections, split_commands
-from labkit.protocol import REGION, instance_home
+from labkit.protocol import REGION, host_name, instance_home
 from labkit.seal import Seal
 from labkit.seal import of as seal_of
 from labkit.shell import anonymous_file, bash, execute, exit_status, on_this_terminal
@@ -70,7 +70,7 @@ class Instance:
 
     @property
     def hostname(self) -> str:
-        return f"ip-{_printable(self.private_ip).replace('.', '-')}"
+        return host_name(_printable(self.private_ip))
 
     @property
     def prompt(self) -> str:

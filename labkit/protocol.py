@@ -157,3 +157,13 @@ for number in caught if child else ():
 status = answer()
 sys.exit(255 if status is None else status)
 """
+
+
+def host_name(ipv4: str) -> str:
+    """An instance's host name, from its private IPv4 address: `ip-172-31-5-9`."""
+    return f"ip-{ipv4.replace('.', '-')}"
+
+
+def private_dns_name(ipv4: str) -> str:
+    """An instance's private DNS name, in us-east-1's form (REGION): `ip-172-31-5-9.ec2.internal`."""
+    return f"{host_name(ipv4)}.ec2.internal"

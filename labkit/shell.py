@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labkit import relay
+from labkit import procfs, relay
 from labkit.seal.keeper import Keeper, Kept
 from labkit.transcript import as_a_terminal_shows
 
@@ -72,23 +72,12 @@ def _processes(session: int, known: dict[int, int] | None = None) -> dict[int, i
     """The live processes of `session`, their descendants (one that left the session with setsid is
     still its parent's child) and those of `known` still alive: pid → start time, so that a pid the
     system gives to another process later is never taken for one of these."""
-    table: dict[int, tuple[int, int, int]] = {}  # pid → (parent, session, start time)
-    with contextlib.suppress(OSError):
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{name}/stat", "rb") as stat:
-                    fields = stat.read().rsplit(b")", 1)[1].split()
-            except (OSError, ValueError, IndexError):
-                continue  # not a process, or one that has just ended
-            if fields[0] not in (b"Z", b"X"):  # a zombie has ended already
-                table[int(name)] = (int(fields[1]), int(fields[3]), int(fields[19]))
-    chosen = {pid for pid, (_, sid, _) in table.items() if sid == session}
-    chosen |= {pid for pid, start in (known or {}).items() if pid in table and table[pid][2] == start}
-    while more := {pid for pid, (parent, _, _) in table.items() if parent in chosen and pid not in chosen}:
+    table = procfs.live_processes()
+    chosen = {pid for pid, found in table.items() if found.session == session}
+    chosen |= {pid for pid, start in (known or {}).items() if pid in table and table[pid].start == start}
+    while more := {pid for pid, found in table.items() if found.parent in chosen and pid not in chosen}:
         chosen |= more
-    return {pid: table[pid][2] for pid in chosen}
+    return {pid: table[pid].start for pid in chosen}
 
 
 def _kill_all(session: int, known: dict[int, int]) -> None:

@@ -10,11 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from labkit.protocol import ACCOUNT_ID, REGION
-
-
-def _private_dns_name(ipv4: str) -> str:
-    return f"ip-{ipv4.replace('.', '-')}.ec2.internal"  # us-east-1's form (REGION)
+from labkit.protocol import ACCOUNT_ID, REGION, private_dns_name
 
 
 def _known(value: str | None) -> str | None:
@@ -50,7 +46,7 @@ class InterfaceFacts:
 
     @property
     def local_hostname(self) -> str:
-        return _private_dns_name(self.private_ipv4s[0])
+        return private_dns_name(self.private_ipv4s[0])
 
 
 @dataclass(frozen=True)
@@ -103,7 +99,7 @@ class InstanceFacts:
 
     @property
     def local_hostname(self) -> str:
-        return _private_dns_name(self.local_ipv4)
+        return private_dns_name(self.local_ipv4)
 
     @property
     def primary_interface(self) -> InterfaceFacts | None:

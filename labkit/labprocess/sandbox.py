@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labkit.protocol import REGION, instance_home
+from labkit.protocol import REGION, instance_home, private_dns_name
 from labkit.seal import sandbox_init
 from labkit.seal.bin import CLI_INSIDE, in_sandbox
 
@@ -98,11 +98,6 @@ systemd-journal:x:190:ec2-user
 nobody:x:65534:
 ec2-user:x:1000:
 """
-
-
-def hostname(private_ip: str) -> str:
-    """The instance's host name, as EC2 names it from its private address in us-east-1."""
-    return f"ip-{private_ip.replace('.', '-')}.ec2.internal"
 
 
 def refusal() -> str | None:
@@ -261,7 +256,7 @@ class Sandboxes:
             self.held.clear()
 
     def _setup(self, instance_id: str, address: str, image: str, lab_end: int) -> dict[str, Any]:
-        name = hostname(address)
+        name = private_dns_name(address)
         hosts = f"127.0.0.1   localhost localhost.localdomain\n{address}   {name} {name.split('.')[0]}\n"
         hosts += "".join(f"127.0.0.1   {host}\n" for host in AWS_HOSTS)
         hosts += f"{IMDS_ADDRESS[0]}   instance-data.ec2.internal instance-data\n"  # as the VPC's resolver answers

@@ -17,9 +17,9 @@ import json
 import os
 import urllib.error
 import urllib.parse
-import urllib.request
 from typing import TYPE_CHECKING
 
+from labkit.control import call
 from labkit.errors import LabError
 from labkit.seal.bin import SYSTEM_PATH
 from labkit.seal.refused import Refused
@@ -30,20 +30,14 @@ if TYPE_CHECKING:
     from labkit.statedir import LabInfo
 
 SEALED_HOME = "/home/ec2-user"
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def entry(info: LabInfo, instance_id: str) -> list[str]:
     """The command that runs what follows it inside a sealed instance, as ec2-user: `nsenter` into
     the namespaces of its sandbox (the lab says which process holds them), then into the nested
     one where the lab's user is ec2-user, without any capability."""
-    request = urllib.request.Request(
-        f"{info.api_url}/_labkit/sandbox?instance={urllib.parse.quote(instance_id)}",
-        headers={"Authorization": f"Bearer {info.secret}"},
-    )
     try:
-        with _NO_PROXY.open(request, timeout=30) as response:
-            where = json.load(response)
+        where = call(info, f"sandbox?instance={urllib.parse.quote(instance_id)}", timeout=30)
     except urllib.error.HTTPError as error:
         said = json.load(error).get("error", str(error))
         raise LabError(f"Instance {instance_id} cannot be entered: {said}.") from None
