@@ -13,8 +13,6 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parent.parent
 QUICK = "not slow and not browser and not hub"  # what `make test-fast` selects (Makefile)
 # every test module and conftest, but this one: its check's own test names private names on purpose
@@ -117,11 +115,6 @@ def private_uses(tree: ast.AST) -> Iterator[tuple[int, str]]:
                 yield node.lineno + line - 1, name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 22: labkit.instances._as_a_terminal_shows (test_instances) and labkit.instances._entry "
-    "(test_sealed) become public in other branches of the issue (_keep_a_key already is, on main); drop this then",
-)
 def test_no_test_reaches_into_a_private_name_of_labkit() -> None:
     """A test uses what the user uses, or the public API of a small module: never `_name`."""
     found = [
