@@ -8,12 +8,12 @@ from __future__ import annotations
 import array
 import contextlib
 import json
-import os
 import socket
 import struct
 from typing import Any
 
 from labkit.protocol import HEADER
+from labkit.seal.descriptors import close_all
 from labkit.seal.refused import Refused
 
 MAX_REQUEST = 1 << 20  # bytes: a command's arguments and environment; a larger request is refused unread
@@ -51,13 +51,13 @@ def receive(connection: socket.socket) -> tuple[dict[str, Any], list[int]]:
             got += n
         request = json.loads(body)
     except (OSError, TimeoutError):
-        close(received)
+        close_all(received)
         raise Refused("its request did not come in time") from None
     except ValueError:
-        close(received)
+        close_all(received)
         raise Refused("its request is not JSON") from None
     except Refused:
-        close(received)
+        close_all(received)
         raise
     connection.settimeout(None)
     if not (
@@ -69,15 +69,9 @@ def receive(connection: socket.socket) -> tuple[dict[str, Any], list[int]]:
         and isinstance(request.get("cwd"), str)
         and len(received) >= 3
     ):
-        close(received)
+        close_all(received)
         raise Refused("its request is not the lab's `aws` asking (argv, env, cwd and three streams)")
     return request, received
-
-
-def close(fds: list[int]) -> None:
-    for fd in fds:
-        with contextlib.suppress(OSError):
-            os.close(fd)
 
 
 def refuse(connection: socket.socket, why: str) -> None:

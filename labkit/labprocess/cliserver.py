@@ -47,9 +47,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labkit.labprocess import motofixes
-from labkit.labprocess.aws_request import close, receive, refuse
+from labkit.labprocess.aws_request import receive, refuse
 from labkit.labprocess.motofixes.warm_aws import CLI_DATA_DIRS
-from labkit.seal import environment, kernel
+from labkit.seal import Joins
+from labkit.seal.descriptors import close_all
+from labkit.seal.environment import EnvironmentJoin
+from labkit.seal.kernel import KernelJoin
 from labkit.seal.refused import Refused
 
 WARM_SERVICES = ("iam", "sts", "ec2")
@@ -188,25 +191,23 @@ class Place:
     (`instance_id` None) the instances sealed by environment, each proving itself by its identity file."""
 
     listener: socket.socket
-    instance_id: str | None = None
-    namespaces: list[int] = field(default_factory=list)
+    instance_id: str | None  # None: the instances sealed by environment
+    joins: Joins
     running: set[int] = field(default_factory=set)  # the children serving it now
 
     def close(self) -> None:
         self.listener.close()
-        close(self.namespaces)
-        self.namespaces = []
+        self.joins.close()
 
 
 def _run(
     connection: socket.socket,
     home_paths: list[tuple[Any, str | None]],
-    lab: tuple[str, tuple[int, ...]],
     place: Place,
     log: _Log,
 ) -> None:
     """In the forked child: become the client's `aws` process, run the command, report its status.
-    `lab`: the lab's directory and its API and metadata ports; `place`: where the client is."""
+    `place`: where the client is, and how to join its instance."""
     import awscli
     import awscli.clidriver
 
@@ -216,11 +217,7 @@ def _run(
             request, fds = receive(connection)
             fds, identity = fds[:3], fds[3:]
             # before any thread: setns needs a lone one, and Landlock fences the calling thread only
-            if place.instance_id is not None:
-                close(identity)
-                kernel.join(place.namespaces)
-            else:
-                environment.join(lab[0], lab[1], identity, held=[*fds, connection.fileno()])
+            place.joins.join(identity, held=[*fds, connection.fileno()])
         except Refused as refused:
             log.line(str(refused))
             refuse(connection, str(refused))
@@ -309,7 +306,7 @@ def _told(control: socket.socket, places: dict[int, Place]) -> bool:
         said = json.loads(message)
         instance_id = str(said["instance"])
     except (ValueError, KeyError, TypeError):
-        close(fds)
+        close_all(fds)
         return True
     for key, place in list(places.items()):
         if place.instance_id == instance_id:
@@ -317,7 +314,7 @@ def _told(control: socket.socket, places: dict[int, Place]) -> bool:
             place.close()
     if fds:
         listener = socket.socket(fileno=fds[0])
-        places[listener.fileno()] = Place(listener, instance_id, fds[1:])
+        places[listener.fileno()] = Place(listener, instance_id, KernelJoin(fds[1:]))
     return True
 
 
@@ -335,7 +332,7 @@ def serve(path: str, lab: int, ports: tuple[int, ...], control_fd: int | None = 
         return
     home_paths = paths_from_home(os.environ.get("HOME", ""))
     log = _Log()
-    environment = Place(_listener(path))
+    environment = Place(_listener(path), None, EnvironmentJoin(os.path.dirname(path), ports))
     places: dict[int, Place] = {environment.listener.fileno(): environment}
     children: dict[int, Place] = {}
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -383,7 +380,7 @@ def serve(path: str, lab: int, ports: tuple[int, ...], control_fd: int | None = 
                 if control is not None:
                     control.close()
                 connection.settimeout(None)
-                _run(connection, home_paths, (os.path.dirname(path), ports), place, log)
+                _run(connection, home_paths, place, log)
             children[child] = place
             place.running.add(child)
             connection.close()

@@ -11,8 +11,9 @@
 
 A command on an instance (labkit/instances.py) asks the instance's seal, `of(...)`, what goes before
 it to enter the instance (`entry`), what starts it (`keeper`), and the instance's HOME, PATH and own
-variables (`home`, `path`, `environ`). The warm `aws` (labkit/labprocess/cliserver.py) joins
-a client's instance with `kernel.join` or `environment.join`.
+variables (`home`, `path`, `environ`). The warm `aws` (labkit/labprocess/cliserver.py) joins the
+instance of a client that reached one of its sockets through that socket's `Joins`: `KernelJoin`
+(the instance's namespaces) or `EnvironmentJoin` (the instance its client proves).
 """
 
 from __future__ import annotations
@@ -49,6 +50,20 @@ class Seal(Protocol):
 
     def environ(self) -> dict[str, str]:
         """The instance's variables beyond those of a shell over SSH."""
+        ...
+
+
+class Joins(Protocol):
+    """How a server's forked child joins the instance of a client that reached one of its sockets."""
+
+    def join(self, identity: list[int], held: list[int]) -> None:
+        """Become part of the client's instance, before any thread starts (raises Refused).
+        `identity`: what the client handed over to prove its instance; `held`: its streams and
+        connection, the command's from now on."""
+        ...
+
+    def close(self) -> None:
+        """The socket is gone: let go of what joining needed."""
         ...
 
 

@@ -25,11 +25,13 @@ import ctypes
 import os
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from labkit.protocol import CLI_SERVER_USER_HOME, instance_home, instance_key
 from labkit.seal import landlock
 from labkit.seal.bin import SYSTEM_PATH, on_host
+from labkit.seal.descriptors import close_all
 from labkit.seal.keeper import Keeper
 from labkit.seal.keeper_process import descendants
 from labkit.seal.refused import Refused
@@ -76,19 +78,13 @@ class EnvironmentSeal:
         }
 
 
-def _close(fds: list[int]) -> None:
-    for fd in fds:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-
-
 def fence_of_client(lab_home: str, ports: tuple[int, ...], identity: list[int]) -> landlock.Ruleset | None:
     """For a client of the warm `aws` sealed by environment: the Landlock fence of the instance whose
     identity file it handed over, planned here; None where the kernel has no Landlock. Refused when
     it handed over none that proves an instance."""
     home = Path(lab_home)
     instance = landlock.proven_instance(home, identity[0]) if identity else None
-    _close(identity)
+    close_all(identity)
     if instance is None:
         raise Refused("it came from no instance of this lab (the instance's identity file did not come with it)")
     return landlock.build(home, instance, ports=ports, homes=(os.environ.get(CLI_SERVER_USER_HOME, ""),))
@@ -107,7 +103,7 @@ def keep_what_it_starts(fenced: landlock.Ruleset | None, held: list[int]) -> Non
         if fenced is not None:
             fenced.apply()
         return
-    _close(held)  # the client's streams and connection are the command's
+    close_all(held)  # the client's streams and connection are the command's
     _, status = os.waitpid(command, 0)
     for _ in range(100):
         left = descendants()
@@ -128,3 +124,18 @@ def join(lab_home: str, ports: tuple[int, ...], identity: list[int], held: list[
     fence of the instance it proves, under this process (`keep_what_it_starts`); `held`: the client's
     streams and connection."""
     keep_what_it_starts(fence_of_client(lab_home, ports, identity), held)
+
+
+@dataclass(frozen=True)
+class EnvironmentJoin:
+    """How the warm `aws` joins the instances sealed by environment that reach it on the lab's
+    one socket (labkit/seal/__init__.py: Joins): each client proves its instance by its identity."""
+
+    lab_home: str
+    ports: tuple[int, ...]  # the lab's API and metadata ports, all the TCP a fenced command may reach
+
+    def join(self, identity: list[int], held: list[int]) -> None:
+        join(self.lab_home, self.ports, identity, held)
+
+    def close(self) -> None:
+        """Nothing to close: the instances prove themselves, the server holds nothing of theirs."""

@@ -17,11 +17,13 @@ import json
 import os
 import urllib.error
 import urllib.parse
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from labkit.control import call
 from labkit.errors import LabError
 from labkit.seal.bin import SYSTEM_PATH
+from labkit.seal.descriptors import close_all
 from labkit.seal.refused import Refused
 from labkit.seal.sandbox_init import CLONE_NEWUSER
 
@@ -92,3 +94,21 @@ def join(namespaces: list[int]) -> None:
     if command:
         _, status = os.waitpid(command, 0)
         os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+@dataclass
+class KernelJoin:
+    """How the warm `aws` joins one instance sealed by the kernel (labkit/seal/__init__.py: Joins):
+    by the descriptors of its sandbox's namespaces, which the sandbox itself handed over
+    (sandbox_init.NAMESPACES, then the nested user namespace). A client proves nothing: the socket
+    it reached is inside that instance alone."""
+
+    namespaces: list[int]
+
+    def join(self, identity: list[int], held: list[int]) -> None:
+        close_all(identity)
+        join(self.namespaces)
+
+    def close(self) -> None:
+        close_all(self.namespaces)
+        self.namespaces = []
