@@ -40,7 +40,7 @@ The lab lives in $LABKIT_HOME (default ~/.local/state/labkit)."""
 
 
 def _seconds(text: str) -> float:
-    """`--iam-delay`: seconds, from 0 to 600 (labkit.protocol.valid_delay), in argparse's words."""
+    """`--iam-delay`: seconds, from 0 to MAX_IAM_DELAY (labkit.protocol.valid_delay), in argparse's words."""
     try:
         return valid_delay(text)
     except ValueError as error:

@@ -99,29 +99,29 @@ class Instance:
         environ() and, as its working directory, home."""
         return [*self.seal.entry(), *command]
 
-    def environ(self, sealed: Seal | None = None) -> dict[str, str]:
+    def environ(self, seal: Seal | None = None) -> dict[str, str]:
         """The whole environment of a shell on this instance, built from nothing: as over SSH to
         Amazon Linux 2023, and what its seal adds (by environment, the lab's endpoint and proxy).
-        `sealed`: the instance's seal, when the caller holds it already."""
-        sealed = sealed or self.seal
+        `seal`: the instance's seal, when the caller holds it already."""
+        seal = seal or self.seal
         shell = {
-            "HOME": sealed.home,
+            "HOME": seal.home,
             "USER": "ec2-user",
             "LOGNAME": "ec2-user",
             "SHELL": "/bin/bash",
             "HOSTNAME": self.hostname,
-            "PATH": sealed.path,
+            "PATH": seal.path,
             "LANG": "C.UTF-8",
             "TERM": os.environ.get("TERM", "xterm-256color"),
             "AWS_DEFAULT_REGION": REGION,
         }
-        return {**shell, **sealed.environ()}
+        return {**shell, **seal.environ()}
 
     def run(self, command: str, *, timeout: float = 300.0) -> CommandResult:
         """Run one shell command line on the instance, as typed at its prompt, and keep what it prints.
         Interrupted, it is stopped and CommandInterrupted raised; past `timeout` seconds, stopped and said."""
-        sealed = self.seal
-        ran = execute(command, self.environ(sealed), self.home, timeout, sealed.entry(), sealed.keeper())
+        seal = self.seal
+        ran = execute(command, self.environ(seal), self.home, timeout, seal.entry(), seal.keeper())
         result = CommandResult(self.prompt, command, ran.code, ran.stdout, ran.stderr)
         if ran.stopped == "interrupted":
             raise CommandInterrupted(replace(result, stopped=INTERRUPTED))
@@ -137,8 +137,8 @@ class Instance:
         CommandInterrupted raised (it holds the transcript); past `timeout` seconds, they are stopped
         and the transcript says so, and which commands did not run.
         """
-        commands, sealed = split_commands(text), self.seal
-        ran = execute(script(commands), self.environ(sealed), self.home, timeout, sealed.entry(), sealed.keeper())
+        commands, seal = split_commands(text), self.seal
+        ran = execute(script(commands), self.environ(seal), self.home, timeout, seal.entry(), seal.keeper())
         out, err = sections(ran.stdout), sections(ran.stderr)
         results = []
         for number, command in enumerate(commands):
@@ -164,11 +164,11 @@ class Instance:
     def exec(self, command: str) -> int:
         """Run one command line with this terminal's input and output, as `ssh INSTANCE COMMAND`
         does: on a terminal of its own where stdin is a terminal (labkit/relay.py); its exit status."""
-        sealed = self.seal
-        enter, keeper, source = sealed.entry(), sealed.keeper(), anonymous_file(command)
+        seal = self.seal
+        enter, keeper, source = seal.entry(), seal.keeper(), anonymous_file(command)
         try:
             argv = [*enter, *bash(source, stop_at_ctrl_c=False)]
-            code = on_this_terminal(keeper, argv, env=self.environ(sealed), cwd=self.home, pass_fds=(source,))
+            code = on_this_terminal(keeper, argv, env=self.environ(seal), cwd=self.home, pass_fds=(source,))
         finally:
             os.close(source)
         return exit_status(code)
@@ -179,14 +179,14 @@ class Instance:
         The welcome is printed here and the prompt reads $HOSTNAME when bash shows it: no value
         from AWS (a Name tag, an address) is ever written into the shell's startup file."""
         name = f" ({_printable(self.name)})" if self.name else ""
-        sealed = self.seal
-        enter, keeper = sealed.entry(), sealed.keeper()
+        seal = self.seal
+        enter, keeper = seal.entry(), seal.keeper()
         source = anonymous_file(RCFILE)  # the startup file reaches bash as an inherited descriptor
         sys.stdout.write(WELCOME.format(instance_id=_printable(self.id), name=name))
         sys.stdout.flush()
         try:
             argv = [*enter, "bash", "--noprofile", "--rcfile", f"/dev/fd/{source}", "-i"]
-            code = on_this_terminal(keeper, argv, env=self.environ(sealed), cwd=self.home, pass_fds=(source,))
+            code = on_this_terminal(keeper, argv, env=self.environ(seal), cwd=self.home, pass_fds=(source,))
         finally:
             os.close(source)
         return exit_status(code)

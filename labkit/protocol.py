@@ -2,9 +2,9 @@
 
 The student's kernel and the `labkit` command (the client), the lab process (labkit.labprocess)
 and the warm `aws` of instances share no code but this module, labkit.statedir, labkit.seal (how an
-instance is sealed: its Landlock fence, its bin scripts, how the warm `aws` joins it) and labkit.trust
-(whether a trust policy lets EC2 assume a role: the metadata service and the lesson's checks ask
-alike). Here is:
+instance is sealed: its Landlock fence, its bin scripts, how the warm `aws` joins it; with what it
+uses, labkit.control and labkit.errors) and labkit.trust (whether a trust policy lets EC2 assume a
+role: the metadata service and the lesson's checks ask alike). Here is:
 
 - the lab's one account and region, the longest IAM delay it emulates, and how a delay is read;
 - the state directory's layout (`lab.json`, `journal.jsonl`, `aws.sock`, `instances/<id>/home`,

@@ -148,26 +148,26 @@ def _stop(process: subprocess.Popen[bytes] | Kept, output: _Output) -> None:
         output.read_until(time.monotonic() + 1.0)  # what they wrote before they ended
 
 
-def popen(fenced: Keeper | None, args: list[str], **options: Any) -> subprocess.Popen[bytes] | Kept:
+def popen(keeper: Keeper | None, args: list[str], **options: Any) -> subprocess.Popen[bytes] | Kept:
     """`subprocess.Popen`; for an instance sealed by environment, under the keeper that ends all it
     starts with the instance, inside its Landlock fence when it has one (labkit/seal/keeper.py)."""
-    return fenced.popen(args, **options) if fenced else subprocess.Popen(args, **options)
+    return keeper.popen(args, **options) if keeper else subprocess.Popen(args, **options)
 
 
 def execute(
-    script: str, env: dict[str, str], cwd: Path, timeout: float, enter: list[str], fenced: Keeper | None
+    script: str, env: dict[str, str], cwd: Path, timeout: float, enter: list[str], keeper: Keeper | None
 ) -> Ran:
     """Run shell commands as over SSH: stdout on a pseudo-terminal, so that programs behave as at a
     prompt (curl shows no progress meter, for one), stderr kept apart, no input. Interrupted
     (KeyboardInterrupt) or past `timeout`, the commands and all they started are stopped. `enter`
-    goes before bash (a sealed instance's nsenter); `fenced`, the keeper of an instance sealed by
+    goes before bash (a sealed instance's nsenter); `keeper`, the keeper of an instance sealed by
     environment (labkit/seal/keeper.py)."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
     source = anonymous_file(script)
     try:
         process = popen(
-            fenced,
+            keeper,
             [*enter, *bash(source, stop_at_ctrl_c=True)],
             stdin=subprocess.DEVNULL,
             stdout=slave,
@@ -206,9 +206,9 @@ def execute(
     return Ran(code, as_a_terminal_shows(out), as_a_terminal_shows(output.text(output.errors)), stopped)
 
 
-def on_this_terminal(fenced: Keeper | None, args: list[str], **options: Any) -> int:
+def on_this_terminal(keeper: Keeper | None, args: list[str], **options: Any) -> int:
     """Run `args` with this process's input and output, as over ssh; its return code. Where stdin is
     a terminal, the process gets one of its own, relayed to the user's (labkit/relay.py): no
     process of an instance ever holds the user's terminal, to type into it once the shell has ended."""
-    start = functools.partial(popen, fenced) if fenced else relay.popen
+    start = functools.partial(popen, keeper) if keeper else relay.popen
     return relay.run(start, args, **options)

@@ -6,7 +6,7 @@ Nothing here is imported by the student's kernel or the `labkit` command: they r
 HTTP and agree with it only through labkit.protocol and labkit.statedir.
 
     main.py        the process: the API port (moto + /_labkit/ control) and the metadata port
-    backends.py    moto's backends, the bootstrap, resets, ids from one seed: Cloud, which ties the next four
+    backends.py    Cloud: moto's backends, bootstrap, resets, one seed; ties recovery, facts and sessions
     recovery.py    every change journaled, undone when it cannot be, snapshotted, and replayed after a crash
     replay.py      whether the journal is being replayed: the one switch everything else asks
     facts.py       what the metadata service reads about an instance

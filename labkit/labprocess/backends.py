@@ -7,8 +7,6 @@ users), the reset, and moto's ids drawn from one seed; it includes the recovery 
 change journaled, the lab brought back after a crash: recovery.py) and the role sessions the
 metadata service hands out (sessions.py), and reads the facts about an instance (facts.py).
 
-    keys.py      fresh access keys and secrets (never seeded)
-    replay.py    whether the journal is being replayed: the one switch
     recovery.py  changes journaled, undone, snapshotted, and brought back
     facts.py     what the metadata service reads about an instance
     sessions.py  the role sessions of the instances

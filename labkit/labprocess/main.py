@@ -6,7 +6,7 @@ Started in the background by `labkit up` or `labkit.connect()`; one per state di
 serves two ports on 127.0.0.1, both chosen free at start:
 
     api port   moto in server mode (IAM authorization on), and the lab's control endpoints
-               under /_labkit/ (health, reset, shutdown), which need the lab's secret
+               under /_labkit/ (health, reset, shutdown, sandbox, run), which need the lab's secret
     imds port  the metadata service, reached by instances through `http_proxy`
 
 With `--sealed` (kept for the next start, like `--iam-delay`), every running instance also gets a

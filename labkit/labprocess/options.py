@@ -63,12 +63,17 @@ def chosen_delay(home: Path, given: float | None, say: Callable[[str], None] = p
         return 0.0
 
 
-def chosen_sealed(home: Path, given: bool | None) -> bool:
+def chosen_sealed(home: Path, given: bool | None, say: Callable[[str], None] = print) -> bool:
     """Whether the lab asks to seal its instances in namespaces: `given` (saved for the next start),
-    else what was saved, else yes (the host may still refuse)."""
+    else what was saved, else yes (the host may still refuse). One that cannot be saved (a full
+    disk) holds for this run, and `say` tells that."""
     before = bool(saved(home).get("sealed", True))
     if given is None:
         return before
     if given != before:
-        save(home, "sealed", given)
+        try:
+            save(home, "sealed", given)
+        except OSError as error:
+            option = "--sealed" if given else "--no-sealed"
+            say(f"labkit: {home / OPTIONS_FILE} could not be written ({error}); {option} holds until the lab stops.")
     return given

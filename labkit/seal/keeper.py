@@ -102,7 +102,7 @@ class Keeper:
 
 
 class Kept:
-    """A command started under its keeper, as its caller sees it: what `labkit.instances` uses of a
+    """A command started under its keeper, as its caller sees it: what `labkit.shell` uses of a
     Popen. `pid` is the command's, the leader of its session; its status is said by its keeper.
     Both come on the command's line to its keeper, as they are known."""
 
