@@ -47,6 +47,7 @@ from labkit.labprocess.metadata_tree import (
 )
 from labkit.labprocess.recovery import ChangeNotSaved
 from labkit.labprocess.sessions import RoleSession, utcnow
+from labkit.labprocess.wsgi import reason
 from labkit.protocol import instance_key
 
 IPV6_HOST = "fd00:ec2::254"
@@ -88,7 +89,6 @@ _PAGE = """<?xml version="1.0" encoding="UTF-8"?>
    </body>
 </html>
 """
-_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 405: "Method Not Allowed"}
 
 
 @dataclass
@@ -102,7 +102,7 @@ def error_reply(status: int, note: str = "") -> Reply:
     """The page real IMDS sends with that status; `note` only where the lab must say more."""
     if status == 404:
         return Reply(404, _PAGE_404.format(note=f"\n  <p>{note}</p>" if note else ""))
-    return Reply(status, _PAGE.format(code=status, reason=_REASONS[status]))
+    return Reply(status, _PAGE.format(code=status, reason=reason(status)))
 
 
 def _timestamp(moment: datetime) -> str:

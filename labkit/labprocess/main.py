@@ -45,6 +45,7 @@ from xml.sax.saxutils import escape
 from labkit.labprocess.journal import Journal, action_of, changes_something
 from labkit.labprocess.options import chosen_delay, chosen_sealed
 from labkit.labprocess.recovery import ChangeNotSaved
+from labkit.labprocess.wsgi import body_of, credential_scope, headers_of, reason
 from labkit.protocol import CLI_SERVER_HOME, CLI_SERVER_USER_HOME, CLI_SOCKET, valid_delay
 from labkit.seal import landlock
 from labkit.statedir import (
@@ -172,9 +173,8 @@ class LabApp:
 
 def _recorded(environ: dict[str, Any]) -> dict[str, Any]:
     """The parts of a WSGI request that replaying it needs; the body is read once, here."""
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    body = environ["wsgi.input"].read(length) if length else b""
-    headers = {key[5:].replace("_", "-").title(): value for key, value in environ.items() if key.startswith("HTTP_")}
+    body = body_of(environ)
+    headers = headers_of(environ)
     if environ.get("CONTENT_TYPE"):
         headers["Content-Type"] = environ["CONTENT_TYPE"]
     method, query = environ.get("REQUEST_METHOD", "GET"), environ.get("QUERY_STRING", "")
@@ -197,7 +197,7 @@ FAILURES = {  # service: (its code for a request it failed to carry out, its XML
 def _service_failure(environ: dict[str, Any], start_response: StartResponse, said: str) -> list[bytes]:
     """AWS's answer when it fails to carry out a request: HTTP 500, ServiceFailure (IAM),
     InternalError (EC2) or InternalFailure, with what happened and what to do."""
-    scope = environ.get("HTTP_AUTHORIZATION", "").partition("Credential=")[2].partition(",")[0].split("/")
+    scope = credential_scope(environ)
     service = scope[3] if len(scope) > 3 else ""
     message = escape(f"{said[:1].upper()}{said[1:]}.")
     request_id = str(uuid.uuid4())
@@ -220,8 +220,8 @@ def _service_failure(environ: dict[str, Any], start_response: StartResponse, sai
 
 def _json(start_response: StartResponse, status: int, data: dict[str, Any]) -> list[bytes]:
     body = json.dumps(data).encode()
-    reason = {200: "OK", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 500: "Internal Server Error"}[status]
-    start_response(f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    start_response(f"{status} {reason(status)}", headers)
     return [body]
 
 

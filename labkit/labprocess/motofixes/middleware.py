@@ -15,12 +15,13 @@ rewrite watches actions, a look at the request's Action.
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
+
+from labkit.labprocess.wsgi import body_of, credential_scope, headers_of, reason
 
 StartResponse = Callable[..., Any]
 
@@ -64,7 +65,6 @@ def wrap(app: Any) -> Any:
     return RefusalRewriter(app, tuple(_rewrites)) if _rewrites else app
 
 
-REASONS = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 500: "Internal Server Error", 501: "Not Implemented"}
 ACTION = re.compile(rb"(?:^|&)Action=([A-Za-z0-9]+)")
 
 
@@ -78,7 +78,7 @@ class RefusalRewriter:
         self.watched = frozenset().union(*(watched for _, watched in self.rewrites))
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        body = _body(environ)
+        body = body_of(environ)  # left readable for moto (LabApp hands over a BytesIO already)
         answered: list[tuple[str, list[tuple[str, str]]]] = []
 
         def hold(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
@@ -122,7 +122,7 @@ class RefusalRewriter:
     def _watched(self, environ: dict[str, Any], body: bytes) -> bool:
         """Whether the request asks for an action some rewrite watches (a quick look, before parsing)."""
         found = ACTION.search(body)
-        service = _scope(environ)
+        service = credential_scope(environ)
         return found is not None and len(service) >= 4 and f"{service[3]}:{found[1].decode()}" in self.watched
 
 
@@ -130,34 +130,17 @@ def _send(answer: Answer, headers: list[tuple[str, str]], start_response: StartR
     """Send a rewritten answer, with moto's headers but its own length and type."""
     data = answer.body.encode()
     kept = [(name, value) for name, value in headers if name.lower() not in ("content-length", "content-type")]
-    start_response(f"{answer.status} {REASONS.get(answer.status, 'Error')}",
+    start_response(f"{answer.status} {reason(answer.status)}",
                    [*kept, ("Content-Type", "text/xml"), ("Content-Length", str(len(data)))])  # fmt: skip
     return [data]
 
 
-def _body(environ: dict[str, Any]) -> bytes:
-    """The request's body, left readable for moto (LabApp hands over a BytesIO already)."""
-    stream = environ.get("wsgi.input")
-    if isinstance(stream, io.BytesIO):
-        return stream.getvalue()
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    data = stream.read(length) if stream is not None and length else b""
-    environ["wsgi.input"] = io.BytesIO(data)
-    return data
-
-
-def _scope(environ: dict[str, Any]) -> list[str]:
-    """The signature's credential scope: key id, date, region, service, `aws4_request`."""
-    authorization = environ.get("HTTP_AUTHORIZATION", "")
-    return authorization.partition("Credential=")[2].partition(",")[0].split("/")
-
-
 def _request(environ: dict[str, Any], body: bytes) -> Request | None:
     """The request, when it is a signed query-protocol request (all the lesson makes)."""
-    scope = _scope(environ)
+    scope = credential_scope(environ)
     if len(scope) < 4 or "x-www-form-urlencoded" not in environ.get("CONTENT_TYPE", ""):
         return None
     params = parse_qs(body.decode("utf-8", "replace"))
-    headers = {key[5:].replace("_", "-").title(): value for key, value in environ.items() if key.startswith("HTTP_")}
+    headers = headers_of(environ)
     action = (params.get("Action") or [""])[0]
     return Request(service=scope[3], action=action, params=params, headers=headers, access_key_id=scope[0])
