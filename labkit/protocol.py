@@ -25,6 +25,8 @@ from pathlib import Path
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
+IMDS_IPV4 = "169.254.169.254"  # the metadata service's addresses, on every instance (IPv6: Nitro, where enabled)
+IMDS_IPV6 = "fd00:ec2::254"
 MAX_IAM_DELAY = 600.0  # seconds, the most `labkit up --iam-delay` takes: AWS takes seconds, at times minutes
 
 

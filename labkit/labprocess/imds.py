@@ -48,12 +48,12 @@ from labkit.labprocess.metadata_tree import (
 from labkit.labprocess.recovery import ChangeNotSaved
 from labkit.labprocess.sessions import RoleSession, utcnow
 from labkit.labprocess.wsgi import reason
-from labkit.protocol import instance_key
+from labkit.protocol import IMDS_IPV4, IMDS_IPV6, instance_key
 
-IPV6_HOST = "fd00:ec2::254"
+IPV6_HOST = IMDS_IPV6
 # 169.254.169.254, the names Amazon Linux resolves to it (its DNS search domain is ec2.internal),
 # and the IPv6 address (answered only where the instance may use it: `ipv6_refusal`).
-IMDS_HOSTS = {"169.254.169.254", "instance-data", "instance-data.ec2.internal", IPV6_HOST}
+IMDS_HOSTS = {IMDS_IPV4, "instance-data", "instance-data.ec2.internal", IPV6_HOST}
 TOKEN_PATH = "/latest/api/token"
 # "Issuing PUT requests to any version-specific path, for example /2021-03-23/api/token, will
 # result in the metadata service returning 403 Forbidden errors." (Retrieve instance metadata)

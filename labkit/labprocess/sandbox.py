@@ -42,15 +42,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labkit.protocol import REGION, instance_home, private_dns_name
+from labkit.protocol import IMDS_IPV4, IMDS_IPV6, REGION, instance_home, private_dns_name
 from labkit.seal import sandbox_init
 from labkit.seal.bin import CLI_INSIDE, in_sandbox
 
 INIT = Path(sandbox_init.__file__)  # PID 1 of each sandbox, run by its path
 UNSHARE = ["--user", "--map-root-user", "--mount", "--uts", "--ipc", "--net", "--pid", "--fork", "--mount-proc"]
 AWS_HOSTS = ("iam.amazonaws.com", "sts.amazonaws.com", f"sts.{REGION}.amazonaws.com", f"ec2.{REGION}.amazonaws.com")
-IMDS_ADDRESS, API_ADDRESS = ("169.254.169.254", 80), ("127.0.0.1", 443)
-IMDS_IPV6_ADDRESS = ("fd00:ec2::254", 80)  # the metadata service's IPv6 address (Nitro instances)
+IMDS_ADDRESS, API_ADDRESS = (IMDS_IPV4, 80), ("127.0.0.1", 443)
+IMDS_IPV6_ADDRESS = (IMDS_IPV6, 80)  # the metadata service's IPv6 address (Nitro instances)
 START_TIMEOUT = 10.0
 
 OS_RELEASE = """NAME="Amazon Linux"
@@ -280,6 +280,7 @@ class Sandboxes:
             "ca": self.authority.ca_pem,
             "ca_bundles": self.bundles,
             "bin": in_sandbox(self.python),
+            "addresses": {"ipv4": IMDS_IPV4, "ipv6": IMDS_IPV6},  # on its loopback
             "listen": [IMDS_ADDRESS, API_ADDRESS, IMDS_IPV6_ADDRESS],  # the last where the kernel has IPv6
         }
 

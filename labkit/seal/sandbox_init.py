@@ -82,8 +82,11 @@ def make_machine(setup: dict) -> tuple[list[socket.socket], socket.socket | None
     keep = {path: os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for path in setup["keep"]}
     socket.sethostname(setup["hostname"])
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    subprocess.run(["ip", "addr", "add", "169.254.169.254/32", "dev", "lo"], check=True)
-    ipv6 = subprocess.run(["ip", "-6", "addr", "add", "fd00:ec2::254/128", "dev", "lo", "nodad"], capture_output=True)
+    addresses = setup["addresses"]  # the metadata service's (labkit/protocol.py: IMDS_IPV4, IMDS_IPV6)
+    subprocess.run(["ip", "addr", "add", f"{addresses['ipv4']}/32", "dev", "lo"], check=True)
+    ipv6 = subprocess.run(
+        ["ip", "-6", "addr", "add", f"{addresses['ipv6']}/128", "dev", "lo", "nodad"], capture_output=True
+    )
     # /etc: the host's, with the instance's files laid over it: an overlay whose upper layer, written
     # first (so that nothing of the host's is copied up), lives in a staging tmpfs dropped from view
     # later; where overlays are refused, each file is bound over the host's
