@@ -24,8 +24,8 @@ import pytest
 
 import labkit
 from labkit.catalogue import AL2023, APP_SERVER, INSTANCE, ROLE
-from labkit.labprocess.sandbox import refusal
 from labkit.seal import landlock
+from labkit.seal.kernel import refusal
 from labkit.solutions import launch
 from tests.conftest import LAUNCHED_BY_STUDENT, imds_get, python_as_student
 

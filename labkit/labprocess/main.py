@@ -47,7 +47,7 @@ from labkit.labprocess.options import chosen_delay, chosen_sealed
 from labkit.labprocess.recovery import ChangeNotSaved
 from labkit.labprocess.wsgi import body_of, credential_scope, headers_of, reason
 from labkit.protocol import CLI_SERVER_HOME, CLI_SERVER_USER_HOME, CLI_SOCKET, valid_delay
-from labkit.seal import landlock
+from labkit.seal import kernel, landlock
 from labkit.statedir import (
     LabInfo,
     ensure_home,
@@ -333,7 +333,7 @@ def serve(home: Path, *, iam_delay: float | None = None, sealed: bool | None = N
     if seal_asked:
         from labkit.labprocess import sandbox
 
-        why = sandbox.refusal()
+        why = kernel.refusal()
         if why is None:
             link = WarmLink()
             app.sandboxes = sandbox.Sandboxes(home, _serve_inside(app, imds.service, cloud), warm=link)

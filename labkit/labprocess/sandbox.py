@@ -22,7 +22,8 @@ The sandbox lives while its instance runs: `reconcile` starts the missing ones a
 instances no longer running (their processes die with their PID 1). A lab that restarts makes them
 again; homes are kept in the state directory.
 
-`refusal()` says, in one line, why this host cannot make them (then the lab keeps the environment seal).
+labkit/seal/kernel.py `refusal()` says, in one line, why this host cannot make them (then the lab keeps
+the environment seal).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ import datetime
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import ssl
@@ -43,11 +43,10 @@ from pathlib import Path
 from typing import Any
 
 from labkit.protocol import IMDS_IPV4, IMDS_IPV6, REGION, instance_home, private_dns_name
-from labkit.seal import sandbox_init
+from labkit.seal import kernel, sandbox_init
 from labkit.seal.bin import CLI_INSIDE, in_sandbox
 
 INIT = Path(sandbox_init.__file__)  # PID 1 of each sandbox, run by its path
-UNSHARE = ["--user", "--map-root-user", "--mount", "--uts", "--ipc", "--net", "--pid", "--fork", "--mount-proc"]
 AWS_HOSTS = ("iam.amazonaws.com", "sts.amazonaws.com", f"sts.{REGION}.amazonaws.com", f"ec2.{REGION}.amazonaws.com")
 IMDS_ADDRESS, API_ADDRESS = (IMDS_IPV4, 80), ("127.0.0.1", 443)
 IMDS_IPV6_ADDRESS = (IMDS_IPV6, 80)  # the metadata service's IPv6 address (Nitro instances)
@@ -98,23 +97,6 @@ systemd-journal:x:190:ec2-user
 nobody:x:65534:
 ec2-user:x:1000:
 """
-
-
-def refusal() -> str | None:
-    """Why this host cannot seal instances in namespaces, in one line; None when it can."""
-    if shutil.which("unshare") is None or shutil.which("nsenter") is None:
-        return "util-linux's unshare and nsenter are not installed"
-    try:
-        limit = int(Path("/proc/sys/user/max_user_namespaces").read_text())
-    except (OSError, ValueError):
-        limit = -1
-    if limit == 0:
-        return "user namespaces are switched off here (user.max_user_namespaces is 0)"
-    tried = subprocess.run(["unshare", *UNSHARE, "true"], capture_output=True, text=True, env={"PATH": os.defpath})
-    if tried.returncode != 0:
-        said = (tried.stderr.strip().splitlines() or ["no reason given"])[-1]
-        return f"this host does not let an unprivileged user make namespaces ({said})"
-    return None
 
 
 class Authority:
@@ -289,7 +271,7 @@ class Sandboxes:
         with theirs:
             setup = json.dumps(self._setup(instance_id, address, image, theirs.fileno())).encode()
             process = subprocess.Popen(
-                ["unshare", *UNSHARE, "--propagation", "private", self.python, "-I", "-S", str(INIT)],
+                kernel.unshared([self.python, "-I", "-S", str(INIT)]),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,

@@ -1,7 +1,8 @@
 """How an instance is sealed: what keeps it a machine of its own, in one of two ways.
 
     kernel.py       sealed by the kernel (the default, where the host allows user namespaces):
-                    its own namespaces, entered with `nsenter`; sandbox_init.py is their PID 1
+                    its own namespaces, made with `unshare` (where the host allows it: `refusal`),
+                    entered with `nsenter`; sandbox_init.py is their PID 1
     environment.py  sealed by environment (the fallback, or `labkit up --no-sealed`): a shell of
                     this machine in an environment built from nothing, fenced by Landlock
     landlock.py     that fence: what such an instance may read, write and reach

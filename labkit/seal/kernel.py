@@ -15,9 +15,12 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import shutil
+import subprocess
 import urllib.error
 import urllib.parse
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from labkit.control import call
@@ -32,6 +35,30 @@ if TYPE_CHECKING:
     from labkit.statedir import LabInfo
 
 SEALED_HOME = "/home/ec2-user"
+# the namespaces a sandbox is made in, as util-linux `unshare` makes them (sandbox_init.NAMESPACES: the same, joined)
+UNSHARE = ["--user", "--map-root-user", "--mount", "--uts", "--ipc", "--net", "--pid", "--fork", "--mount-proc"]
+
+
+def unshared(program: list[str]) -> list[str]:
+    """The command that runs `program` as PID 1 of new namespaces, mounts private to them."""
+    return ["unshare", *UNSHARE, "--propagation", "private", *program]
+
+
+def refusal() -> str | None:
+    """Why this host cannot seal instances in namespaces, in one line; None when it can."""
+    if shutil.which("unshare") is None or shutil.which("nsenter") is None:
+        return "util-linux's unshare and nsenter are not installed"
+    try:
+        limit = int(Path("/proc/sys/user/max_user_namespaces").read_text())
+    except (OSError, ValueError):
+        limit = -1
+    if limit == 0:
+        return "user namespaces are switched off here (user.max_user_namespaces is 0)"
+    tried = subprocess.run(["unshare", *UNSHARE, "true"], capture_output=True, text=True, env={"PATH": os.defpath})
+    if tried.returncode != 0:
+        said = (tried.stderr.strip().splitlines() or ["no reason given"])[-1]
+        return f"this host does not let an unprivileged user make namespaces ({said})"
+    return None
 
 
 def entry(info: LabInfo, instance_id: str) -> list[str]:
