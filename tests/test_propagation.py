@@ -287,3 +287,23 @@ def test_an_option_that_cannot_be_saved_leaves_no_file_behind(tmp_path: Path) ->
     assert chosen_sealed(tmp_path, False, said.append) is False  # before: IsADirectoryError, and no lab started
     assert "could not be written" in said[1] and "--no-sealed holds until the lab stops" in said[1]
     assert sorted(path.name for path in tmp_path.iterdir()) == [OPTIONS_FILE]
+
+
+def test_options_that_cannot_be_written_hold_for_the_run_and_say_so(tmp_path: Path) -> None:
+    """A real write error (`prlimit --fsize=0`: every write fails, as on a full disk). Before, a
+    `--no-sealed` that could not be saved raised from inside labkit and the lab did not start."""
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom labkit.labprocess.options import chosen_delay, chosen_sealed\n"
+        "home = Path(sys.argv[1])\n"
+        "print(chosen_delay(home, 5.0), chosen_sealed(home, False), sep='|')\n"
+    )
+    ran = subprocess.run(["prlimit", "--fsize=0", sys.executable, "-c", script, str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    lines = ran.stdout.splitlines()
+    assert "could not be written" in lines[0] and "--iam-delay 5 holds until the lab stops" in lines[0]
+    assert "could not be written" in lines[1] and "--no-sealed holds until the lab stops" in lines[1]
+    assert lines[2] == "5.0|False"
+    assert list(tmp_path.iterdir()) == []  # nothing begun is left behind
+    control = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert control.stdout == "5.0|False\n" and (tmp_path / "options.json").exists()  # without the limit: saved
