@@ -26,6 +26,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from labkit.labprocess.evaluation.statements import (
     ConditionEntry,
@@ -70,6 +71,7 @@ def _numeric(test: Callable[[float, float], bool]) -> Compare:
     return compare
 
 
+@lru_cache(maxsize=4096)
 def parse_date(text: str) -> datetime | None:
     """ISO 8601 (`2019-07-16T12:00:00Z`, `2019-07-16`) or epoch seconds (`1563278400`), as UTC."""
     text = text.strip()
@@ -113,11 +115,25 @@ def _binary(value: str, policy: Pattern) -> bool:
     return value.encode() == wanted
 
 
-def _ip_address(value: str, policy: Pattern) -> bool:
+@lru_cache(maxsize=4096)
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        address = ipaddress.ip_address(value.strip())
-        network = ipaddress.ip_network(as_text(policy).strip(), strict=False)
+        return ipaddress.ip_address(text.strip())
     except ValueError:
+        return None
+
+
+@lru_cache(maxsize=4096)
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        return None
+
+
+def _ip_address(value: str, policy: Pattern) -> bool:
+    address, network = _address(value), _network(as_text(policy))
+    if address is None or network is None:
         return False
     return address.version == network.version and address in network
 
@@ -183,6 +199,7 @@ class ParsedOperator:
     if_exists: bool = False
 
 
+@lru_cache(maxsize=1024)
 def parse_operator(name: str) -> ParsedOperator | None:
     """None when the operator is not one IAM documents."""
     set_prefix = ""
@@ -216,8 +233,8 @@ class Outcome:
 
 
 def _values(context: Context, key: str) -> list[str] | None:
-    """The request's values for a key (names case-insensitive); None when absent."""
-    value = context.get(key.lower())
+    """The request's values for a key (lower case, as the context's keys); None when absent."""
+    value = context.get(key)
     if value is None:
         return None
     return [value] if isinstance(value, str) else list(value)
@@ -236,26 +253,33 @@ def _null(values: list[str] | None, policies: Sequence[Pattern]) -> bool:
     return ("true" in wanted and absent) or ("false" in wanted and not absent)
 
 
-def entry_met(entry: ConditionEntry, context: Context, variables: bool, outcome: Outcome) -> bool:
-    """One operator-key pair of a Condition block."""
-    parsed = parse_operator(entry.operator)
-    if parsed is None:
-        outcome.note_unknown(entry.operator)
-        return False
-    values = _values(context, entry.key)
-    if values is None:
-        outcome.note_missing(entry.key)
+def _resolved(entry: ConditionEntry, context: Context, outcome: Outcome) -> list[Pattern]:
+    """The entry's values with their policy variables substituted; a value whose variable has no value in
+    the request (and no default) is left out: it matches nothing, and its key is noted as missing."""
     policies: list[Pattern] = []
     for policy in entry.values:
-        resolved = resolve(policy, context) if variables else policy
-        if resolved is None:  # a variable with no value: this value matches nothing
+        resolved = resolve(policy, context)
+        if resolved is None:
             for key in variable_keys(policy):
                 if context.get(key) is None:
                     outcome.note_missing(key)
             continue
         policies.append(resolved)
+    return policies
+
+
+def entry_met(entry: ConditionEntry, context: Context, variables: bool, outcome: Outcome) -> bool:
+    """One operator-key pair of a Condition block, against a request context whose keys are lower case."""
+    parsed = parse_operator(entry.operator)
+    if parsed is None:
+        outcome.note_unknown(entry.operator)
+        return False
+    values = _values(context, entry.lower_key)
+    if values is None:
+        outcome.note_missing(entry.key)
     if parsed.base == "Null":
         return _null(values, entry.values)
+    policies = _resolved(entry, context, outcome) if variables and entry.has_variables else entry.values
     operator = OPERATORS[parsed.base]
     if parsed.set_prefix == "ForAllValues":
         if not values:

@@ -140,7 +140,7 @@ def regex(pattern: Pattern, ignore_case: bool = False) -> re.Pattern[str]:
 
 
 def pattern_matches(pattern: Pattern, value: str, context: Context, *, ignore_case: bool = False) -> bool:
-    resolved = resolve(pattern, context)
+    resolved = resolve(pattern, context) if has_variables(pattern) else pattern
     if resolved is None:
         return False
     return regex(resolved, ignore_case).fullmatch(value) is not None
@@ -153,6 +153,8 @@ class ConditionEntry:
     operator: str  # as written: "ForAnyValue:StringLikeIfExists"
     key: str  # as written in the policy (for missing_context)
     values: tuple[Pattern, ...]
+    lower_key: str = ""  # the key as the (lower-cased) request context holds it
+    has_variables: bool = False  # whether any value holds a policy variable
 
 
 @dataclass(frozen=True)
@@ -169,8 +171,8 @@ class Statement:
     effect: str
     sid: str
     index: int
-    actions: tuple[re.Pattern[str], ...] | None
-    not_actions: tuple[re.Pattern[str], ...] | None
+    actions: re.Pattern[str] | None  # every Action entry in one expression
+    not_actions: re.Pattern[str] | None
     resources: tuple[Pattern, ...] | None
     not_resources: tuple[Pattern, ...] | None
     principal: Principals | None
@@ -182,9 +184,9 @@ class Statement:
 
     def matches_action(self, action: str) -> bool:
         if self.actions is not None:
-            return any(pattern.fullmatch(action) for pattern in self.actions)
+            return self.actions.fullmatch(action) is not None
         if self.not_actions is not None:
-            return not any(pattern.fullmatch(action) for pattern in self.not_actions)
+            return self.not_actions.fullmatch(action) is None
         return False
 
     def matches_resource(self, resource: str, context: Context, *, resource_policy: bool) -> bool:
@@ -215,9 +217,10 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
-@lru_cache(maxsize=4096)
-def action_regex(text: str) -> re.Pattern[str]:
-    return regex(tuple(_wildcards(text)), ignore_case=True)
+def action_regex(texts: tuple[str, ...]) -> re.Pattern[str]:
+    """Action names, case-insensitive, with `*` and `?`: one expression for all of a statement's entries."""
+    parts = [regex(tuple(_wildcards(text)), ignore_case=True).pattern for text in texts]
+    return re.compile("|".join(f"(?:{part})" for part in parts), re.DOTALL | re.IGNORECASE)
 
 
 def _principals(value: Any) -> Principals:
@@ -240,7 +243,11 @@ def _conditions(value: Any, variables: bool) -> tuple[ConditionEntry, ...]:
             continue
         for key, values in block.items():
             patterns = tuple(parse_pattern(text, variables) for text in _strings(values))
-            entries.append(ConditionEntry(str(operator), str(key), patterns))
+            entries.append(
+                ConditionEntry(
+                    str(operator), str(key), patterns, str(key).lower(), any(has_variables(p) for p in patterns)
+                )
+            )
     return tuple(entries)
 
 
@@ -250,8 +257,8 @@ def _statement(raw: Any, index: int, variables: bool, span: tuple[tuple[int, int
     def patterns(name: str) -> tuple[Pattern, ...] | None:
         return tuple(parse_pattern(text, variables) for text in _strings(raw[name])) if name in raw else None
 
-    def actions(name: str) -> tuple[re.Pattern[str], ...] | None:
-        return tuple(action_regex(text) for text in _strings(raw[name])) if name in raw else None
+    def actions(name: str) -> re.Pattern[str] | None:
+        return action_regex(_strings(raw[name])) if name in raw else None
 
     return Statement(
         effect=str(raw.get("Effect", "")),
