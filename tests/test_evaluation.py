@@ -450,7 +450,15 @@ def test_absent_variable_matches_nothing() -> None:
     variables": if the key is not present in the request context, the element is evaluated as not
     matching (aws:username is absent for a role session); the key is reported as missing."""
     decision = ask(identity(allow("s3:*", HOME)), "s3:GetObject", "arn:aws:s3:::amzn-s3-demo-bucket/home/x/a")
-    assert not decision.allowed
+    assert not decision.allowed and decision.missing_context == ("aws:username",)
+    literal = "arn:aws:s3:::amzn-s3-demo-bucket/home/${aws:username}/a"
+    assert not ask(identity(allow("s3:*", HOME)), "s3:GetObject", literal).allowed
+
+
+def test_empty_default_value() -> None:
+    """ "IAM policy elements: Variables and tags", "Specifying default values": a default may be empty."""
+    policies = identity(allow("s3:*", "arn:aws:s3:::b/home${aws:username, ''}"))
+    assert ask(policies, "s3:GetObject", "arn:aws:s3:::b/home").allowed
 
 
 def test_variable_default_value() -> None:
@@ -742,6 +750,13 @@ def test_requested_region() -> None:
     condition = {"StringEquals": {"aws:RequestedRegion": "us-west-2"}}
     assert met(condition, {"aws:RequestedRegion": "us-west-2"})
     assert not met(condition, {"aws:RequestedRegion": "us-east-1"})
+
+
+def test_context_values_given_as_booleans_and_numbers() -> None:
+    """ "IAM JSON policy elements: Condition operators", "Boolean" and "Numeric": the request's true and 10
+    are compared as IAM writes them, "true" and "10"."""
+    assert met({"Bool": {"aws:SecureTransport": "true"}}, {"aws:SecureTransport": True})
+    assert met({"NumericEquals": {"s3:max-keys": "10"}}, {"s3:max-keys": 10})
 
 
 def test_condition_keys_are_case_insensitive() -> None:

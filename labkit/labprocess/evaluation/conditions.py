@@ -36,7 +36,7 @@ from labkit.labprocess.evaluation.statements import (
     parse_pattern,
     regex,
     resolve,
-    variable_keys,
+    unresolved_keys,
 )
 
 # One operator's test of one context value against one (resolved) policy value.
@@ -260,9 +260,8 @@ def _resolved(entry: ConditionEntry, context: Context, outcome: Outcome) -> list
     for policy in entry.values:
         resolved = resolve(policy, context)
         if resolved is None:
-            for key in variable_keys(policy):
-                if context.get(key) is None:
-                    outcome.note_missing(key)
+            for key in unresolved_keys(policy, context):
+                outcome.note_missing(key)
             continue
         policies.append(resolved)
     return policies

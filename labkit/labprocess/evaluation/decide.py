@@ -177,7 +177,13 @@ class _Applied:
 
 
 def _applies(
-    statement: Statement, kind: str, request: Request, context: Mapping[str, Any], caller: _Caller, boundary: bool
+    statement: Statement,
+    kind: str,
+    request: Request,
+    context: Mapping[str, Any],
+    caller: _Caller,
+    boundary: bool,
+    outcome: Outcome,
 ) -> str | None:
     """Whether a statement applies to the request: None if not; else its grant ("" outside resource
     policies)."""
@@ -185,6 +191,9 @@ def _applies(
         return None
     resource_policy = kind == RESOURCE
     if not statement.matches_resource(request.resource, context, resource_policy=resource_policy):
+        if statement.variables:
+            for key in statement.unresolved_keys(context):
+                outcome.note_missing(key)
         return None
     if not resource_policy:
         return ""
@@ -199,8 +208,19 @@ def _applies(
     return None  # a resource-based statement without a Principal names nobody
 
 
+def _context_value(value: Any) -> str | list[str]:
+    """A context value as text: booleans as IAM writes them ("true", "false"), numbers as written."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return [_context_value(item) for item in value]  # type: ignore[misc]
+
+
 def _applied(request: Request, policies: Policies, outcome: Outcome) -> list[_Applied]:
-    context = {str(key).lower(): value for key, value in request.context.items()}
+    context = {str(key).lower(): _context_value(value) for key, value in request.context.items()}
     caller = _Caller.of(request)
     groups: list[tuple[str, Sequence[Policy]]] = [
         (IDENTITY, policies.identity),
@@ -212,7 +232,7 @@ def _applied(request: Request, policies: Policies, outcome: Outcome) -> list[_Ap
     for kind, group in groups:
         for policy in group:
             for statement in compile_document(policy.document).statements:
-                grant = _applies(statement, kind, request, context, caller, policies.boundary is not None)
+                grant = _applies(statement, kind, request, context, caller, policies.boundary is not None, outcome)
                 if grant is None:
                     continue
                 if statement.conditions and not conditions_met(

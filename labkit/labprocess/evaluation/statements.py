@@ -27,7 +27,8 @@ from typing import Any
 
 VARIABLES_VERSION = "2012-10-17"
 
-# A pattern is a tuple of segments: ("lit", text), ("*",), ("?",) or ("var", key, default-or-None).
+# A pattern is a tuple of segments: ("lit", text), ("*",), ("?",), or a variable: ("var", key) or
+# ("var", key, default), the key as written in the policy.
 Segment = tuple[str, ...]
 Pattern = tuple[Segment, ...]
 Context = Mapping[str, "str | Sequence[str]"]
@@ -69,9 +70,9 @@ def parse_pattern(text: str, variables: bool) -> Pattern:
         else:
             default = _DEFAULT.match(inner)
             if default:
-                out.append(("var", default.group(1).lower(), default.group(2)))
+                out.append(("var", default.group(1), default.group(2)))
             else:
-                out.append(("var", inner.lower(), ""))  # "" stands for: no default
+                out.append(("var", inner))
         position = found.end()
     out.extend(_wildcards(text[position:]))
     return tuple(out)
@@ -81,16 +82,12 @@ def has_variables(pattern: Pattern) -> bool:
     return any(segment[0] == "var" for segment in pattern)
 
 
-def variable_keys(pattern: Pattern) -> tuple[str, ...]:
-    """The context keys a pattern's variables read (lower case)."""
-    return tuple(segment[1] for segment in pattern if segment[0] == "var")
-
-
 def context_value(context: Context, key: str) -> str | None:
-    """A single value for `key` (already lower case) to put in a variable; None when absent.
+    """A single value for `key` to put in a variable; None when absent. The context's keys are lower case
+    (condition key names are case-insensitive).
 
     AWS: a multivalued context key cannot be a policy variable; a list of one value is that value."""
-    value = context.get(key)
+    value = context.get(key.lower())
     if value is None:
         return None
     if isinstance(value, str):
@@ -110,11 +107,20 @@ def resolve(pattern: Pattern, context: Context) -> Pattern | None:
             continue
         value = context_value(context, segment[1])
         if value is None:
-            if not segment[2]:
+            if len(segment) < 3:
                 return None
             value = segment[2]
         out.append(("lit", value))
     return tuple(out)
+
+
+def unresolved_keys(pattern: Pattern, context: Context) -> tuple[str, ...]:
+    """The keys of the pattern's variables that have neither a value in the context nor a default."""
+    return tuple(
+        segment[1]
+        for segment in pattern
+        if segment[0] == "var" and len(segment) < 3 and context_value(context, segment[1]) is None
+    )
 
 
 def as_text(pattern: Pattern) -> str:
@@ -188,6 +194,11 @@ class Statement:
         if self.not_actions is not None:
             return self.not_actions.fullmatch(action) is None
         return False
+
+    def unresolved_keys(self, context: Context) -> tuple[str, ...]:
+        """Keys that Resource or NotResource variables read and the context lacks."""
+        patterns = (self.resources or ()) + (self.not_resources or ())
+        return tuple(key for pattern in patterns for key in unresolved_keys(pattern, context))
 
     def matches_resource(self, resource: str, context: Context, *, resource_policy: bool) -> bool:
         """Resource / NotResource; a resource-based policy without either applies to its own resource."""
