@@ -20,6 +20,7 @@ from labkit.catalogue import (
     APP_USER,
     INSTANCE,
     LEGACY_SERVER,
+    LEGACY_TOKEN,
     PROFILE,
     READ_ONLY,
     ROLE,
@@ -232,6 +233,31 @@ def _after_06(lab: Connection) -> list[Check]:
     ]
 
 
+def _before_05(lab: Connection) -> list[Check]:
+    """Notebook 05 launches legacy-server with the ClientToken legacy-server-05. EC2 answers a launch
+    that repeats a token with the instance it launched first, even once terminated ("The client token
+    is valid for at least 24 hours after the termination of the instance": EC2 User Guide, "Ensuring
+    idempotency in Amazon EC2 API requests"). After 06's clean-up the token is spent, and only a lab
+    that never ran 05 launches legacy-server again."""
+    described = lab.client("ec2").describe_instances()  # moto has no filter client-token
+    spent = [
+        i["InstanceId"]
+        for r in described["Reservations"]
+        for i in r["Instances"]
+        if i.get("ClientToken") == LEGACY_TOKEN and i["State"]["Name"] in ("shutting-down", "terminated")
+    ]
+    return [
+        Check(
+            f"ClientToken {LEGACY_TOKEN} is not spent on a terminated {LEGACY_SERVER}",
+            not spent,
+            f"05's launch would return {', '.join(spent)} again: run `labkit reset --to 05`",
+        )
+    ]
+
+
+# What a notebook needs of the lab beyond what the notebooks before it build (ready_for asks them too).
+PRECONDITIONS: dict[str, Callable[[Connection], list[Check]]] = {"05": _before_05}
+
 CHECKS: dict[str, Callable[[Connection], list[Check]]] = {
     "00": _after_00,
     "01": _after_01,
@@ -298,6 +324,7 @@ def ready_for(lab: Connection, notebook: str | int) -> CheckReport:
     """Whether the lab holds what the notebooks before `notebook` built; raises LabNotReady if not."""
     name = checkpoint(notebook)
     items = tuple(item for earlier in CHECKS if earlier < name or earlier == "00" for item in CHECKS[earlier](lab))
+    items += tuple(PRECONDITIONS[name](lab)) if name in PRECONDITIONS else ()
     missing = [c.item for c in items if not c.ok]
     if missing:
         raise LabNotReady(

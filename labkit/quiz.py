@@ -29,6 +29,9 @@ POINTS: dict[int, str] = {
     10: "the metadata service names the role but never shows its policies",
     11: "least privilege with common managed policies",
     12: "Lambda and ECS get role credentials without the instance metadata service",
+    13: "iam:PassRole: whoever gives a role to an instance must be allowed to pass it to EC2",
+    14: "a leaked role session works until it expires, unless its sessions are revoked",
+    15: "a permissions boundary limits what the role's policies grant and grants nothing itself",
 }
 
 
@@ -379,6 +382,90 @@ QUESTIONS = (
             "secret again, the very thing roles avoid.",
             "d": "Roles have no permanent access keys: whatever a service hands over are temporary credentials, with "
             "a session token and an expiry.",
+        },
+    ),
+    Question(
+        number=13,
+        topic="passing a role to EC2",
+        points=(13,),
+        text="An operator may call ec2:AssociateIamInstanceProfile on every instance, yet attaching DemoRoleForEC2's "
+        "profile is refused with UnauthorizedOperation. What is missing, and where?",
+        choices={
+            "a": "sts:AssumeRole on the role, in the operator's own policies, since the operator takes the role on",
+            "b": "iam:PassRole, in the role's trust policy, granted to the principal ec2.amazonaws.com",
+            "c": "iam:PassRole on the role, in the operator's policies, for iam:PassedToService ec2.amazonaws.com",
+            "d": "iam:GetInstanceProfile, in the role's permissions policies, so that EC2 can read its profile",
+        },
+        answer="c",
+        why="Giving a role to an instance (RunInstances with a profile, AssociateIamInstanceProfile, "
+        "ReplaceIamInstanceProfileAssociation) passes the role to EC2, and AWS checks iam:PassRole against the "
+        "caller's own identity-based policies. iam:PassRole is a permission, not an API action. Grant it on that "
+        "role's ARN only, with the condition iam:PassedToService = ec2.amazonaws.com: without PassRole, anyone "
+        "allowed to launch instances could hand any role, however powerful, to an instance they control (IAM User "
+        'Guide, "Grant a user permissions to pass a role to an AWS service").',
+        why_not={
+            "a": "The operator never assumes the role: EC2 does, for the instance, as the trust policy allows. What "
+            "AWS asks of the operator is the permission to hand the role over, not to use it.",
+            "b": "A trust policy says who may assume the role; ec2.amazonaws.com is already there. Passing a role is "
+            "a permission of the person who hands it over, granted in that person's own policies.",
+            "d": "The instance's role needs no permission for EC2 to deliver it; the refusal is about the caller of "
+            "AssociateIamInstanceProfile, and its decoded message names the action AWS wanted from that caller.",
+        },
+    ),
+    Question(
+        number=14,
+        topic="a leaked role session",
+        points=(14,),
+        text="Credentials of an instance's role were copied off the instance and are being used from elsewhere. "
+        "What cuts the copies off at once, and leaves the instance its role?",
+        choices={
+            "a": "Detach the role's policies for good: the copies lose every permission, the instance keeps its own",
+            "b": "Revoke active sessions: a deny for every session issued before now (aws:TokenIssueTime)",
+            "c": "Nothing is needed: the metadata service rotates the credentials, and rotation ends the copied set",
+            "d": "Delete the role: the copies name a role that is gone, and the instance gets new credentials",
+        },
+        answer="b",
+        why="A copied set of role credentials works from anywhere until its Expiration. The role's Revoke active "
+        "sessions (IAM console) adds the inline policy AWSRevokeOlderSessions, which denies every action when "
+        "aws:TokenIssueTime is before that moment: every session issued earlier is refused at once, the copies and "
+        "the instance's current one alike, and sessions issued afterwards are not affected (IAM User Guide, "
+        '"Revoke IAM role temporary security credentials").',
+        why_not={
+            "a": "IAM evaluates the same policies for the instance's session and the copies: detaching them denies "
+            "the instance too, and attaching them back lets the copies in again, since they have not expired.",
+            "c": "New credentials do not end the old ones: a copied set keeps working until its own Expiration, "
+            "hours away, whatever the metadata service hands out meanwhile.",
+            "d": "Deleting the role takes it from the instance as well: IAM warns that deleting a role or instance "
+            "profile associated with a running instance will break any applications running on the instance. "
+            "A role made again under the same name is a new role.",
+        },
+    ),
+    Question(
+        number=15,
+        topic="permissions boundaries",
+        points=(15,),
+        text="DemoRoleForEC2 has IAMReadOnlyAccess attached, and you set AmazonEC2ReadOnlyAccess as its permissions "
+        "boundary. What may the instance do with the role now?",
+        choices={
+            "a": "Read IAM and read EC2: the boundary adds its permissions to those of the role's policies",
+            "b": "Read EC2 only: while a boundary is set, it takes the place of the role's own policies",
+            "c": "Read IAM only: boundaries apply to IAM users, and IAM ignores the boundary of a role",
+            "d": "Neither read IAM nor EC2: it may only do what the policies and the boundary both allow",
+        },
+        answer="d",
+        why="A permissions boundary sets the most that identity-based policies can grant; it grants nothing itself. "
+        "An action is allowed only if both allow it: effective permissions = identity-based policies ∩ boundary. "
+        "IAMReadOnlyAccess allows IAM's Get and List actions, AmazonEC2ReadOnlyAccess allows EC2's Describe actions "
+        'and no IAM action: `aws iam list-users` is denied "because no permissions boundary allows" it, and '
+        "`aws ec2 describe-instances` gets UnauthorizedOperation, since none of the role's policies allows it (IAM "
+        'User Guide, "Permissions boundaries for IAM entities").',
+        why_not={
+            "a": "A boundary never grants: it only caps what the identity-based policies grant. An action the role's "
+            "policies do not allow stays denied, whatever the boundary says.",
+            "b": "A boundary grants nothing of its own, so it cannot stand in for the policies: an action must be "
+            "allowed by the role's policies and by the boundary alike.",
+            "c": "A permissions boundary can be set on a user or on a role, and IAM checks it on every request the "
+            "role's sessions make, an instance's included.",
         },
     ),
 )

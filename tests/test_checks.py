@@ -12,7 +12,18 @@ from test_cli import LABKIT
 import labkit
 from conftest import Demo, create_role
 from labkit import solutions
-from labkit.catalogue import EC2_TRUST_POLICY, INSTANCE, NOTEBOOKS, READ_ONLY, ROLE, SECOND_PROFILE, STARTER_USER
+from labkit.catalogue import (
+    EC2_TRUST_POLICY,
+    INSTANCE,
+    LEGACY_SERVER,
+    LEGACY_TOKEN,
+    NOTEBOOKS,
+    PROFILE,
+    READ_ONLY,
+    ROLE,
+    SECOND_PROFILE,
+    STARTER_USER,
+)
 from labkit.checks import CHECKS
 
 
@@ -176,3 +187,31 @@ def test_a_role_that_ec2_may_not_assume_fails_check_02_on_its_trust_alone(lab: l
         "✓ instance profile DemoRoleForEC2 holds the role",
     ]
     assert str(lab.ready_for("03")).startswith("✓ Ready for notebook 03: the lab holds what notebooks 00-02 built.")
+
+
+def test_after_the_series_05s_first_check_says_its_launch_token_is_spent(lab: labkit.Lab) -> None:
+    """After the whole series, and notebooks 01-04 again, notebook 05's launch with ClientToken
+    legacy-server-05 returns the terminated legacy-server, as EC2 does ("The client token is valid
+    for at least 24 hours after the termination of the instance": EC2 User Guide, "Ensuring
+    idempotency in Amazon EC2 API requests"), and its `%%instance legacy-server` cell fails. Its
+    first check says so in one line, naming `labkit reset --to 05`; after that reset, 05 is ready.
+
+    Fails on the code before this test (ready_for("05") said ✓ and 05 failed halfway)."""
+    lab.reset(to="06")
+    assert lab.ready_for("05").ok  # the token's legacy-server runs: running 05 again is fine
+    solutions.STEPS["06"](lab)
+    for number in solutions.before("05"):
+        solutions.STEPS[number](lab)
+    again = solutions.launch(
+        lab, LEGACY_SERVER, profile=PROFILE, metadata_options={"HttpTokens": "optional"}, client_token=LEGACY_TOKEN
+    )
+    described = lab.client("ec2").describe_instances(InstanceIds=[again])["Reservations"][0]["Instances"][0]
+    assert described["State"]["Name"] == "terminated"  # EC2's answer to the spent token: nothing new
+    with pytest.raises(labkit.LabNotReady) as caught:
+        lab.ready_for("05")
+    assert str(caught.value) == (
+        "The lab is not ready for notebook 05; missing: ClientToken legacy-server-05 is not spent on a terminated "
+        'legacy-server. Run `labkit reset --to 05` in a terminal (or lab.reset(to="05") here) to catch up.'
+    )
+    lab.reset(to="05")
+    assert lab.ready_for("05").ok

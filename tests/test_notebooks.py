@@ -16,7 +16,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 import labkit
-from labkit import catalogue
+from labkit import catalogue, solutions
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 BY_NAME = pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
@@ -138,6 +138,45 @@ def test_each_notebook_runs_twice_in_a_row(path: Path, lab: labkit.Lab, monkeypa
         assert errors == ["LabNotReady"]
     else:
         assert errors == []
+
+
+def run_from_the_top(path: Path) -> tuple[int, str, str] | None:
+    """Run All in a new kernel, as a student who opens the notebook does; where it stopped and why
+    (the cell's index, the error's name and its one line), or None if every cell ran."""
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            try:
+                client.execute_cell(cell, index)
+            except CellExecutionError as error:
+                return index, error.ename, error.evalue
+    return None
+
+
+@pytest.mark.slow
+def test_every_notebook_runs_again_after_the_whole_series(lab: labkit.Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the whole series (06's clean-up done), a student runs the notebooks again, 00 to 06, each
+    from the top. Each runs through, or its first check stops it with one line that says what to
+    type (`labkit reset --to NN`); after that, it runs through. The guide's rule: every notebook can
+    be re-run from the top, or its first check says in one line what to type.
+
+    Fails on the code before it: 05's launch, with ClientToken legacy-server-05, returned the
+    terminated legacy-server (as EC2 does: EC2 User Guide, "Ensuring idempotency in Amazon EC2 API
+    requests"), and its `%%instance legacy-server` cell failed halfway through."""
+    monkeypatch.setenv("LABKIT_HOME", str(lab.home))
+    lab.reset(to="06")
+    solutions.STEPS["06"](lab)
+    for path in NOTEBOOKS:
+        number = path.name[:2]
+        stopped = run_from_the_top(path)
+        if stopped is not None:
+            first_check = [c.source for c in cells(path)].index(f'lab.ready_for("{number}")')
+            index, name, message = stopped
+            assert (index, name) == (first_check, "LabNotReady"), (path.name, stopped)
+            assert "\n" not in message and f"`labkit reset --to {number}`" in message, message
+            lab.reset(to=number)
+            assert run_from_the_top(path) is None, path.name
 
 
 def test_the_committed_outputs_show_the_ids_of_a_students_own_run(lab: labkit.Lab) -> None:

@@ -26,6 +26,9 @@ KEY_TERMS = {
     10: "list-attached-role-policies",  # the metadata service never shows the policies
     11: "AmazonSSMManagedInstanceCore",  # least privilege with managed policies
     12: "169.254.170.2",  # Lambda and ECS
+    13: "iam:PassedToService",  # iam:PassRole, asked of whoever gives the role to an instance
+    14: "aws:TokenIssueTime",  # a leaked role session, revoked
+    15: "permissions boundary",  # a boundary limits, never grants
 }
 LETTERS = ["a", "b", "c", "d"]
 BY_QUESTION = pytest.mark.parametrize("question", quiz.QUESTIONS, ids=[f"q{q.number}" for q in quiz.QUESTIONS])
@@ -47,7 +50,7 @@ def test_count_is_the_number_of_questions() -> None:
     assert quiz.count() == len(quiz.QUESTIONS)
 
 
-def test_the_quiz_names_the_twelve_points_of_the_lesson() -> None:
+def test_the_quiz_names_the_fifteen_points_of_the_lesson() -> None:
     assert sorted(quiz.POINTS) == sorted(KEY_TERMS)
 
 
@@ -124,7 +127,7 @@ def test_an_unknown_letter_asks_for_one_of_the_choices() -> None:
     assert str(verdict) == "Choose one of a, b, c, d for question 3."
 
 
-@pytest.mark.parametrize("number", [0, -1, 13, 99])
+@pytest.mark.parametrize("number", [0, -1, len(quiz.QUESTIONS) + 1, 99])
 def test_asking_a_question_out_of_range_names_the_questions_there_are(number: int) -> None:
     last = quiz.count()
     message = f"There is no question {number}; the questions are 1 to {last}: quiz.ask(1) … quiz.ask({last})."
