@@ -116,7 +116,9 @@ def test_what_no_policy_allows_is_refused_in_aws_words(fresh_lab: labkit.Lab) ->
         )
 
 
-def test_an_explicit_deny_keeps_the_short_sentence(fresh_lab: labkit.Lab) -> None:
+def test_an_explicit_deny_says_where_it_was_found(fresh_lab: labkit.Lab) -> None:
+    """IAM User Guide, "Troubleshoot access denied error messages" (before issue 23, moto's short
+    sentence stood)."""
     iam = fresh_lab.client("iam")
     deny = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "iam:ListUsers", "Resource": "*"}]}
     iam.put_user_policy(UserName="carol", PolicyName="NoListing", PolicyDocument=json.dumps(deny))
@@ -124,7 +126,10 @@ def test_an_explicit_deny_keeps_the_short_sentence(fresh_lab: labkit.Lab) -> Non
     with pytest.raises(botocore.exceptions.ClientError) as caught:
         carol.list_users()
     message = caught.value.response["Error"]["Message"]
-    assert message == "User: arn:aws:iam::123456789012:user/carol is not authorized to perform: iam:ListUsers"
+    assert message == (
+        "User: arn:aws:iam::123456789012:user/carol is not authorized to perform: iam:ListUsers on resource: "
+        "arn:aws:iam::123456789012:user/ with an explicit deny in an identity-based policy"
+    )
 
 
 def test_moto_control_api_is_closed_and_the_lab_control_needs_the_secret(lab: labkit.Lab) -> None:

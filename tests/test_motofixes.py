@@ -157,7 +157,7 @@ def subnet_addresses_kept_on_the_subnet() -> Any:
     return hasattr(Subnet._base_avail_ip_iterator, "cache_info")
 
 
-def access_denied_says_why() -> Any:
+def _short_refusals() -> Any:
     import boto3
     from moto.server import ThreadedMotoServer
 
@@ -272,8 +272,10 @@ def a_role_session_names_no_user() -> Any:
             _answer(iam, "list_mfa_devices")]  # fmt: skip
 
 
-def ec2_refusals_carry_an_encoded_message() -> Any:
-    return _answer(_client("ec2", _role_session("Launching")), "run_instances", ImageId=IMAGE, MinCount=1, MaxCount=1)
+def requests_decided_by_the_labs_evaluator() -> Any:
+    bounded = _client("iam", _role_session("Bounded"))
+    _iam().put_role_permissions_boundary("Bounded", "arn:aws:iam::aws:policy/AmazonEC2ReadOnlyAccess")
+    return [_short_refusals(), _answer(bounded, "list_users")[:1], _trust_naming_a_service()]
 
 
 def sts_decodes_the_labs_messages() -> Any:
@@ -281,18 +283,18 @@ def sts_decodes_the_labs_messages() -> Any:
     return _answer(sts, "decode_authorization_message", EncodedMessage="anything")
 
 
+def simulations_answered_by_the_evaluator() -> Any:
+    iam = _client("iam", _role_session("SimulatingCustom"))
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+    return _answer(iam, "simulate_custom_policy", PolicyInputList=[policy], ActionNames=["iam:ListUsers"])
+
+
 def sts_refusals_say_why() -> Any:
-    sts = _client("sts", _role_session("Refused"))
     allowed = _client("sts", _role_session("AllowedSts", "arn:aws:iam::aws:policy/AdministratorAccess"))
-    return [
-        _answer(sts, "assume_role", RoleArn=f"arn:aws:iam::{ACCOUNT}:role/Refused", RoleSessionName="again"),
-        _answer(sts, "decode_authorization_message", EncodedMessage="anything"),
-        _answer(allowed, "get_session_token")[:1],  # a session's session token
-        _answer(allowed, "assume_role", RoleArn=f"arn:aws:iam::{ACCOUNT}:role/NoSuchRole", RoleSessionName="x1"),
-    ]
+    return _answer(allowed, "get_session_token")[:1]  # a session's session token
 
 
-def trust_policies_name_who_may_assume() -> Any:
+def _trust_naming_a_service() -> Any:
     from moto.iam.access_control import IAMPolicyStatement
 
     trust = IAMPolicyStatement(json.loads(EC2_TRUST)["Statement"][0])
@@ -440,12 +442,16 @@ ALONE_DOES: dict[str, Any] = {
     "managed_policies_once": True,  # loaded into aws-cn too
     "region_lists_not_kept_per_backend": True,
     "subnet_addresses_kept_on_the_subnet": True,
-    "access_denied_says_why": [
-        ["AccessDenied", f"User: arn:aws:iam::{ACCOUNT}:user/nobody is not authorized to perform: iam:CreateUser"],
+    "requests_decided_by_the_labs_evaluator": [
         [
-            "AccessDenied",
-            f"User: arn:aws:iam::{ACCOUNT}:user/nobody is not authorized to perform: ec2:DescribeInstances",
+            ["AccessDenied", f"User: arn:aws:iam::{ACCOUNT}:user/nobody is not authorized to perform: iam:CreateUser"],
+            [
+                "AccessDenied",
+                f"User: arn:aws:iam::{ACCOUNT}:user/nobody is not authorized to perform: ec2:DescribeInstances",
+            ],
         ],
+        [200],  # a boundary of AmazonEC2ReadOnlyAccess leaves iam:ListUsers allowed
+        ["TypeError", "argument of type 'NoneType' is not iterable"],  # a trust policy naming a service
     ],  # fmt: skip
     "role_changes_reach_sessions_after_the_delay": [1, 0],  # a session's policies, before and right after a detach
     "new_profiles_reach_ec2_after_the_delay": "JustMade",  # EC2 takes a profile made a moment ago
@@ -454,28 +460,9 @@ ALONE_DOES: dict[str, Any] = {
         [404, "NoSuchEntity"],
         [404, "NoSuchEntity", "The user with name None cannot be found."],
     ],
-    "ec2_refusals_carry_an_encoded_message": [
-        403,
-        "AccessDenied",
-        f"User: arn:aws:sts::{ACCOUNT}:assumed-role/Launching/i-0123 is not authorized to perform: ec2:RunInstances",
-    ],
     "sts_decodes_the_labs_messages": [500, "ResponseParserError"],  # NotImplementedError, as an HTML page
-    "sts_refusals_say_why": [
-        [
-            403,
-            "AccessDenied",
-            f"User: arn:aws:sts::{ACCOUNT}:assumed-role/Refused/i-0123 is not authorized to perform: sts:AssumeRole",
-        ],
-        [
-            403,
-            "AccessDenied",
-            f"User: arn:aws:sts::{ACCOUNT}:assumed-role/Refused/i-0123 is not authorized to perform: "
-            "sts:DecodeAuthorizationMessage",
-        ],
-        [200],  # a session gets a session token
-        [200],  # a session of a role that does not exist
-    ],  # fmt: skip
-    "trust_policies_name_who_may_assume": ["TypeError", "argument of type 'NoneType' is not iterable"],
+    "simulations_answered_by_the_evaluator": [500, "ResponseParserError"],  # NotImplementedError, as an HTML page
+    "sts_refusals_say_why": [200],  # a session gets a session token
     "role_last_used_names_its_region": {"LastUsedDate": True, "Region": False},
     "what_moto_lacks_says_so": [500, "ResponseParserError"],  # NotImplementedError, as an HTML page
     "tags_follow_ec2s_restrictions": [

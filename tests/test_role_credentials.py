@@ -363,16 +363,17 @@ def test_only_ec2_may_assume_a_role_that_trusts_only_ec2(attached: Demo) -> None
 def test_an_action_moto_lacks_says_so_at_once(attached: Demo) -> None:
     # The lab's rule (docs/fidelity.md; /work/shared/STYLE.md, "fail loudly where the emulation stops"): an
     # action the lab does not emulate says so by name, in one line, and is not retried. IAMReadOnlyAccess
-    # allows iam:SimulatePrincipalPolicy, which moto does not implement.
+    # allows iam:ListServiceSpecificCredentials, which moto does not implement.
     from moto import __version__
 
-    command = f"aws iam simulate-principal-policy --policy-source-arn {ROLE_ARN} --action-names iam:ListUsers"
+    command = "aws iam list-service-specific-credentials --user-name alice"
     said = cli_error(attached, command)
     moto = f"moto {__version__}, which plays AWS in the lab,"
-    lacks = f"The lab does not emulate iam:SimulatePrincipalPolicy: {moto} lacks it."
-    assert said == f"An error occurred (NotImplemented) when calling the SimulatePrincipalPolicy operation: {lacks}"
+    lacks = f"The lab does not emulate iam:ListServiceSpecificCredentials: {moto} lacks it."
+    calling = "when calling the ListServiceSpecificCredentials operation"
+    assert said == f"An error occurred (NotImplemented) {calling}: {lacks}"
     with pytest.raises(botocore.exceptions.ClientError) as caught:
-        as_the_role(attached, "iam").simulate_principal_policy(PolicySourceArn=ROLE_ARN, ActionNames=["iam:ListUsers"])
+        as_the_role(attached, "iam").list_service_specific_credentials(UserName="alice")
     metadata = caught.value.response["ResponseMetadata"]
     assert (metadata["HTTPStatusCode"], metadata["RetryAttempts"], caught.value.response["Error"]["Message"]) == (
         501, 0, lacks)  # fmt: skip

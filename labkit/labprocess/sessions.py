@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from labkit.labprocess.evaluation import Policies, Policy, Request, decide
 from labkit.labprocess.facts import InstanceFacts
 from labkit.protocol import REGION
-from labkit.trust import ec2_may_assume
 
 if TYPE_CHECKING:
     from labkit.labprocess.recovery import Change
@@ -44,6 +44,14 @@ class RoleSession:
     expiration: datetime
 
 
+def ec2_may_assume(role_arn: str, trust_policy: str) -> bool:
+    """Whether the role's trust policy lets the EC2 service assume it, decided by the lab's evaluator
+    (a service named in a trust policy needs no identity-based policy of its own)."""
+    trusted = Policies(resource=(Policy(trust_policy, kind="Role Trust Policy"),), resource_required=True)
+    context = {"aws:PrincipalServiceName": "ec2.amazonaws.com", "aws:RequestedRegion": REGION}
+    return decide(Request("ec2.amazonaws.com", "sts:AssumeRole", role_arn, context), trusted).allowed
+
+
 class RoleSessions:
     """The role sessions the lab hands out, one per instance (see the module docstring)."""
 
@@ -67,7 +75,7 @@ class RoleSessions:
         """
         if facts.role_arn is None or facts.role_trust_policy is None:
             return None
-        if not ec2_may_assume(facts.role_trust_policy):
+        if not ec2_may_assume(facts.role_arn, facts.role_trust_policy):
             return None
         now = self.clock()
         with self.lock:
@@ -89,6 +97,7 @@ class RoleSessions:
             duration=ROLE_SESSION_SECONDS,
             external_id=None,
         )
+        assumed.issued, assumed.for_instance = now, facts.instance_id  # aws:TokenIssueTime, ec2:SourceInstanceARN
         session = RoleSession(
             role_arn=facts.role_arn,
             access_key_id=assumed.access_key_id,

@@ -13,7 +13,6 @@ from xml.sax.saxutils import escape
 from labkit.labprocess.keys import SECRETS, fresh_key_id, fresh_secret
 from labkit.labprocess.motofixes import middleware, subclass
 from labkit.labprocess.motofixes.middleware import Answer, Request
-from labkit.protocol import ACCOUNT_ID
 
 LAB_PARTITION = "aws"
 
@@ -201,110 +200,6 @@ def rewrite_missing_profile(request: Request, answer: Answer) -> Answer | None:
 
 def ec2_names_a_missing_profile() -> None:
     middleware.add(rewrite_missing_profile)
-
-
-MOTO_SHORT_REFUSAL = re.compile(
-    r"<Code>AccessDenied</Code><Message>User: (?P<arn>[^<\s]+) is not authorized to perform: "
-    r"(?P<action>(?P<service>[a-z0-9-]+):(?P<operation>[A-Za-z0-9]+))</Message>"
-)
-
-
-def rewrite_access_denied(request: Request, answer: Answer) -> Answer | None:
-    """Fidelity: a request that no policy allows is refused with AWS's whole sentence.
-
-    IAM: `User: ARN is not authorized to perform: iam:CreateUser on resource:
-    arn:aws:iam::123456789012:user/intruder because no identity-based policy allows the
-    iam:CreateUser action`; moto stops after the action. EC2's Describe actions: the error is
-    UnauthorizedOperation, `You are not authorized to perform this operation. User: ARN is not
-    authorized to perform: ec2:DescribeInstances because no identity-based policy allows the
-    ec2:DescribeInstances action`. Left as moto has them: an explicit Deny (AWS would name the
-    denying policy, which moto does not track). EC2's other actions and STS's are reworded in
-    authorization.py. A rewrite of the middleware: moto's answer gives the caller and the action,
-    the request the resource.
-    """
-    said = MOTO_SHORT_REFUSAL.search(answer.body)
-    if said is None or answer.status != 403:
-        return None
-    service, operation, action = said["service"], said["operation"], said["action"]
-    describes = service == "ec2" and operation.startswith("Describe")
-    if not (service == "iam" or describes) or _explicitly_denied(request, action):
-        return None
-    why = f"because no identity-based policy allows the {action} action"
-    if describes:
-        message = (
-            "You are not authorized to perform this operation. "
-            f"User: {said['arn']} is not authorized to perform: {action} {why}"
-        )
-        code = "UnauthorizedOperation"
-    else:
-        from moto.iam.models import iam_backends
-
-        backend = iam_backends[ACCOUNT_ID][LAB_PARTITION]
-        target = _iam_resource_of(backend, ACCOUNT_ID, operation, request.params)
-        message = f"User: {said['arn']} is not authorized to perform: {action} on resource: {target} {why}"
-        code = "AccessDenied"
-    body = (
-        answer.body[: said.start()]
-        + f"<Code>{code}</Code><Message>{escape(message)}</Message>"
-        + answer.body[said.end() :]
-    )
-    return Answer(403, body)
-
-
-def _explicitly_denied(request: Request, action: str) -> bool:
-    """Whether one of the caller's policies denies `action` (on moto's resource, `*`)."""
-    from moto.iam.access_control import IAMPolicy, PermissionResult, create_access_key
-
-    key = create_access_key(ACCOUNT_ID, LAB_PARTITION, request.access_key_id, request.headers)
-    return any(IAMPolicy(p).is_action_permitted(action, "*") == PermissionResult.DENIED for p in key.collect_policies())
-
-
-def access_denied_says_why() -> None:
-    middleware.add(rewrite_access_denied)
-
-
-IAM_RESOURCES = (  # the request parameter that names an action's resource, most specific first
-    ("InstanceProfileName", "instance-profile", "get_instance_profile"),
-    ("RoleName", "role", "get_role"),
-    ("GroupName", "group", "get_group"),
-    ("UserName", "user", "get_user"),
-)
-
-
-IAM_LISTINGS = {
-    "ListUsers": "user",
-    "ListRoles": "role",
-    "ListGroups": "group",
-    "ListInstanceProfiles": "instance-profile",
-}
-
-
-def _iam_resource_of(backend: Any, account_id: str, action: str, data: dict[str, Any]) -> str:
-    """The resource AWS names in an IAM AccessDenied: the entity the request acts on (with its path),
-    the path a listing reads (`user/` for ListUsers, `policy path /` for ListPolicies), or `*` for
-    an action that has no resource (GetAccountSummary, say)."""
-
-    def given(name: str) -> str | None:  # a query-protocol request: each parameter's values, in a list
-        return (data.get(name) or [None])[0]
-
-    prefix = f"arn:{LAB_PARTITION}:iam::{account_id}:"
-    for parameter, kind, lookup in IAM_RESOURCES:
-        name = given(parameter)
-        if name:
-            try:
-                path = getattr(backend, lookup)(name).path
-            except Exception:  # not there (yet): the path it would get
-                path = given("Path") or "/"
-            return f"{prefix}{kind}{path}{name}"
-    if action in IAM_LISTINGS:
-        return f"{prefix}{IAM_LISTINGS[action]}{given('PathPrefix') or '/'}"
-    if action == "ListPolicies":
-        return f"policy path {given('PathPrefix') or '/'}"
-    if given("PolicyArn"):
-        return str(given("PolicyArn"))
-    if action == "CreatePolicy" and given("PolicyName"):
-        return f"{prefix}policy{given('Path') or '/'}{given('PolicyName')}"
-    return "*"
 
 
 def rewrite_what_moto_lacks(request: Request, answer: Answer) -> Answer | None:

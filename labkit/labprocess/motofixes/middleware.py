@@ -15,6 +15,7 @@ rewrite watches actions, a look at the request's Action.
 
 from __future__ import annotations
 
+import contextvars
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ def wrap(app: Any) -> Any:
     return RefusalRewriter(app, tuple(_rewrites)) if _rewrites else app
 
 
+source_ip: contextvars.ContextVar[str] = contextvars.ContextVar("source_ip", default="127.0.0.1")
 ACTION = re.compile(rb"(?:^|&)Action=([A-Za-z0-9]+)")
 
 
@@ -79,6 +81,7 @@ class RefusalRewriter:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         body = body_of(environ)  # left readable for moto (LabApp hands over a BytesIO already)
+        source_ip.set(environ.get("REMOTE_ADDR") or "127.0.0.1")  # aws:SourceIp, for decisions.py
         answered: list[tuple[str, list[tuple[str, str]]]] = []
 
         def hold(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from labkit.labprocess.motofixes import (
     authorization,
+    decisions,
     fidelity,
     iam_delay,
     launch,
     role_credentials,
+    simulation,
     speed,
     tags,
     warm_aws,
@@ -302,28 +304,46 @@ REGISTRY: tuple[Fix, ...] = (
         "every Subnet (and through it its EC2 backend) alive after a reset. Keep the iterator on the subnet.",
     ),
     Fix(
-        name="access_denied_says_why",
+        name="requests_decided_by_the_labs_evaluator",
         kind="fidelity",
-        aws="a request no policy allows: IAM's AccessDenied names the resource and says `because no "
-        "identity-based policy allows the ACTION action`; EC2's Describe actions say UnauthorizedOperation",
-        dependency="moto stops after the action (`User: ARN is not authorized to perform: iam:CreateUser`), and "
-        "EC2's Describe refusals are AccessDenied; an explicit Deny keeps moto's sentence (EC2's other actions and "
-        "STS's: ec2_refusals_carry_an_encoded_message, sts_refusals_say_why)",
-        targets=(Target("moto.core.exceptions", "AccessDeniedError.__init__", ("self", "user_arn", "action")),
-                 Target("moto.iam.access_control", "create_access_key",
-                        ("account_id", "partition", "access_key_id", "headers")),
-                 Target("moto.iam.access_control", "IAMPolicy.is_action_permitted", ("self", "action", "resource")),
-                 Target("moto.iam.access_control", "PermissionResult.DENIED"),
-                 Target(IAM_BACKEND, "iam_backends")),
-        apply=fidelity.access_denied_says_why,
-        seam=MIDDLEWARE,
+        aws="IAM decides every request by its documented logic (IAM User Guide, \"Policy evaluation logic\"): "
+        "an explicit Deny first; identity-based policies of the user, its groups or the role, with conditions, "
+        "policy variables, NotAction and NotResource, on the resource the request names; a role's trust policy for "
+        "AssumeRole (one naming the account delegates to the account's principals whose policies allow "
+        "sts:AssumeRole); permissions boundaries; session policies; iam:PassRole (with iam:PassedToService "
+        "ec2.amazonaws.com) to attach or launch with a role. Refusals end as AWS's do (`because no identity-based "
+        "policy allows the ACTION action`, `… no permissions boundary allows …`, `… no session policy allows …`, "
+        "`with an explicit deny in an identity-based policy`); EC2's are UnauthorizedOperation, with an encoded "
+        "message outside Describe actions",
+        dependency="moto matches actions and resources with wildcards against the resource `*`; it ignores "
+        "conditions, policy variables, boundaries, session policies and iam:PassRole, fails with a TypeError on a "
+        "trust policy that names a service, lets no one assume a role that trusts the account, and refuses in a "
+        "short sentence of its own (`User: ARN is not authorized to perform: iam:CreateUser`), AccessDenied for EC2",
+        targets=(Target("moto.iam.access_control", "IAMRequestBase.check_action_permitted", ("self", "resource")),
+                 Target("moto.iam.access_control", "AssumedRoleAccessKey.collect_policies", ("self",)),
+                 Target("moto.iam.access_control", "IAMUserAccessKey.collect_policies", ("self",)),
+                 Target("moto.core.exceptions", "_RESTError.__init__", ("self", "error_type", "message")),
+                 Target("moto.sts.models", "AssumedRole.__init__", ("self", "account_id", "region_name")),
+                 Target(IAM_BACKEND, "IAMBackend.get_role_by_arn", ("self", "arn")),
+                 Target(IAM_BACKEND, "IAMBackend.get_instance_profile_by_arn", ("self", "profile_arn")),
+                 Target(IAM_BACKEND, "IAMBackend.list_user_tags", ("self", "user_name")),
+                 Target("moto.ec2.models", "ec2_backends")),
+        apply=decisions.requests_decided_by_the_labs_evaluator,
+        seam="setattr: moto's ActionAuthenticatorMixin makes IAMRequest by name and calls its "
+        "check_action_permitted, which raises before any answer exists for the middleware to read; "
+        "AssumedRole is made by name in STSBackend.assume_role",
         proved_by=("tests/test_lab.py::test_what_no_policy_allows_is_refused_in_aws_words",
-                   "tests/test_lab.py::test_an_explicit_deny_keeps_the_short_sentence"),
-        upstream="With authorization on, a request no policy allows gets `User: ARN is not authorized to perform: "
-        "iam:CreateUser`; AWS adds ` on resource: arn:aws:iam::ACCOUNT:user/NAME because no identity-based "
-        "policy allows the iam:CreateUser action`. EC2's Describe actions are refused with "
-        "UnauthorizedOperation `You are not authorized to perform this operation. User: … because no "
-        "identity-based policy allows the ec2:DescribeInstances action`, not AccessDenied.",
+                   "tests/test_role_credentials.py::test_ec2_refuses_a_role_with_unauthorized_operation_and_a_message",
+                   "tests/test_role_credentials.py::test_only_ec2_may_assume_a_role_that_trusts_only_ec2",
+                   "tests/test_decisions.py::test_attaching_a_role_needs_pass_role_and_the_refusal_decodes_to_it",
+                   "tests/test_decisions.py::test_a_boundary_limits_the_roles_sessions_on_the_instance",
+                   "tests/test_decisions.py::test_a_role_that_trusts_the_account_is_assumed_by_an_allowed_principal",
+                   "tests/test_decisions.py::test_an_explicit_deny_says_where_it_is"),
+        upstream="Authorization evaluates every request against the resource `*` and ignores Condition, policy "
+        "variables, permissions boundaries (PutRolePermissionsBoundary is stored, never read), session policies "
+        "(AssumeRole's Policy is stored, never read) and iam:PassRole; a trust policy naming the account root "
+        "matches no caller, one naming only a service raises TypeError; refusals stop after the action. AWS's "
+        "logic is documented in the IAM User Guide's \"Policy evaluation logic\" and its flow chart.",
     ),
     Fix(  # the option `labkit up --iam-delay SECONDS` (labkit/labprocess/propagation.py); off, it notes nothing
         name="role_changes_reach_sessions_after_the_delay",
@@ -403,30 +423,6 @@ REGISTRY: tuple[Fix, ...] = (
         "when calling with non-User credentials`.",
     ),
     Fix(
-        name="ec2_refusals_carry_an_encoded_message",
-        kind="fidelity",
-        aws="EC2 refuses an action no policy allows (other than Describe) with UnauthorizedOperation, HTTP 403: `You "
-        "are not authorized to perform this operation. User: ARN is not authorized to perform: ec2:RunInstances on "
-        "resource: arn:aws:ec2:us-east-1:ACCOUNT:instance/* because no identity-based policy allows the "
-        "ec2:RunInstances action. Encoded authorization failure message: …`",
-        dependency="moto says AccessDenied, `User: ARN is not authorized to perform: ec2:RunInstances`",
-        targets=(Target("moto.core.exceptions", "AccessDeniedError.__init__", ("self", "user_arn", "action")),
-                 Target("moto.iam.access_control", "create_access_key",
-                        ("account_id", "partition", "access_key_id", "headers")),
-                 Target("moto.sts.models", "STSBackend.get_caller_identity", ("self", "access_key_id", "region")),
-                 Target("moto.ec2.models", "ec2_backends")),
-        apply=authorization.ec2_refusals_carry_an_encoded_message,
-        seam=MIDDLEWARE,
-        proved_by=("tests/test_role_credentials.py::test_ec2_refuses_a_role_with_unauthorized_operation_and_a_message",
-                   "tests/test_role_credentials.py::test_each_ec2_refusal_names_its_resource"),
-        upstream="With authorization on, EC2 actions other than Describe that no policy allows are refused with "
-        "AccessDenied `User: ARN is not authorized to perform: ec2:RunInstances`. AWS answers UnauthorizedOperation "
-        "(403) `You are not authorized to perform this operation. User: ARN is not authorized to perform: "
-        "ec2:RunInstances on resource: arn:aws:ec2:REGION:ACCOUNT:instance/* because no identity-based policy "
-        "allows the ec2:RunInstances action. Encoded authorization failure message: …`, a message STS "
-        "DecodeAuthorizationMessage decodes.",
-    ),
-    Fix(
         name="sts_decodes_the_labs_messages",
         kind="fidelity",
         aws="STS DecodeAuthorizationMessage, for a caller allowed sts:DecodeAuthorizationMessage, answers the "
@@ -449,48 +445,34 @@ REGISTRY: tuple[Fix, ...] = (
         "context (principal, action, resource, conditions).",
     ),
     Fix(
-        name="sts_refusals_say_why",
+        name="simulations_answered_by_the_evaluator",
         kind="fidelity",
-        aws="STS refusals: AssumeRole names the role (`User: ARN is not authorized to perform: sts:AssumeRole on "
-        "resource: ROLE_ARN`), also for a role that does not exist; the other actions say `because no "
-        "identity-based policy allows the sts:ACTION action`; GetSessionToken signed with a session's credentials "
-        "is AccessDenied `Cannot call GetSessionToken with session credentials`",
-        dependency="moto stops after the action (`User: ARN is not authorized to perform: sts:AssumeRole`), gives a "
-        "caller allowed sts:AssumeRole a session of a role that does not exist, and gives a session allowed "
-        "sts:GetSessionToken a session token",
-        targets=(Target("moto.core.exceptions", "AccessDeniedError.__init__", ("self", "user_arn", "action")),
-                 Target("moto.iam.access_control", "create_access_key",
-                        ("account_id", "partition", "access_key_id", "headers")),
-                 Target("moto.sts.responses", "TokenResponse.get_session_token", ("self",)),
-                 Target("moto.sts.responses", "TokenResponse.assume_role", ("self",)),
-                 Target(IAM_BACKEND, "IAMBackend.get_role_by_arn", ("self", "arn")),
-                 Target("moto.iam.exceptions", "NotFoundException")),
-        apply=authorization.sts_refusals_say_why,
+        aws="IAM's policy simulator (SimulatePrincipalPolicy, SimulateCustomPolicy) answers, for each action and "
+        "resource, EvalDecision (allowed, explicitDeny, implicitDeny), MatchedStatements and MissingContextValues, "
+        "by the same logic that decides requests",
+        dependency="moto has neither action: after authorizing the caller it raises NotImplementedError, which its "
+        "server answers with an HTML page and status 500 that the CLI retries and cannot parse",
+        targets=(Target("moto.core.responses", "BaseResponse.call_action", ("self",)),
+                 Target("moto.iam.responses", "IamResponse")),
+        apply=simulation.simulations_answered_by_the_evaluator,
         seam=MIDDLEWARE,
-        proved_by=("tests/test_role_credentials.py::test_sts_refuses_a_role_session_in_aws_words",
-                   "tests/test_role_credentials.py::test_a_principal_not_allowed_to_decode_is_told_so"),
-        upstream="With authorization on, STS refusals stop after the action. AWS names the role for AssumeRole "
-        "(`… is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::ACCOUNT:role/NAME`), adds "
-        "`because no identity-based policy allows the sts:ACTION action` for the others, and refuses "
-        "GetSessionToken signed with temporary credentials: `Cannot call GetSessionToken with session credentials`.",
+        proved_by=("tests/test_decisions.py::test_the_simulator_says_why_as_the_lab_decides",
+                   "tests/test_decisions.py::test_a_custom_policy_is_simulated_with_its_context"),
+        upstream="SimulatePrincipalPolicy and SimulateCustomPolicy are not implemented (NotImplementedError, an HTML "
+        "500). They could answer EvaluationResults from the policies moto holds, as IAM's API reference documents.",
     ),
     Fix(
-        name="trust_policies_name_who_may_assume",
+        name="sts_refusals_say_why",
         kind="fidelity",
-        aws="AssumeRole of a role whose trust policy names only a service (`\"Principal\": {\"Service\": "
-        "\"ec2.amazonaws.com\"}`) by a user or a role's session: AccessDenied, `… is not authorized to perform: "
-        "sts:AssumeRole on resource: ROLE_ARN`",
-        dependency="moto looks for the caller in the statement's `AWS` principals, which are None, and fails with a "
-        "TypeError: its server answers 500, the CLI retries and cannot parse the answer",
-        targets=(Target("moto.iam.access_control", "IAMPolicyStatement._check_principal", ("self", "principal")),),
-        apply=authorization.trust_policies_name_who_may_assume,
-        seam="setattr: moto's access control makes IAMPolicyStatement by name inside IAMPolicy.is_action_permitted "
-        "and fails before any answer exists for the middleware to read",
-        proved_by=("tests/test_role_credentials.py::test_only_ec2_may_assume_a_role_that_trusts_only_ec2",),
-        upstream="With authorization on, sts:AssumeRole of a role whose trust policy has `\"Principal\": "
-        "{\"Service\": \"ec2.amazonaws.com\"}` raises TypeError in IAMPolicyStatement._check_principal "
-        "(`principal in None`). AWS refuses the caller: AccessDenied `… is not authorized to perform: "
-        "sts:AssumeRole on resource: ROLE_ARN`. Fix: a statement naming no `AWS` principal matches no IAM caller.",
+        aws="GetSessionToken signed with a session's credentials is AccessDenied `Cannot call GetSessionToken with "
+        "session credentials`, whatever the session's policies allow",
+        dependency="moto gives a session allowed sts:GetSessionToken a session token",
+        targets=(Target("moto.sts.responses", "TokenResponse.get_session_token", ("self",)),),
+        apply=authorization.sts_refusals_say_why,
+        seam=MIDDLEWARE,
+        proved_by=("tests/test_role_credentials.py::test_sts_refuses_a_role_session_in_aws_words",),
+        upstream="GetSessionToken signed with temporary credentials succeeds; AWS refuses it: AccessDenied `Cannot "
+        "call GetSessionToken with session credentials`.",
     ),
     Fix(
         name="role_last_used_names_its_region",

@@ -1,0 +1,211 @@
+"""Who signed a request, as IAM knows them: the caller's ARN, the policies that apply to it (a user's
+own and its groups', a role's, a permissions boundary, a session policy) and the condition keys that
+describe it (`aws:username`, `aws:userid`, `aws:PrincipalArn`, `aws:PrincipalType`,
+`aws:TokenIssueTime`, `aws:PrincipalTag/…`, `ec2:SourceInstanceARN` …).
+
+Read from moto's IAM and STS backends as they are when the request arrives (a role's sessions see the
+role through `--iam-delay`, labkit/labprocess/propagation.py, since moto's `collect_policies` is that
+record's seam). The lab's evaluator (labkit/labprocess/evaluation/) decides; this module only gathers.
+
+Sources: IAM User Guide, "AWS global condition context keys" (which keys a user and a role session
+carry); "Permissions boundaries for IAM entities"; "Session policies".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from labkit.labprocess.evaluation import Policies, Policy
+from labkit.protocol import ACCOUNT_ID, REGION
+
+PARTITION = "aws"
+EC2_SERVICE = "ec2.amazonaws.com"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller of one request: who, what applies to it, and the keys that describe it."""
+
+    arn: str  # arn:aws:iam::ACCOUNT:user/NAME or arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION
+    user_id: str  # AIDA… for a user, AROA…:SESSION for a role session
+    policies: Policies
+    keys: dict[str, str | list[str]] = field(default_factory=dict)
+    role_arn: str = ""  # a role session's role
+    name: str = ""  # a user's name
+
+    @property
+    def is_session(self) -> bool:
+        return bool(self.role_arn)
+
+
+def _document(policy: Any) -> tuple[str, str]:
+    """(name, document) of what moto's `collect_policies` gives: a managed policy (its default
+    version), an inline policy's document, or a user's inline policy record."""
+    from moto.iam.models import Policy as ManagedPolicy
+
+    if isinstance(policy, ManagedPolicy):
+        version = next(v for v in policy.versions if v.is_default)
+        return policy.name, version.document
+    if isinstance(policy, dict):
+        return str(policy.get("policy_name", "")), str(policy["policy_document"])
+    if isinstance(policy, tuple):  # (name, document)
+        return str(policy[0]), str(policy[1])
+    return "", str(policy)
+
+
+def _identity(collected: list[Any]) -> tuple[Policy, ...]:
+    return tuple(Policy(document, name=name) for name, document in map(_document, collected))
+
+
+def _boundary(iam: Any, boundary_arn: str | None) -> Policy | None:
+    """The permissions boundary named by `boundary_arn`, or None. A boundary whose policy is gone
+    allows nothing (AWS refuses to delete a policy in use as a boundary; the lab never finds one)."""
+    if not boundary_arn:
+        return None
+    try:
+        name, document = _document(iam.get_policy(boundary_arn))
+    except Exception:
+        return Policy('{"Version":"2012-10-17","Statement":[]}', name=boundary_arn, kind="Permissions Boundary Policy")
+    return Policy(document, name=name, kind="Permissions Boundary Policy")
+
+
+def _tags(tags: Any) -> dict[str, str | list[str]]:
+    pairs = tags.items() if isinstance(tags, dict) else ((t["Key"], t["Value"]) for t in tags or ())
+    return {f"aws:PrincipalTag/{key}": value for key, value in pairs}
+
+
+def _role_tags(role: Any) -> dict[str, str | list[str]]:
+    tags = getattr(role, "tags", {}) or {}
+    if isinstance(tags, dict) and all(isinstance(v, dict) for v in tags.values()):  # {key: {"Key":…, "Value":…}}
+        return _tags(list(tags.values()))
+    return _tags(tags)
+
+
+def of_access_key(access_key: Any) -> Principal:
+    """The caller behind moto's access key object (IAMUserAccessKey or AssumedRoleAccessKey)."""
+    from moto.iam.access_control import AssumedRoleAccessKey
+
+    if isinstance(access_key, AssumedRoleAccessKey):
+        return _session(access_key)
+    return _user(access_key)
+
+
+def _user(access_key: Any) -> Principal:
+    iam = access_key.backend
+    user = iam.get_user(access_key._owner_user_name)
+    boundary = _boundary(
+        iam, getattr(user, "permissions_boundary", None) or getattr(user, "permissions_boundary_arn", None)
+    )
+    keys: dict[str, str | list[str]] = {
+        "aws:username": user.name,
+        "aws:userid": user.id,
+        "aws:PrincipalArn": user.arn,
+        "aws:PrincipalType": "User",
+        "aws:PrincipalAccount": ACCOUNT_ID,
+    }
+    keys.update(_tags(iam.list_user_tags(user.name)))
+    policies = Policies(identity=_identity(access_key.collect_policies()), boundary=boundary)
+    return Principal(arn=user.arn, user_id=user.id, policies=policies, keys=keys, name=user.name)
+
+
+def assumed_role_of(access_key_id: str) -> Any:
+    """moto's AssumedRole for `access_key_id`, or None."""
+    from moto.sts.models import sts_backends
+
+    for assumed in sts_backends[ACCOUNT_ID][PARTITION].assumed_roles:
+        if assumed.access_key_id == access_key_id:
+            return assumed
+    return None
+
+
+def _session(access_key: Any) -> Principal:
+    iam = access_key.backend
+    assumed = assumed_role_of(access_key._access_key_id)
+    role_arn = assumed.role_arn
+    try:
+        role = iam.get_role_by_arn(role_arn)
+    except Exception:
+        role = None
+    role_id = role.id if role is not None else "AROA"
+    user_id = f"{role_id}:{access_key._session_name}"
+    issued: datetime | None = getattr(assumed, "issued", None)
+    keys: dict[str, str | list[str]] = {
+        "aws:userid": user_id,
+        "aws:PrincipalArn": role_arn,
+        "aws:PrincipalType": "AssumedRole",
+        "aws:PrincipalAccount": ACCOUNT_ID,
+        "aws:MultiFactorAuthPresent": "false",
+    }
+    if issued is not None:
+        keys["aws:TokenIssueTime"] = issued.strftime("%Y-%m-%dT%H:%M:%SZ")
+    instance_id = getattr(assumed, "for_instance", "")
+    if instance_id:  # credentials from an instance's metadata service
+        keys["ec2:SourceInstanceARN"] = f"arn:{PARTITION}:ec2:{REGION}:{ACCOUNT_ID}:instance/{instance_id}"
+        keys["ec2:RoleDelivery"] = getattr(assumed, "delivered_by", "2.0")
+    if role is not None:
+        keys.update(_role_tags(role))
+    session = None
+    if assumed.policy:
+        session = (Policy(assumed.policy, name="session policy", kind="Session Policy"),)
+    boundary = _boundary(iam, getattr(role, "permissions_boundary_arn", None))
+    policies = Policies(identity=_identity(access_key.collect_policies()), boundary=boundary, session=session)
+    return Principal(arn=access_key.arn, user_id=user_id, policies=policies, keys=keys, role_arn=role_arn)
+
+
+def of_arn(arn: str) -> Principal | None:
+    """A user, group or role named by ARN, with the policies IAM's simulator evaluates for it (its own,
+    a user's groups', its permissions boundary), or None when the account holds no such entity."""
+    from moto.iam.models import iam_backends
+
+    iam = iam_backends[ACCOUNT_ID][PARTITION]
+    kind, _, rest = arn.partition(f"arn:{PARTITION}:iam::{ACCOUNT_ID}:")[2].partition("/")
+    name = rest.rpartition("/")[2]
+    try:
+        if kind == "user":
+            user = iam.get_user(name)
+            collected: list[Any] = [iam.get_user_policy(name, p) for p in iam.list_user_policies(name)]
+            collected += iam.list_attached_user_policies(name)[0]
+            for group in iam.get_groups_for_user(name):
+                collected += _group_policies(iam, group.name)
+            boundary = _boundary(iam, getattr(user, "permissions_boundary", None))
+            return Principal(
+                arn=user.arn,
+                user_id=user.id,
+                name=name,
+                policies=Policies(identity=_identity(collected), boundary=boundary),
+            )
+        if kind == "role":
+            role = iam.get_role(name)
+            collected = [iam.get_role_policy(name, p) for p in iam.list_role_policies(name)]  # (name, document)
+            collected += iam.list_attached_role_policies(name)[0]
+            boundary = _boundary(iam, role.permissions_boundary_arn)
+            return Principal(
+                arn=role.arn,
+                user_id=role.id,
+                role_arn=role.arn,
+                policies=Policies(identity=_identity(collected), boundary=boundary),
+            )
+        if kind == "group":
+            group = iam.get_group(name)
+            return Principal(
+                arn=group.arn, user_id=group.id, policies=Policies(identity=_identity(_group_policies(iam, name)))
+            )
+    except Exception:  # moto's NotFoundException: no such entity
+        return None
+    return None
+
+
+def _group_policies(iam: Any, group_name: str) -> list[Any]:
+    collected: list[Any] = [iam.get_group_policy(group_name, p) for p in iam.list_group_policies(group_name)]
+    return collected + list(iam.list_attached_group_policies(group_name)[0])
+
+
+def trust_policy(role: Any) -> Policy:
+    """A role's trust policy, as the resource-based policy AssumeRole is decided by."""
+    document = role.assume_role_policy_document
+    if not isinstance(document, str):
+        document = json.dumps(document)
+    return Policy(document, name=role.name, kind="Role Trust Policy")
