@@ -133,6 +133,29 @@ def trust_policy_must_be_json() -> Any:
     return _iam().create_role("Broken", "{'Version': 2012}", "/", None, "", [], None).name
 
 
+def _trust(**changes: Any) -> str:
+    """A trust policy that lets EC2 assume the role, its statement changed (None removes a field)."""
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    }
+    statement: dict[str, Any] = policy["Statement"][0]  # type: ignore[index]
+    statement.update(changes)
+    return json.dumps({**policy, "Statement": [{k: v for k, v in statement.items() if v is not None}]})
+
+
+def trust_policies_validated_as_iam_validates_them() -> Any:
+    iam = _iam()
+    made = [iam.create_role(name, _trust(**changes), "/", None, "", [], None).name for name, changes in (
+        ("WithResource", {"Resource": "*"}), ("NoPrincipal", {"Principal": None}),
+        ("ServiceEc2", {"Principal": {"Service": "ec2"}}))]  # fmt: skip
+    updated = [
+        _error(lambda: iam.update_assume_role_policy("NoPrincipal", _trust(Principal=None))),
+        _error(lambda: iam.update_assume_role_policy("NoPrincipal", _trust(Principal={"Service": "ec2"}))),
+    ]
+    return [*made, *updated]
+
+
 def ec2_names_a_missing_profile() -> Any:
     from moto.ec2.utils import filter_iam_instance_profiles
 
@@ -436,6 +459,8 @@ ALONE_DOES: dict[str, Any] = {
         ["NotFoundException", "Instance profile NoSuchProfile not found"],
     ],
     "trust_policy_must_be_json": "Broken",  # created
+    # each role created; UpdateAssumeRolePolicy takes no principal, and the service `ec2`
+    "trust_policies_validated_as_iam_validates_them": ["WithResource", "NoPrincipal", "ServiceEc2", None, None],
     "ec2_names_a_missing_profile": ["NotFoundException", "Instance profile NoSuchProfile not found"],
     "managed_policies_once": True,  # loaded into aws-cn too
     "region_lists_not_kept_per_backend": True,

@@ -12,6 +12,7 @@ from labkit.labprocess.motofixes import (
     role_credentials,
     speed,
     tags,
+    validation,
     warm_aws,
 )
 from labkit.labprocess.motofixes.record import CLI, LAB, Fix, Target
@@ -205,6 +206,30 @@ REGISTRY: tuple[Fix, ...] = (
         upstream="IAM CreateRole accepts an AssumeRolePolicyDocument that is not JSON; AWS refuses it with "
         "MalformedPolicyDocument `This policy contains invalid Json`.",
     ),
+    # -- validation as IAM and EC2 validate (issue 23): validation.py ----------------------------------
+    Fix(
+        name="trust_policies_validated_as_iam_validates_them",
+        kind="fidelity",
+        aws="CreateRole and UpdateAssumeRolePolicy refuse a trust policy with a `Resource`, without a `Principal`, "
+        "or naming a service that is none, with MalformedPolicyDocument: `Has prohibited field Resource`, `Missing "
+        "required field Principal`, `Invalid principal in policy: \"SERVICE\":\"ec2\"`",
+        dependency="moto's CreateRole takes any trust policy; its UpdateAssumeRolePolicy refuses a Resource (`Has "
+        "prohibited field Resource.`) and a document that is not JSON (`Syntax errors in policy.`), and takes the rest",
+        targets=(Target(IAM_BACKEND, "IAMBackend.create_role", ("self", "role_name", "assume_role_policy_document")),
+                 Target(IAM_BACKEND, "IAMBackend.update_assume_role_policy", ("self", "role_name", "policy_document")),
+                 Target("moto.iam.exceptions", "MalformedPolicyDocument"), INSTALLS_IAM),
+        apply=validation.trust_policies_validated_as_iam_validates_them,
+        seam=IAM_SUBCLASS,
+        proved_by=("tests/test_validation.py::test_create_role_refuses_a_malformed_trust_policy",
+                   "tests/test_validation.py::test_update_assume_role_policy_refuses_a_malformed_trust_policy",
+                   "tests/test_validation.py::test_update_assume_role_policy_refuses_what_is_not_json"),
+        upstream="IAM CreateRole accepts a trust policy whose statement has a Resource, has no Principal, or names "
+        "`\"Service\": \"ec2\"`; AWS refuses each with MalformedPolicyDocument (`Has prohibited field Resource`, "
+        "`Missing required field Principal`, `Invalid principal in policy: \"SERVICE\":\"ec2\"`). "
+        "UpdateAssumeRolePolicy checks only the first. Fix: validate CreateRole's document with "
+        "IAMTrustPolicyDocumentValidator, and add the Principal checks to it.",
+    ),
+    # -- end of the validation block ------------------------------------------------------------------
     Fix(
         name="ec2_names_a_missing_profile",
         kind="fidelity",

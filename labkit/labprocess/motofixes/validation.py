@@ -1,0 +1,74 @@
+"""What IAM and EC2 validate and moto does not: fidelity records of registry.py, each a mixin of
+the lab's IAM or EC2 backend (subclass.py). Each refuses with AWS's code and words.
+
+IAM, a role's trust policy (CreateRole, UpdateAssumeRolePolicy): 400 MalformedPolicyDocument for a
+statement with `Resource` (`Has prohibited field Resource`), one that names no principal (`Missing
+required field Principal`), and a service principal that is not a service's (`Invalid principal in
+policy: "SERVICE":"ec2"`). Sources: IAM User Guide, "IAM JSON policy elements: Principal" and "Roles
+terms and concepts" (a trust policy names who may assume the role, and has no Resource); the wording
+is IAM's as transcripts show it (`An error occurred (MalformedPolicyDocument) when calling the
+CreateRole operation: Has prohibited field Resource`; `MalformedPolicyDocument: Invalid principal in
+policy: "SERVICE":"eks.amazonaws.com.cn"`, terraform-provider-aws). IAM checks a service principal
+against the services it knows; the lab accepts any `NAME.amazonaws.com`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from labkit.labprocess.motofixes import subclass
+from labkit.labprocess.motofixes.fidelity import Backend
+
+# -- IAM: trust policies ----------------------------------------------------------------------------
+SERVICE_PRINCIPAL = re.compile(r"[a-z0-9][a-z0-9.-]*\.amazonaws\.com")
+
+
+def trust_policy_problem(document: str) -> str:
+    """'' when IAM takes `document` as a role's trust policy as far as the lab checks, else IAM's message."""
+    try:
+        policy = json.loads(document)
+    except ValueError:
+        return "This policy contains invalid Json"
+    statements = policy.get("Statement", []) if isinstance(policy, dict) else []
+    statements = [statements] if isinstance(statements, dict) else statements
+    statements = [statement for statement in statements if isinstance(statement, dict)]
+    for statement in statements:
+        for prohibited in ("Resource", "NotResource"):
+            if prohibited in statement:
+                return f"Has prohibited field {prohibited}"
+        if "Principal" not in statement and "NotPrincipal" not in statement:
+            return "Missing required field Principal"
+    for statement in statements:
+        principal = statement.get("Principal")
+        services = principal.get("Service", []) if isinstance(principal, dict) else []
+        for service in [services] if isinstance(services, str) else services:
+            if not (isinstance(service, str) and SERVICE_PRINCIPAL.fullmatch(service)):
+                return f'Invalid principal in policy: "SERVICE":"{service}"'
+    return ""
+
+
+def _check_trust_policy(document: str) -> None:
+    from moto.iam.exceptions import MalformedPolicyDocument
+
+    problem = trust_policy_problem(document)
+    if problem:
+        raise MalformedPolicyDocument(problem)
+
+
+class TrustPoliciesAsIamValidatesThem(Backend):
+    """A trust policy with Resource, without Principal, or naming a service that is none: refused."""
+
+    def create_role(self, role_name: str, assume_role_policy_document: str, *args: Any, **kwargs: Any) -> Any:
+        _check_trust_policy(assume_role_policy_document)
+        return super().create_role(role_name, assume_role_policy_document, *args, **kwargs)
+
+    def update_assume_role_policy(self, role_name: str, policy_document: str) -> None:
+        self.get_role(role_name)  # a role that is not there is NoSuchEntity first
+        _check_trust_policy(policy_document)
+        super().update_assume_role_policy(role_name, policy_document)
+
+
+def trust_policies_validated_as_iam_validates_them() -> None:
+    subclass.add("iam", TrustPoliciesAsIamValidatesThem)
