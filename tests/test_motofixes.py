@@ -156,6 +156,13 @@ def trust_policies_validated_as_iam_validates_them() -> Any:
     return [*made, *updated]
 
 
+def metadata_options_in_ec2s_ranges() -> Any:
+    instance = _launch()
+    _ec2().modify_instance_metadata_options(instance.id, http_tokens="sometimes", hop_limit=65, http_endpoint="on")
+    options = instance.metadata_options
+    return [options.http_tokens, options.http_put_response_hop_limit, options.http_endpoint]
+
+
 def ec2_names_a_missing_profile() -> Any:
     from moto.ec2.utils import filter_iam_instance_profiles
 
@@ -461,6 +468,7 @@ ALONE_DOES: dict[str, Any] = {
     "trust_policy_must_be_json": "Broken",  # created
     # each role created; UpdateAssumeRolePolicy takes no principal, and the service `ec2`
     "trust_policies_validated_as_iam_validates_them": ["WithResource", "NoPrincipal", "ServiceEc2", None, None],
+    "metadata_options_in_ec2s_ranges": ["sometimes", 65, "on"],  # stored as given
     "ec2_names_a_missing_profile": ["NotFoundException", "Instance profile NoSuchProfile not found"],
     "managed_policies_once": True,  # loaded into aws-cn too
     "region_lists_not_kept_per_backend": True,

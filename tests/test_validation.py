@@ -16,7 +16,8 @@ import botocore.exceptions
 import pytest
 
 import labkit
-from conftest import EC2_TRUST
+from conftest import EC2_TRUST, Demo
+from labkit.solutions import launch
 
 BASE = "http://169.254.169.254/latest"
 
@@ -86,3 +87,67 @@ def test_update_assume_role_policy_refuses_what_is_not_json(fresh_lab: labkit.La
     iam.create_role(RoleName="Trusting", AssumeRolePolicyDocument=trust())
     assert refusal(lambda: iam.update_assume_role_policy(RoleName="Trusting", PolicyDocument="{'Version': 2012}")) == (
         400, "MalformedPolicyDocument", "This policy contains invalid Json")  # fmt: skip
+
+
+# -- item 2: metadata options ----------------------------------------------------------------------
+BAD_OPTIONS = [  # (the options, EC2's message)
+    ({"HttpPutResponseHopLimit": 0},
+     "A value of '0' is not valid for HttpPutResponseHopLimit. Specify a value between 1 and 64 and try again."),
+    ({"HttpPutResponseHopLimit": 65},
+     "A value of '65' is not valid for HttpPutResponseHopLimit. Specify a value between 1 and 64 and try again."),
+    ({"HttpTokens": "sometimes"},
+     "A value of 'sometimes' is not valid for HttpTokens. Specify either 'optional' or 'required' and try again."),
+    ({"HttpEndpoint": "on"},
+     "A value of 'on' is not valid for HttpEndpoint. Specify either 'enabled' or 'disabled' and try again."),
+]  # fmt: skip
+BAD_IDS = ["hop-limit-0", "hop-limit-65", "tokens-sometimes", "endpoint-on"]
+
+
+@pytest.mark.parametrize(("options", "message"), BAD_OPTIONS, ids=BAD_IDS)
+def test_modify_instance_metadata_options_refuses_a_value_ec2_does_not_take(
+    demo: Demo, options: dict[str, Any], message: str
+) -> None:
+    """EC2 API Reference, ModifyInstanceMetadataOptions: HttpPutResponseHopLimit `Possible values:
+    Integers from 1 to 64`, HttpTokens `optional | required`, HttpEndpoint `enabled | disabled`; a
+    value outside is 400 InvalidParameterValue. The wording is EC2's for HttpEndpoint (`A value of ''
+    is not valid for HttpEndpoint. Specify either 'enabled' or 'disabled' and try again.`, in
+    terraform-provider-aws issue 25547), and the same sentence for the others. Nothing changes."""
+    before = demo.ec2.describe_instances(InstanceIds=[demo.instance_id])["Reservations"][0]["Instances"][0]
+    modify = demo.ec2.modify_instance_metadata_options
+    assert refusal(lambda: modify(InstanceId=demo.instance_id, **options)) == (400, "InvalidParameterValue", message)
+    after = demo.ec2.describe_instances(InstanceIds=[demo.instance_id])["Reservations"][0]["Instances"][0]
+    assert after["MetadataOptions"] == before["MetadataOptions"]
+
+
+def test_the_bounds_of_the_hop_limit_are_taken(demo: Demo) -> None:
+    """1 and 64 are in EC2's range (EC2 API Reference, ModifyInstanceMetadataOptions): the positive control."""
+    for hops in (1, 64):
+        answer = demo.ec2.modify_instance_metadata_options(InstanceId=demo.instance_id, HttpPutResponseHopLimit=hops)
+        assert answer["InstanceMetadataOptions"]["HttpPutResponseHopLimit"] == hops
+
+
+@pytest.mark.parametrize(("options", "message"), BAD_OPTIONS, ids=BAD_IDS)
+def test_run_instances_refuses_metadata_options_ec2_does_not_take(
+    fresh_lab: labkit.Lab, options: dict[str, Any], message: str
+) -> None:
+    """RunInstances' MetadataOptions (InstanceMetadataOptionsRequest, EC2 API Reference) take the same
+    values as ModifyInstanceMetadataOptions; a launch outside them is refused and launches nothing."""
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        launch(fresh_lab, "badly-configured", metadata_options=options)
+    error = caught.value.response["Error"]
+    assert (error["Code"], error["Message"]) == ("InvalidParameterValue", message)
+    assert fresh_lab.instances() == []
+
+
+def test_http_tokens_sometimes_cannot_reopen_imdsv1(attached: Demo) -> None:
+    """With IMDSv2 required, `HttpTokens=sometimes` is refused and IMDSv1 stays closed: a plain curl
+    on the instance still gets 401 (EC2 User Guide, "Use IMDSv2"; the metadata service reads
+    HttpTokens, and only `required` refuses a request without a token)."""
+    attached.ec2.modify_instance_metadata_options(InstanceId=attached.instance_id, HttpTokens="required")
+    refused = refusal(lambda: attached.ec2.modify_instance_metadata_options(
+        InstanceId=attached.instance_id, HttpTokens="sometimes"))  # fmt: skip
+    assert refused[1] == "InvalidParameterValue"
+    options = attached.ec2.describe_instances(InstanceIds=[attached.instance_id])["Reservations"][0]["Instances"][0]
+    assert options["MetadataOptions"]["HttpTokens"] == "required"
+    result = attached.box.run(f"curl -s -o /dev/null -w '%{{http_code}}' {BASE}/meta-data/iam/security-credentials/")
+    assert result.stdout == "401"

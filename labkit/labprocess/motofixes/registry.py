@@ -229,6 +229,30 @@ REGISTRY: tuple[Fix, ...] = (
         "UpdateAssumeRolePolicy checks only the first. Fix: validate CreateRole's document with "
         "IAMTrustPolicyDocumentValidator, and add the Principal checks to it.",
     ),
+    Fix(
+        name="metadata_options_in_ec2s_ranges",
+        kind="fidelity",
+        aws="ModifyInstanceMetadataOptions and RunInstances' MetadataOptions refuse a hop limit outside 1 to 64, an "
+        "HttpTokens other than optional or required, an HttpEndpoint other than enabled or disabled: "
+        "InvalidParameterValue, `A value of 'sometimes' is not valid for HttpTokens. Specify either 'optional' or "
+        "'required' and try again.`",
+        dependency="moto stores whatever it is given: a hop limit of 0 or 65, HttpTokens `sometimes`, which the "
+        "lab's metadata service, refusing only `required`, would answer without a token",
+        targets=(Target(EC2_INSTANCES, "InstanceBackend.modify_instance_metadata_options",
+                        ("self", "instance_id", "http_tokens", "hop_limit", "http_endpoint")),
+                 Target(EC2_INSTANCES, "InstanceBackend.run_instances",
+                        ("self", "image_id", "count", "user_data", "security_group_names")),
+                 Target("moto.ec2.exceptions", "EC2ClientError"), INSTALLS_EC2),
+        apply=validation.metadata_options_in_ec2s_ranges,
+        seam=EC2_SUBCLASS,
+        proved_by=("tests/test_validation.py::test_modify_instance_metadata_options_refuses_a_value_ec2_does_not_take",
+                   "tests/test_validation.py::test_run_instances_refuses_metadata_options_ec2_does_not_take",
+                   "tests/test_validation.py::test_http_tokens_sometimes_cannot_reopen_imdsv1"),
+        upstream="EC2 ModifyInstanceMetadataOptions (and RunInstances' MetadataOptions) accept HttpPutResponseHopLimit "
+        "0 or 65 and HttpTokens/HttpEndpoint values outside their enums. AWS refuses them with InvalidParameterValue "
+        "(`A value of 'X' is not valid for HttpEndpoint. Specify either 'enabled' or 'disabled' and try again.`); "
+        "the hop limit is 1 to 64 (EC2 API Reference).",
+    ),
     # -- end of the validation block ------------------------------------------------------------------
     Fix(
         name="ec2_names_a_missing_profile",

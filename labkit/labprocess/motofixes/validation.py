@@ -10,6 +10,13 @@ is IAM's as transcripts show it (`An error occurred (MalformedPolicyDocument) wh
 CreateRole operation: Has prohibited field Resource`; `MalformedPolicyDocument: Invalid principal in
 policy: "SERVICE":"eks.amazonaws.com.cn"`, terraform-provider-aws). IAM checks a service principal
 against the services it knows; the lab accepts any `NAME.amazonaws.com`.
+
+EC2, the instance metadata options (ModifyInstanceMetadataOptions, RunInstances' MetadataOptions):
+HttpPutResponseHopLimit "Integers from 1 to 64", HttpTokens `optional | required`, HttpEndpoint
+`enabled | disabled` (EC2 API Reference, ModifyInstanceMetadataOptions and
+InstanceMetadataOptionsRequest); a value outside is 400 InvalidParameterValue. The wording is EC2's
+for HttpEndpoint (`A value of '' is not valid for HttpEndpoint. Specify either 'enabled' or
+'disabled' and try again.`, terraform-provider-aws issue 25547), the same sentence for the others.
 """
 
 from __future__ import annotations
@@ -72,3 +79,50 @@ class TrustPoliciesAsIamValidatesThem(Backend):
 
 def trust_policies_validated_as_iam_validates_them() -> None:
     subclass.add("iam", TrustPoliciesAsIamValidatesThem)
+
+
+# -- EC2: metadata options --------------------------------------------------------------------------
+HOP_LIMITS = range(1, 65)
+CHOICES = {"HttpTokens": ("optional", "required"), "HttpEndpoint": ("enabled", "disabled")}
+
+
+def metadata_options_problem(options: dict[str, Any]) -> str:
+    """'' when EC2 takes these options (named as the API names them; None: not given), else EC2's message."""
+    hops = options.get("HttpPutResponseHopLimit")
+    if hops is not None and not (str(hops).lstrip("-").isdigit() and int(hops) in HOP_LIMITS):
+        return (
+            f"A value of '{hops}' is not valid for HttpPutResponseHopLimit. "
+            "Specify a value between 1 and 64 and try again."
+        )
+    for name, (first, second) in CHOICES.items():
+        value = options.get(name)
+        if value is not None and value not in (first, second):
+            return (
+                f"A value of '{value}' is not valid for {name}. Specify either '{first}' or '{second}' and try again."
+            )
+    return ""
+
+
+def _check_metadata_options(options: dict[str, Any]) -> None:
+    from moto.ec2.exceptions import EC2ClientError
+
+    problem = metadata_options_problem(options)
+    if problem:
+        raise EC2ClientError("InvalidParameterValue", problem)
+
+
+class MetadataOptionsInEc2sRanges(Backend):
+    """A hop limit outside 1..64, HttpTokens or HttpEndpoint outside their values: refused, nothing changed."""
+
+    def modify_instance_metadata_options(self, instance_id: str, **changes: Any) -> Any:
+        _check_metadata_options({"HttpTokens": changes.get("http_tokens"), "HttpEndpoint": changes.get("http_endpoint"),
+                                 "HttpPutResponseHopLimit": changes.get("hop_limit")})  # fmt: skip
+        return super().modify_instance_metadata_options(instance_id, **changes)
+
+    def run_instances(self, image_id: str, count: int, user_data: Any, security_group_names: Any, **kwargs: Any) -> Any:
+        _check_metadata_options(dict(kwargs.get("metadata_options") or {}))
+        return super().run_instances(image_id, count, user_data, security_group_names, **kwargs)
+
+
+def metadata_options_in_ec2s_ranges() -> None:
+    subclass.add("ec2", MetadataOptionsInEc2sRanges)
