@@ -163,6 +163,13 @@ def metadata_options_in_ec2s_ranges() -> Any:
     return [options.http_tokens, options.http_put_response_hop_limit, options.http_endpoint]
 
 
+def removing_a_role_not_held_is_no_such_entity() -> Any:
+    iam = _iam()
+    iam.create_instance_profile("HoldsNothing", "/", [])
+    iam.create_role("NotHeld", _trust(), "/", None, "", [], None)
+    return _error(lambda: iam.remove_role_from_instance_profile("HoldsNothing", "NotHeld"))
+
+
 def ec2_names_a_missing_profile() -> Any:
     from moto.ec2.utils import filter_iam_instance_profiles
 
@@ -469,6 +476,7 @@ ALONE_DOES: dict[str, Any] = {
     # each role created; UpdateAssumeRolePolicy takes no principal, and the service `ec2`
     "trust_policies_validated_as_iam_validates_them": ["WithResource", "NoPrincipal", "ServiceEc2", None, None],
     "metadata_options_in_ec2s_ranges": ["sometimes", 65, "on"],  # stored as given
+    "removing_a_role_not_held_is_no_such_entity": ["ValueError", "list.remove(x): x not in list"],
     "ec2_names_a_missing_profile": ["NotFoundException", "Instance profile NoSuchProfile not found"],
     "managed_policies_once": True,  # loaded into aws-cn too
     "region_lists_not_kept_per_backend": True,

@@ -16,7 +16,8 @@ import botocore.exceptions
 import pytest
 
 import labkit
-from conftest import EC2_TRUST, Demo
+from conftest import EC2_TRUST, Demo, create_role
+from labkit.catalogue import PROFILE, ROLE
 from labkit.solutions import launch
 
 BASE = "http://169.254.169.254/latest"
@@ -151,3 +152,20 @@ def test_http_tokens_sometimes_cannot_reopen_imdsv1(attached: Demo) -> None:
     assert options["MetadataOptions"]["HttpTokens"] == "required"
     result = attached.box.run(f"curl -s -o /dev/null -w '%{{http_code}}' {BASE}/meta-data/iam/security-credentials/")
     assert result.stdout == "401"
+
+
+# -- item 3: RemoveRoleFromInstanceProfile ---------------------------------------------------------
+def test_removing_a_role_the_profile_does_not_hold_is_no_such_entity(fresh_lab: labkit.Lab) -> None:
+    """IAM API Reference, RemoveRoleFromInstanceProfile: a request that names an entity that is not
+    there is NoSuchEntity, 404 (`The error message describes the resource`). The profile and the role
+    exist; the profile does not hold the role."""
+    iam = fresh_lab.client("iam")
+    create_role(iam)
+    iam.create_role(RoleName="Other", AssumeRolePolicyDocument=trust())
+    assert refusal(lambda: iam.remove_role_from_instance_profile(InstanceProfileName=PROFILE, RoleName="Other")) == (
+        404, "NoSuchEntity", f"The role with name Other cannot be found in instance profile {PROFILE}.")  # fmt: skip
+    held = iam.get_instance_profile(InstanceProfileName=PROFILE)["InstanceProfile"]["Roles"]
+    assert [role["RoleName"] for role in held] == [ROLE]
+    iam.remove_role_from_instance_profile(InstanceProfileName=PROFILE, RoleName=ROLE)  # the positive control
+    assert refusal(lambda: iam.remove_role_from_instance_profile(InstanceProfileName=PROFILE, RoleName=ROLE))[:2] == (
+        404, "NoSuchEntity")  # fmt: skip

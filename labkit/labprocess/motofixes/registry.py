@@ -253,6 +253,22 @@ REGISTRY: tuple[Fix, ...] = (
         "(`A value of 'X' is not valid for HttpEndpoint. Specify either 'enabled' or 'disabled' and try again.`); "
         "the hop limit is 1 to 64 (EC2 API Reference).",
     ),
+    Fix(
+        name="removing_a_role_not_held_is_no_such_entity",
+        kind="fidelity",
+        aws="RemoveRoleFromInstanceProfile for a role the instance profile does not hold: NoSuchEntity (404)",
+        dependency="moto calls list.remove on the profile's roles, which raises ValueError: its server answers an "
+        "HTML page with status 500, which the CLI retries and cannot parse",
+        targets=(Target(IAM_BACKEND, "IAMBackend.remove_role_from_instance_profile",
+                        ("self", "profile_name", "role_name")),
+                 Target(IAM_BACKEND, "IAMBackend.get_instance_profile", ("self", "profile_name")),
+                 Target("moto.iam.exceptions", "NotFoundException"), INSTALLS_IAM),
+        apply=validation.removing_a_role_not_held_is_no_such_entity,
+        seam=IAM_SUBCLASS,
+        proved_by=("tests/test_validation.py::test_removing_a_role_the_profile_does_not_hold_is_no_such_entity",),
+        upstream="IAM RemoveRoleFromInstanceProfile with a role the instance profile does not hold raises ValueError "
+        "(list.remove) and the server answers 500; AWS answers NoSuchEntity (404).",
+    ),
     # -- end of the validation block ------------------------------------------------------------------
     Fix(
         name="ec2_names_a_missing_profile",

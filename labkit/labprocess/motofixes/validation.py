@@ -11,6 +11,11 @@ CreateRole operation: Has prohibited field Resource`; `MalformedPolicyDocument: 
 policy: "SERVICE":"eks.amazonaws.com.cn"`, terraform-provider-aws). IAM checks a service principal
 against the services it knows; the lab accepts any `NAME.amazonaws.com`.
 
+IAM, RemoveRoleFromInstanceProfile of a role the profile does not hold: 404 NoSuchEntity (IAM API
+Reference, RemoveRoleFromInstanceProfile, Errors: "referenced a resource entity that does not exist.
+The error message describes the resource"). The sentence is the lab's, in IAM's style: no transcript
+of this very refusal was found.
+
 EC2, the instance metadata options (ModifyInstanceMetadataOptions, RunInstances' MetadataOptions):
 HttpPutResponseHopLimit "Integers from 1 to 64", HttpTokens `optional | required`, HttpEndpoint
 `enabled | disabled` (EC2 API Reference, ModifyInstanceMetadataOptions and
@@ -79,6 +84,26 @@ class TrustPoliciesAsIamValidatesThem(Backend):
 
 def trust_policies_validated_as_iam_validates_them() -> None:
     subclass.add("iam", TrustPoliciesAsIamValidatesThem)
+
+
+# -- IAM: RemoveRoleFromInstanceProfile ------------------------------------------------------------
+class RemovingARoleNotHeldIsNoSuchEntity(Backend):
+    """A role the instance profile does not hold: NoSuchEntity (moto fails in list.remove: HTML 500)."""
+
+    def remove_role_from_instance_profile(self, profile_name: str, role_name: str) -> None:
+        from moto.iam.exceptions import NotFoundException
+
+        profile = self.get_instance_profile(profile_name)
+        self.get_role(role_name)
+        if all(role.name != role_name for role in profile.roles):
+            raise NotFoundException(
+                f"The role with name {role_name} cannot be found in instance profile {profile_name}."
+            )
+        super().remove_role_from_instance_profile(profile_name, role_name)
+
+
+def removing_a_role_not_held_is_no_such_entity() -> None:
+    subclass.add("iam", RemovingARoleNotHeldIsNoSuchEntity)
 
 
 # -- EC2: metadata options --------------------------------------------------------------------------
