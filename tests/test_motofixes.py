@@ -170,6 +170,18 @@ def removing_a_role_not_held_is_no_such_entity() -> Any:
     return _error(lambda: iam.remove_role_from_instance_profile("HoldsNothing", "NotHeld"))
 
 
+def described_profile_is_the_profile() -> Any:
+    for name in ("DescribedFirst", "DescribedThen"):
+        _iam().create_instance_profile(name, "/", [])
+    instance = _launch()
+    association = _ec2().associate_iam_instance_profile(instance.id, iam_instance_profile_name="DescribedFirst")
+    shown = dict(instance.iam_instance_profile)
+    _ec2().replace_iam_instance_profile_association(association.association_id,
+                                                    iam_instance_profile_name="DescribedThen")  # fmt: skip
+    return {"Id is the association's": shown["Id"] == association.association_id,
+            "Arn follows a replace": instance.iam_instance_profile["Arn"].endswith("/DescribedThen")}  # fmt: skip
+
+
 def ec2_names_a_missing_profile() -> Any:
     from moto.ec2.utils import filter_iam_instance_profiles
 
@@ -477,6 +489,7 @@ ALONE_DOES: dict[str, Any] = {
     "trust_policies_validated_as_iam_validates_them": ["WithResource", "NoPrincipal", "ServiceEc2", None, None],
     "metadata_options_in_ec2s_ranges": ["sometimes", 65, "on"],  # stored as given
     "removing_a_role_not_held_is_no_such_entity": ["ValueError", "list.remove(x): x not in list"],
+    "described_profile_is_the_profile": {"Id is the association's": True, "Arn follows a replace": False},
     "ec2_names_a_missing_profile": ["NotFoundException", "Instance profile NoSuchProfile not found"],
     "managed_policies_once": True,  # loaded into aws-cn too
     "region_lists_not_kept_per_backend": True,

@@ -169,3 +169,24 @@ def test_removing_a_role_the_profile_does_not_hold_is_no_such_entity(fresh_lab: 
     iam.remove_role_from_instance_profile(InstanceProfileName=PROFILE, RoleName=ROLE)  # the positive control
     assert refusal(lambda: iam.remove_role_from_instance_profile(InstanceProfileName=PROFILE, RoleName=ROLE))[:2] == (
         404, "NoSuchEntity")  # fmt: skip
+
+
+# -- item 4: DescribeInstances' IamInstanceProfile -------------------------------------------------
+def described_profile(demo: Demo) -> dict[str, str]:
+    instance = demo.ec2.describe_instances(InstanceIds=[demo.instance_id])["Reservations"][0]["Instances"][0]
+    return dict(instance["IamInstanceProfile"])
+
+
+def test_describe_instances_names_the_instance_profile_by_its_own_id_and_arn(demo: Demo) -> None:
+    """EC2 API Reference, IamInstanceProfile (DescribeInstances): `Arn`, the instance profile's ARN,
+    and `Id`, the instance profile's ID (IAM's `AIPA…`), not the association's `iip-assoc-…`; after
+    ReplaceIamInstanceProfileAssociation, the new profile's."""
+    association = demo.attach()
+    profile = demo.iam.get_instance_profile(InstanceProfileName=PROFILE)["InstanceProfile"]
+    assert described_profile(demo) == {"Arn": profile["Arn"], "Id": profile["InstanceProfileId"]}
+    assert profile["InstanceProfileId"].startswith("AIPA") and association.startswith("iip-assoc-")
+    create_role(demo.iam, "OtherRole")
+    demo.ec2.replace_iam_instance_profile_association(IamInstanceProfile={"Name": "OtherRole"},
+                                                      AssociationId=association)  # fmt: skip
+    other = demo.iam.get_instance_profile(InstanceProfileName="OtherRole")["InstanceProfile"]
+    assert described_profile(demo) == {"Arn": other["Arn"], "Id": other["InstanceProfileId"]}

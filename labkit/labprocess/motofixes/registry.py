@@ -269,6 +269,25 @@ REGISTRY: tuple[Fix, ...] = (
         upstream="IAM RemoveRoleFromInstanceProfile with a role the instance profile does not hold raises ValueError "
         "(list.remove) and the server answers 500; AWS answers NoSuchEntity (404).",
     ),
+    Fix(
+        name="described_profile_is_the_profile",
+        kind="fidelity",
+        aws="DescribeInstances' IamInstanceProfile is the instance profile's ARN and id (AIPA…), also after "
+        "ReplaceIamInstanceProfileAssociation",
+        dependency="moto gives the association's id (iip-assoc-…) as the profile's, and keeps the first profile's "
+        "ARN after a replace",
+        targets=(Target("moto.ec2.models.iam_instance_profile",
+                        "IamInstanceProfileAssociationBackend.associate_iam_instance_profile", ("self", "instance_id")),
+                 Target("moto.ec2.models.iam_instance_profile",
+                        "IamInstanceProfileAssociationBackend.replace_iam_instance_profile_association",
+                        ("self", "association_id")), INSTALLS_EC2),
+        apply=validation.described_profile_is_the_profile,
+        seam=EC2_SUBCLASS,
+        proved_by=("tests/test_validation.py::test_describe_instances_names_the_instance_profile_by_its_own_id_and_arn",),
+        upstream="EC2 DescribeInstances: Instance.IamInstanceProfile.Id is the association id (iip-assoc-…); AWS "
+        "gives the instance profile's id (AIPA…). After ReplaceIamInstanceProfileAssociation the instance keeps "
+        "the old profile's ARN. Fix: set {Arn: profile.arn, Id: profile.id} on associate and on replace.",
+    ),
     # -- end of the validation block ------------------------------------------------------------------
     Fix(
         name="ec2_names_a_missing_profile",

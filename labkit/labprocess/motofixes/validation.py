@@ -22,6 +22,9 @@ HttpPutResponseHopLimit "Integers from 1 to 64", HttpTokens `optional | required
 InstanceMetadataOptionsRequest); a value outside is 400 InvalidParameterValue. The wording is EC2's
 for HttpEndpoint (`A value of '' is not valid for HttpEndpoint. Specify either 'enabled' or
 'disabled' and try again.`, terraform-provider-aws issue 25547), the same sentence for the others.
+
+EC2, DescribeInstances: an instance's `IamInstanceProfile` is the profile's ARN and id (`AIPA…`; EC2
+API Reference, IamInstanceProfile).
 """
 
 from __future__ import annotations
@@ -151,3 +154,26 @@ class MetadataOptionsInEc2sRanges(Backend):
 
 def metadata_options_in_ec2s_ranges() -> None:
     subclass.add("ec2", MetadataOptionsInEc2sRanges)
+
+
+# -- EC2: DescribeInstances' IamInstanceProfile --------------------------------------------------
+class DescribedProfileIsTheProfile(Backend):
+    """An instance's IamInstanceProfile: the profile's ARN and id, also after a replace (moto keeps the
+    association's id, and the first profile's ARN after ReplaceIamInstanceProfileAssociation)."""
+
+    def associate_iam_instance_profile(self, instance_id: str, *args: Any, **kwargs: Any) -> Any:
+        return _described(super().associate_iam_instance_profile(instance_id, *args, **kwargs))
+
+    def replace_iam_instance_profile_association(self, association_id: str, *args: Any, **kwargs: Any) -> Any:
+        return _described(super().replace_iam_instance_profile_association(association_id, *args, **kwargs))
+
+
+def _described(association: Any) -> Any:
+    if association is not None and association.instance is not None:
+        profile = association.iam_instance_profile
+        association.instance.iam_instance_profile = {"Arn": profile.arn, "Id": profile.id}
+    return association
+
+
+def described_profile_is_the_profile() -> None:
+    subclass.add("ec2", DescribedProfileIsTheProfile)
