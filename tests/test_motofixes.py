@@ -182,6 +182,15 @@ def described_profile_is_the_profile() -> Any:
             "Arn follows a replace": instance.iam_instance_profile["Arn"].endswith("/DescribedThen")}  # fmt: skip
 
 
+def instance_filters_as_ec2_knows_them() -> Any:
+    _launch()  # moto reads the filters of each instance it has
+
+    def refused(name: str) -> Any:
+        return (_error(lambda: _ec2().describe_instances(filters={name: ["x"]})) or ["nothing raised"])[0]
+
+    return [refused("iam-instance-profile.arn"), refused("no-such-filter")]
+
+
 def ec2_names_a_missing_profile() -> Any:
     from moto.ec2.utils import filter_iam_instance_profiles
 
@@ -490,6 +499,7 @@ ALONE_DOES: dict[str, Any] = {
     "metadata_options_in_ec2s_ranges": ["sometimes", 65, "on"],  # stored as given
     "removing_a_role_not_held_is_no_such_entity": ["ValueError", "list.remove(x): x not in list"],
     "described_profile_is_the_profile": {"Id is the association's": True, "Arn follows a replace": False},
+    "instance_filters_as_ec2_knows_them": ["NotImplementedError", "NotImplementedError"],  # documented or not
     "ec2_names_a_missing_profile": ["NotFoundException", "Instance profile NoSuchProfile not found"],
     "managed_policies_once": True,  # loaded into aws-cn too
     "region_lists_not_kept_per_backend": True,

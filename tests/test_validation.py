@@ -17,7 +17,7 @@ import pytest
 
 import labkit
 from conftest import EC2_TRUST, Demo, create_role
-from labkit.catalogue import PROFILE, ROLE
+from labkit.catalogue import INSTANCE, PROFILE, ROLE
 from labkit.solutions import launch
 
 BASE = "http://169.254.169.254/latest"
@@ -190,3 +190,34 @@ def test_describe_instances_names_the_instance_profile_by_its_own_id_and_arn(dem
                                                       AssociationId=association)  # fmt: skip
     other = demo.iam.get_instance_profile(InstanceProfileName="OtherRole")["InstanceProfile"]
     assert described_profile(demo) == {"Arn": other["Arn"], "Id": other["InstanceProfileId"]}
+
+
+# -- item 5: DescribeInstances' filters ------------------------------------------------------------
+def test_the_iam_instance_profile_filters_find_the_instances_with_that_profile(demo: Demo) -> None:
+    """EC2 API Reference, DescribeInstances, Filters: `iam-instance-profile.arn` (the instance
+    profile's ARN) and `iam-instance-profile.id` (its ID)."""
+    demo.attach()
+    launch(demo.lab, "no-role")
+    profile = demo.iam.get_instance_profile(InstanceProfileName=PROFILE)["InstanceProfile"]
+
+    def found(name: str, value: str) -> list[str]:
+        reservations = demo.ec2.describe_instances(Filters=[{"Name": name, "Values": [value]}])["Reservations"]
+        return [instance["InstanceId"] for reservation in reservations for instance in reservation["Instances"]]
+
+    assert found("iam-instance-profile.arn", profile["Arn"]) == [demo.instance_id]
+    assert found("iam-instance-profile.id", profile["InstanceProfileId"]) == [demo.instance_id]
+    assert found("iam-instance-profile.arn", "arn:aws:iam::123456789012:instance-profile/Nothing") == []
+    assert len(found("instance-state-name", "running")) == 2  # a filter moto knows: unchanged
+
+
+def test_a_filter_describe_instances_does_not_know_is_invalid_parameter_value(demo: Demo) -> None:
+    """EC2 refuses a filter name DescribeInstances does not list (EC2 API Reference, DescribeInstances,
+    Filters): 400 InvalidParameterValue, `The filter 'NAME' is invalid`. The tag filters
+    (`tag:<key>`, `tag-key`) are names it lists."""
+    describe = demo.ec2.describe_instances
+    assert refusal(lambda: describe(Filters=[{"Name": "iam-role", "Values": [ROLE]}])) == (
+        400, "InvalidParameterValue", "The filter 'iam-role' is invalid")  # fmt: skip
+    assert refusal(lambda: describe(Filters=[{"Name": "instance-name", "Values": [INSTANCE]}]))[1] == (
+        "InvalidParameterValue")  # fmt: skip
+    tagged = describe(Filters=[{"Name": "tag:Name", "Values": [INSTANCE]}])["Reservations"]
+    assert [i["InstanceId"] for r in tagged for i in r["Instances"]] == [demo.instance_id]

@@ -288,6 +288,25 @@ REGISTRY: tuple[Fix, ...] = (
         "gives the instance profile's id (AIPA…). After ReplaceIamInstanceProfileAssociation the instance keeps "
         "the old profile's ARN. Fix: set {Arn: profile.arn, Id: profile.id} on associate and on replace.",
     ),
+    Fix(
+        name="instance_filters_as_ec2_knows_them",
+        kind="fidelity",
+        aws="DescribeInstances answers the filters it documents, among them iam-instance-profile.arn and "
+        "iam-instance-profile.id; another name is InvalidParameterValue, `The filter 'NAME' is invalid`",
+        dependency="moto raises NotImplementedError for every filter it lacks, documented or not (iam-instance-"
+        "profile.arn, a made-up name alike), which the lab answers 501",
+        targets=(Target(EC2_INSTANCES, "InstanceBackend.describe_instances", ("self", "filters")),
+                 Target(EC2_INSTANCES, "InstanceBackend.get_reservations_by_instance_ids",
+                        ("self", "instance_ids", "filters")),
+                 Target("moto.ec2.exceptions", "InvalidFilter"), INSTALLS_EC2),
+        apply=validation.instance_filters_as_ec2_knows_them,
+        seam=EC2_SUBCLASS,
+        proved_by=("tests/test_validation.py::test_the_iam_instance_profile_filters_find_the_instances_with_that_profile",
+                   "tests/test_validation.py::test_a_filter_describe_instances_does_not_know_is_invalid_parameter_value"),
+        upstream="EC2 DescribeInstances: the filters iam-instance-profile.arn and iam-instance-profile.id raise "
+        "NotImplementedError; so does a name EC2 does not know, which AWS refuses with InvalidParameterValue "
+        "`The filter 'NAME' is invalid`.",
+    ),
     # -- end of the validation block ------------------------------------------------------------------
     Fix(
         name="ec2_names_a_missing_profile",

@@ -25,12 +25,20 @@ for HttpEndpoint (`A value of '' is not valid for HttpEndpoint. Specify either '
 
 EC2, DescribeInstances: an instance's `IamInstanceProfile` is the profile's ARN and id (`AIPA…`; EC2
 API Reference, IamInstanceProfile).
+
+EC2, DescribeInstances: the filters are those DescribeInstances documents (EC2 API Reference,
+DescribeInstances, Filters; the list is read from botocore's model of it), among them
+`iam-instance-profile.arn` and `.id`; any other name is 400 InvalidParameterValue, `The filter
+'NAME' is invalid`.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import re
+from fnmatch import fnmatchcase
 from typing import Any
 
 from labkit.labprocess.motofixes import subclass
@@ -177,3 +185,64 @@ def _described(association: Any) -> Any:
 
 def described_profile_is_the_profile() -> None:
     subclass.add("ec2", DescribedProfileIsTheProfile)
+
+
+# -- EC2: DescribeInstances' filters -------------------------------------------------------------
+PROFILE_FILTERS = {"iam-instance-profile.arn": "Arn", "iam-instance-profile.id": "Id"}
+
+
+@functools.cache
+def instance_filters() -> frozenset[str]:
+    """The filter names botocore's model of DescribeInstances documents (`tag:<key>` stands for every tag)."""
+    from botocore.session import get_session
+
+    documented = get_session().get_service_model("ec2").operation_model("DescribeInstances")
+    text = documented.input_shape.members["Filters"].documentation
+    return frozenset(re.findall(r"<li>\s*<p>\s*<code>([^<]+)</code>", text))
+
+
+def _profile_filters(filters: Any) -> tuple[dict[str, list[str]], Any]:
+    """The filters the lab answers itself, and the rest for moto; a name EC2 does not know: refused."""
+    from moto.ec2.exceptions import InvalidFilter
+
+    if not filters:
+        return {}, filters
+    for name in filters:
+        if name not in instance_filters() and not name.startswith("tag:"):
+            raise InvalidFilter(name, "InvalidParameterValue")
+    own = {name: values for name, values in filters.items() if name in PROFILE_FILTERS}
+    return own, {name: values for name, values in filters.items() if name not in PROFILE_FILTERS}
+
+
+def _with_profile(reservations: list[Any], own: dict[str, list[str]]) -> list[Any]:
+    if not own:
+        return reservations
+
+    def matches(instance: Any) -> bool:
+        profile = getattr(instance, "iam_instance_profile", None) or {}
+        return all(any(fnmatchcase(str(profile.get(field, "")), value) for value in own[name])
+                   for name, field in PROFILE_FILTERS.items() if name in own)  # fmt: skip
+
+    kept = []
+    for reservation in reservations:
+        instances = [instance for instance in reservation.instances if matches(instance)]
+        if instances:
+            kept.append(copy.copy(reservation))
+            kept[-1].instances = instances
+    return kept
+
+
+class InstanceFiltersAsEc2KnowsThem(Backend):
+    """DescribeInstances: `iam-instance-profile.arn` and `.id` answered; a filter EC2 does not know refused."""
+
+    def describe_instances(self, filters: Any = None) -> Any:
+        own, rest = _profile_filters(filters)
+        return _with_profile(super().describe_instances(filters=rest), own)
+
+    def get_reservations_by_instance_ids(self, instance_ids: list[str], filters: Any = None) -> Any:
+        own, rest = _profile_filters(filters)
+        return _with_profile(super().get_reservations_by_instance_ids(instance_ids, filters=rest), own)
+
+
+def instance_filters_as_ec2_knows_them() -> None:
+    subclass.add("ec2", InstanceFiltersAsEc2KnowsThem)
