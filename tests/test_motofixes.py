@@ -133,6 +133,64 @@ def trust_policy_must_be_json() -> Any:
     return _iam().create_role("Broken", "{'Version': 2012}", "/", None, "", [], None).name
 
 
+def _trust(**changes: Any) -> str:
+    """A trust policy that lets EC2 assume the role, its statement changed (None removes a field)."""
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    }
+    statement: dict[str, Any] = policy["Statement"][0]  # type: ignore[index]
+    statement.update(changes)
+    return json.dumps({**policy, "Statement": [{k: v for k, v in statement.items() if v is not None}]})
+
+
+def trust_policies_validated_as_iam_validates_them() -> Any:
+    iam = _iam()
+    made = [iam.create_role(name, _trust(**changes), "/", None, "", [], None).name for name, changes in (
+        ("WithResource", {"Resource": "*"}), ("NoPrincipal", {"Principal": None}),
+        ("ServiceEc2", {"Principal": {"Service": "ec2"}}))]  # fmt: skip
+    updated = [
+        _error(lambda: iam.update_assume_role_policy("NoPrincipal", _trust(Principal=None))),
+        _error(lambda: iam.update_assume_role_policy("NoPrincipal", _trust(Principal={"Service": "ec2"}))),
+    ]
+    return [*made, *updated]
+
+
+def metadata_options_in_ec2s_ranges() -> Any:
+    instance = _launch()
+    _ec2().modify_instance_metadata_options(instance.id, http_tokens="sometimes", hop_limit=65, http_endpoint="on")
+    options = instance.metadata_options
+    return [options.http_tokens, options.http_put_response_hop_limit, options.http_endpoint]
+
+
+def removing_a_role_not_held_is_no_such_entity() -> Any:
+    iam = _iam()
+    iam.create_instance_profile("HoldsNothing", "/", [])
+    iam.create_role("NotHeld", _trust(), "/", None, "", [], None)
+    return _error(lambda: iam.remove_role_from_instance_profile("HoldsNothing", "NotHeld"))
+
+
+def described_profile_is_the_profile() -> Any:
+    for name in ("DescribedFirst", "DescribedThen"):
+        _iam().create_instance_profile(name, "/", [])
+    instance = _launch()
+    association = _ec2().associate_iam_instance_profile(instance.id, iam_instance_profile_name="DescribedFirst")
+    shown = dict(instance.iam_instance_profile)
+    _ec2().replace_iam_instance_profile_association(association.association_id,
+                                                    iam_instance_profile_name="DescribedThen")  # fmt: skip
+    return {"Id is the association's": shown["Id"] == association.association_id,
+            "Arn follows a replace": instance.iam_instance_profile["Arn"].endswith("/DescribedThen")}  # fmt: skip
+
+
+def instance_filters_as_ec2_knows_them() -> Any:
+    _launch()  # moto reads the filters of each instance it has
+
+    def refused(name: str) -> Any:
+        return (_error(lambda: _ec2().describe_instances(filters={name: ["x"]})) or ["nothing raised"])[0]
+
+    return [refused("iam-instance-profile.arn"), refused("no-such-filter")]
+
+
 def ec2_names_a_missing_profile() -> Any:
     from moto.ec2.utils import filter_iam_instance_profiles
 
@@ -438,6 +496,12 @@ ALONE_DOES: dict[str, Any] = {
         ["NotFoundException", "Instance profile NoSuchProfile not found"],
     ],
     "trust_policy_must_be_json": "Broken",  # created
+    # each role created; UpdateAssumeRolePolicy takes no principal, and the service `ec2`
+    "trust_policies_validated_as_iam_validates_them": ["WithResource", "NoPrincipal", "ServiceEc2", None, None],
+    "metadata_options_in_ec2s_ranges": ["sometimes", 65, "on"],  # stored as given
+    "removing_a_role_not_held_is_no_such_entity": ["ValueError", "list.remove(x): x not in list"],
+    "described_profile_is_the_profile": {"Id is the association's": True, "Arn follows a replace": False},
+    "instance_filters_as_ec2_knows_them": ["NotImplementedError", "NotImplementedError"],  # documented or not
     "ec2_names_a_missing_profile": ["NotFoundException", "Instance profile NoSuchProfile not found"],
     "managed_policies_once": True,  # loaded into aws-cn too
     "region_lists_not_kept_per_backend": True,

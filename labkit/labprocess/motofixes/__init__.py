@@ -19,6 +19,7 @@ announces itself), one that the lab behaves as AWS does.
     authorization.py  EC2's encoded authorization messages, STS decoding them, STS's refusals
     role_credentials.py  what IAM answers a role session that names no user
     iam_delay.py the option `labkit up --iam-delay N`: role sessions and EC2 see IAM changes late
+    validation.py  what IAM and EC2 validate and moto does not: trust policies, metadata options, filters
     speed.py     the changes for speed and memory in the lab process
     warm_aws.py  the changes to botocore in the warm `aws` server
 

@@ -14,6 +14,7 @@ from labkit.labprocess.motofixes import (
     simulation,
     speed,
     tags,
+    validation,
     warm_aws,
 )
 from labkit.labprocess.motofixes.record import CLI, LAB, Fix, Target
@@ -207,6 +208,108 @@ REGISTRY: tuple[Fix, ...] = (
         upstream="IAM CreateRole accepts an AssumeRolePolicyDocument that is not JSON; AWS refuses it with "
         "MalformedPolicyDocument `This policy contains invalid Json`.",
     ),
+    # -- validation as IAM and EC2 validate (issue 23): validation.py ----------------------------------
+    Fix(
+        name="trust_policies_validated_as_iam_validates_them",
+        kind="fidelity",
+        aws="CreateRole and UpdateAssumeRolePolicy refuse a trust policy with a `Resource`, without a `Principal`, "
+        "or naming a service that is none, with MalformedPolicyDocument: `Has prohibited field Resource`, `Missing "
+        "required field Principal`, `Invalid principal in policy: \"SERVICE\":\"ec2\"`",
+        dependency="moto's CreateRole takes any trust policy; its UpdateAssumeRolePolicy refuses a Resource (`Has "
+        "prohibited field Resource.`) and a document that is not JSON (`Syntax errors in policy.`), and takes the rest",
+        targets=(Target(IAM_BACKEND, "IAMBackend.create_role", ("self", "role_name", "assume_role_policy_document")),
+                 Target(IAM_BACKEND, "IAMBackend.update_assume_role_policy", ("self", "role_name", "policy_document")),
+                 Target("moto.iam.exceptions", "MalformedPolicyDocument"), INSTALLS_IAM),
+        apply=validation.trust_policies_validated_as_iam_validates_them,
+        seam=IAM_SUBCLASS,
+        proved_by=("tests/test_validation.py::test_create_role_refuses_a_malformed_trust_policy",
+                   "tests/test_validation.py::test_update_assume_role_policy_refuses_a_malformed_trust_policy",
+                   "tests/test_validation.py::test_update_assume_role_policy_refuses_what_is_not_json"),
+        upstream="IAM CreateRole accepts a trust policy whose statement has a Resource, has no Principal, or names "
+        "`\"Service\": \"ec2\"`; AWS refuses each with MalformedPolicyDocument (`Has prohibited field Resource`, "
+        "`Missing required field Principal`, `Invalid principal in policy: \"SERVICE\":\"ec2\"`). "
+        "UpdateAssumeRolePolicy checks only the first. Fix: validate CreateRole's document with "
+        "IAMTrustPolicyDocumentValidator, and add the Principal checks to it.",
+    ),
+    Fix(
+        name="metadata_options_in_ec2s_ranges",
+        kind="fidelity",
+        aws="ModifyInstanceMetadataOptions and RunInstances' MetadataOptions refuse a hop limit outside 1 to 64, an "
+        "HttpTokens other than optional or required, an HttpEndpoint other than enabled or disabled: "
+        "InvalidParameterValue, `A value of 'sometimes' is not valid for HttpTokens. Specify either 'optional' or "
+        "'required' and try again.`",
+        dependency="moto stores whatever it is given: a hop limit of 0 or 65, HttpTokens `sometimes`, which the "
+        "lab's metadata service, refusing only `required`, would answer without a token",
+        targets=(Target(EC2_INSTANCES, "InstanceBackend.modify_instance_metadata_options",
+                        ("self", "instance_id", "http_tokens", "hop_limit", "http_endpoint")),
+                 Target(EC2_INSTANCES, "InstanceBackend.run_instances",
+                        ("self", "image_id", "count", "user_data", "security_group_names")),
+                 Target("moto.ec2.exceptions", "EC2ClientError"), INSTALLS_EC2),
+        apply=validation.metadata_options_in_ec2s_ranges,
+        seam=EC2_SUBCLASS,
+        proved_by=("tests/test_validation.py::test_modify_instance_metadata_options_refuses_a_value_ec2_does_not_take",
+                   "tests/test_validation.py::test_run_instances_refuses_metadata_options_ec2_does_not_take",
+                   "tests/test_validation.py::test_http_tokens_sometimes_cannot_reopen_imdsv1"),
+        upstream="EC2 ModifyInstanceMetadataOptions (and RunInstances' MetadataOptions) accept HttpPutResponseHopLimit "
+        "0 or 65 and HttpTokens/HttpEndpoint values outside their enums. AWS refuses them with InvalidParameterValue "
+        "(`A value of 'X' is not valid for HttpEndpoint. Specify either 'enabled' or 'disabled' and try again.`); "
+        "the hop limit is 1 to 64 (EC2 API Reference).",
+    ),
+    Fix(
+        name="removing_a_role_not_held_is_no_such_entity",
+        kind="fidelity",
+        aws="RemoveRoleFromInstanceProfile for a role the instance profile does not hold: NoSuchEntity (404)",
+        dependency="moto calls list.remove on the profile's roles, which raises ValueError: its server answers an "
+        "HTML page with status 500, which the CLI retries and cannot parse",
+        targets=(Target(IAM_BACKEND, "IAMBackend.remove_role_from_instance_profile",
+                        ("self", "profile_name", "role_name")),
+                 Target(IAM_BACKEND, "IAMBackend.get_instance_profile", ("self", "profile_name")),
+                 Target("moto.iam.exceptions", "NotFoundException"), INSTALLS_IAM),
+        apply=validation.removing_a_role_not_held_is_no_such_entity,
+        seam=IAM_SUBCLASS,
+        proved_by=("tests/test_validation.py::test_removing_a_role_the_profile_does_not_hold_is_no_such_entity",),
+        upstream="IAM RemoveRoleFromInstanceProfile with a role the instance profile does not hold raises ValueError "
+        "(list.remove) and the server answers 500; AWS answers NoSuchEntity (404).",
+    ),
+    Fix(
+        name="described_profile_is_the_profile",
+        kind="fidelity",
+        aws="DescribeInstances' IamInstanceProfile is the instance profile's ARN and id (AIPA…), also after "
+        "ReplaceIamInstanceProfileAssociation",
+        dependency="moto gives the association's id (iip-assoc-…) as the profile's, and keeps the first profile's "
+        "ARN after a replace",
+        targets=(Target("moto.ec2.models.iam_instance_profile",
+                        "IamInstanceProfileAssociationBackend.associate_iam_instance_profile", ("self", "instance_id")),
+                 Target("moto.ec2.models.iam_instance_profile",
+                        "IamInstanceProfileAssociationBackend.replace_iam_instance_profile_association",
+                        ("self", "association_id")), INSTALLS_EC2),
+        apply=validation.described_profile_is_the_profile,
+        seam=EC2_SUBCLASS,
+        proved_by=("tests/test_validation.py::test_describe_instances_names_the_instance_profile_by_its_own_id_and_arn",),
+        upstream="EC2 DescribeInstances: Instance.IamInstanceProfile.Id is the association id (iip-assoc-…); AWS "
+        "gives the instance profile's id (AIPA…). After ReplaceIamInstanceProfileAssociation the instance keeps "
+        "the old profile's ARN. Fix: set {Arn: profile.arn, Id: profile.id} on associate and on replace.",
+    ),
+    Fix(
+        name="instance_filters_as_ec2_knows_them",
+        kind="fidelity",
+        aws="DescribeInstances answers the filters it documents, among them iam-instance-profile.arn and "
+        "iam-instance-profile.id; another name is InvalidParameterValue, `The filter 'NAME' is invalid`",
+        dependency="moto raises NotImplementedError for every filter it lacks, documented or not (iam-instance-"
+        "profile.arn, a made-up name alike), which the lab answers 501",
+        targets=(Target(EC2_INSTANCES, "InstanceBackend.describe_instances", ("self", "filters")),
+                 Target(EC2_INSTANCES, "InstanceBackend.get_reservations_by_instance_ids",
+                        ("self", "instance_ids", "filters")),
+                 Target("moto.ec2.exceptions", "InvalidFilter"), INSTALLS_EC2),
+        apply=validation.instance_filters_as_ec2_knows_them,
+        seam=EC2_SUBCLASS,
+        proved_by=("tests/test_validation.py::test_the_iam_instance_profile_filters_find_the_instances_with_that_profile",
+                   "tests/test_validation.py::test_a_filter_describe_instances_does_not_know_is_invalid_parameter_value"),
+        upstream="EC2 DescribeInstances: the filters iam-instance-profile.arn and iam-instance-profile.id raise "
+        "NotImplementedError; so does a name EC2 does not know, which AWS refuses with InvalidParameterValue "
+        "`The filter 'NAME' is invalid`.",
+    ),
+    # -- end of the validation block ------------------------------------------------------------------
     Fix(
         name="ec2_names_a_missing_profile",
         kind="fidelity",
