@@ -12,6 +12,7 @@ access denied error messages".
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -249,11 +250,7 @@ def test_revoking_older_sessions_denies_the_instances_credentials_from_anywhere(
         aws_session_token=leaked["Token"],
     )
     assert outside.list_users()["Users"]  # a leaked session works from anywhere
-    now = (datetime.now(UTC) + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    revoke = statement("Deny", "*", DateLessThan={"aws:TokenIssueTime": now})
-    attached.iam.put_role_policy(
-        RoleName=ROLE, PolicyName="AWSRevokeOlderSessions", PolicyDocument=json.dumps(policy(revoke))
-    )
+    revoke_older_sessions(attached.iam)
     assert refused(lambda: outside.list_users())["Message"].endswith(
         "with an explicit deny in an identity-based policy"
     )
@@ -290,3 +287,36 @@ def test_a_custom_policy_is_simulated_with_its_context(fresh_lab: labkit.Lab) ->
     unknown = iam.simulate_custom_policy(PolicyInputList=[only_west], ActionNames=["ec2:RunInstances"])
     assert unknown["EvaluationResults"][0]["EvalDecision"] == "implicitDeny"
     assert unknown["EvaluationResults"][0]["MissingContextValues"] == ["aws:RequestedRegion"]
+
+
+def imds_credentials(demo: Demo) -> dict[str, str]:
+    token = demo.box.run(
+        'curl -s -X PUT http://169.254.169.254/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 60"'
+    ).stdout.strip()
+    path = f"http://169.254.169.254/latest/meta-data/iam/security-credentials/{ROLE}"
+    found: dict[str, str] = json.loads(demo.box.run(f'curl -s -H "X-aws-ec2-metadata-token: {token}" {path}').stdout)
+    return found
+
+
+def revoke_older_sessions(iam: Any) -> datetime:
+    """What the console's *Revoke active sessions* does: the inline policy AWSRevokeOlderSessions, denying
+    every action to sessions issued before the next whole second, which it returns."""
+    cutoff = (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=0)
+    revoke = policy(statement("Deny", "*", DateLessThan={"aws:TokenIssueTime": cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")}))
+    iam.put_role_policy(RoleName=ROLE, PolicyName="AWSRevokeOlderSessions", PolicyDocument=json.dumps(revoke))
+    return cutoff
+
+
+def test_after_a_revocation_a_stop_and_start_gives_the_instance_new_credentials(attached: Demo) -> None:
+    """A revoked instance keeps its current (denied) credentials until EC2 delivers new ones; stopping
+    and starting it forces that (IAM User Guide, "Revoke IAM role temporary security credentials": new
+    sessions are not denied)."""
+    before = imds_credentials(attached)
+    cutoff = revoke_older_sessions(attached.iam)
+    assert attached.box.run("aws iam list-users").exit_code == 255
+    assert imds_credentials(attached)["AccessKeyId"] == before["AccessKeyId"]  # kept until EC2 refreshes them
+    time.sleep(max(0.0, (cutoff - datetime.now(UTC)).total_seconds()))
+    attached.ec2.stop_instances(InstanceIds=[attached.instance_id])
+    attached.ec2.start_instances(InstanceIds=[attached.instance_id])
+    assert imds_credentials(attached)["AccessKeyId"] != before["AccessKeyId"]
+    assert attached.box.run("aws iam list-users").exit_code == 0

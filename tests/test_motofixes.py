@@ -330,6 +330,16 @@ def a_role_session_names_no_user() -> Any:
             _answer(iam, "list_mfa_devices")]  # fmt: skip
 
 
+def started_instances_get_new_credentials() -> Any:
+    from moto.backends import get_backend
+
+    ec2 = get_backend("ec2")[ACCOUNT]["us-east-1"]
+    [instance] = ec2.run_instances(IMAGE, 1, "", []).instances
+    ec2.stop_instances([instance.id])
+    ec2.start_instances([instance.id])
+    return getattr(ec2.get_instance(instance.id), "lab_starts", None)
+
+
 def requests_decided_by_the_labs_evaluator() -> Any:
     bounded = _client("iam", _role_session("Bounded"))
     _iam().put_role_permissions_boundary("Bounded", "arn:aws:iam::aws:policy/AmazonEC2ReadOnlyAccess")
@@ -487,6 +497,7 @@ ALONE_DOES: dict[str, Any] = {
     "default_subnet_address": "10",  # not the default subnet's 172.31
     "al2023_requires_imdsv2": [None, "optional", 1],  # the AMI says nothing; the launch gets v1 and one hop
     "client_token_makes_launch_idempotent": 2,  # two instances launched for one token
+    "started_instances_get_new_credentials": None,  # moto keeps no count of starts
     "metadata_options_keep_what_is_not_named": None,  # HttpEndpoint blanked
     "inactive_keys_are_refused": None,  # an Inactive key is looked up without error
     "ids_look_like_aws": {"user ids are AIDA…": False, "profile ids are AIPA…": False},

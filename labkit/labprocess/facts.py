@@ -78,6 +78,7 @@ class InstanceFacts:
     launch_time: datetime | None = None  # DescribeInstances' LaunchTime, UTC
     availability_zone_id: str = ""
     placement_group: str = ""
+    starts: int = 0  # how often it was started again after a stop (motofixes/launch.py, StartsCounted)
     host_id: str | None = None
     partition_number: int | None = None
     lifecycle: str = "on-demand"  # or "spot"
@@ -167,6 +168,7 @@ def instance_facts(ec2: Any, iam: Any, instance_id: str) -> InstanceFacts | None
         launch_time=inst.launch_time.replace(tzinfo=UTC),
         availability_zone_id=zones[0].zone_id if zones else "",
         placement_group=inst.placement.group_name or "",
+        starts=getattr(inst, "lab_starts", 0),
         host_id=inst.placement.host_id or None,
         partition_number=getattr(inst.placement, "partition_number", None),
         lifecycle=inst.lifecycle or "on-demand",

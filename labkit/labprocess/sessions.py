@@ -42,6 +42,7 @@ class RoleSession:
     token: str
     last_updated: datetime
     expiration: datetime
+    starts: int = 0  # the instance's starts when it was minted: a start after a stop gets new credentials
 
 
 def ec2_may_assume(role_arn: str, trust_policy: str) -> bool:
@@ -80,7 +81,12 @@ class RoleSessions:
         now = self.clock()
         with self.lock:
             cached = self._sessions.get(facts.instance_id)
-            if cached is not None and cached.role_arn == facts.role_arn and now < cached.expiration - REFRESH_BEFORE:
+            if (
+                cached is not None
+                and cached.role_arn == facts.role_arn
+                and getattr(cached, "starts", 0) == facts.starts  # a session pickled before the field: 0
+                and now < cached.expiration - REFRESH_BEFORE
+            ):
                 return cached
             with self.change("session") as change:
                 session = self._mint(facts, now)
@@ -105,6 +111,7 @@ class RoleSessions:
             token=assumed.session_token,
             last_updated=now,
             expiration=now + timedelta(seconds=ROLE_SESSION_SECONDS),
+            starts=facts.starts,
         )
         self._sessions[facts.instance_id] = session
         return session

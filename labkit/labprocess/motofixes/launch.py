@@ -74,3 +74,20 @@ class ClientTokenMakesLaunchIdempotent(Backend):
 
 def client_token_makes_launch_idempotent() -> None:
     subclass.add("ec2", ClientTokenMakesLaunchIdempotent)
+
+
+class StartsCounted(Backend):
+    """Counts each instance's starts after a stop (`lab_starts` on moto's instance), so that the metadata
+    service hands an instance started again new role credentials (labkit/labprocess/sessions.py)."""
+
+    def start_instances(self, instance_ids: list[str]) -> Any:
+        stopped = {i for i in instance_ids if self.get_instance(i).state == "stopped"}
+        started = super().start_instances(instance_ids)
+        for instance_id in stopped:
+            instance = self.get_instance(instance_id)
+            instance.lab_starts = getattr(instance, "lab_starts", 0) + 1
+        return started
+
+
+def started_instances_get_new_credentials() -> None:
+    subclass.add("ec2", StartsCounted)

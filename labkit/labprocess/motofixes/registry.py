@@ -112,6 +112,23 @@ REGISTRY: tuple[Fix, ...] = (
         "Fix: in run_instances, return the reservation whose instances carry the same client_token.",
     ),
     Fix(
+        name="started_instances_get_new_credentials",
+        kind="fidelity",
+        aws="An instance stopped and started again gets new role credentials from its metadata service (the way to "
+        "give an instance fresh credentials at once, after its role's older sessions were revoked: IAM User Guide, "
+        "\"Revoke IAM role temporary security credentials\", new sessions are not denied)",
+        dependency="moto keeps no trace of a start, so the lab would hand the instance its old session until it "
+        "expires",
+        targets=(Target("moto.ec2.models.instances", "InstanceBackend.start_instances", ("self", "instance_ids")),
+                 Target("moto.ec2.models.instances", "InstanceBackend.get_instance", ("self", "instance_id")),
+                 INSTALLS_EC2),
+        apply=launch.started_instances_get_new_credentials,
+        seam=EC2_SUBCLASS,
+        proved_by=("tests/test_decisions.py::test_after_a_revocation_a_stop_and_start_gives_the_instance_new_credentials",),
+        upstream="(none: what the lab's metadata service needs, not a moto bug) StartInstances leaves no mark on the "
+        "instance a caller could compare; the lab counts starts.",
+    ),
+    Fix(
         name="metadata_options_keep_what_is_not_named",
         kind="fidelity",
         aws="ModifyInstanceMetadataOptions changes only the options it names",
