@@ -331,10 +331,7 @@ def a_role_session_names_no_user() -> Any:
 
 
 def started_instances_get_new_credentials() -> Any:
-    from moto.backends import get_backend
-
-    ec2 = get_backend("ec2")[ACCOUNT]["us-east-1"]
-    [instance] = ec2.run_instances(IMAGE, 1, "", []).instances
+    ec2, instance = _ec2(), _launch()
     ec2.stop_instances([instance.id])
     ec2.start_instances([instance.id])
     return getattr(ec2.get_instance(instance.id), "lab_starts", None)
