@@ -20,7 +20,7 @@ import botocore.exceptions
 import pytest
 
 import labkit
-from conftest import READ_ONLY, ROLE, Demo
+from conftest import READ_ONLY, ROLE, Demo, kill_until_unlocked
 
 ACCOUNT = "123456789012"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/{ROLE}"
@@ -320,3 +320,23 @@ def test_after_a_revocation_a_stop_and_start_gives_the_instance_new_credentials(
     attached.ec2.start_instances(InstanceIds=[attached.instance_id])
     assert imds_credentials(attached)["AccessKeyId"] != before["AccessKeyId"]
     assert attached.box.run("aws iam list-users").exit_code == 0
+
+
+def test_a_revoked_session_stays_revoked_after_kill_9(own_lab: labkit.Lab) -> None:
+    """The journal keeps when each role session was issued: a session assumed before a revocation is
+    still refused after the lab restarts (before: the replayed session looked newly issued)."""
+    iam = own_lab.client("iam")
+    trust = policy(
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}
+    )
+    iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust))
+    iam.attach_role_policy(RoleName=ROLE, PolicyArn=READ_ONLY)
+    issued = own_lab.client("sts").assume_role(RoleArn=ROLE_ARN, RoleSessionName="leaked")["Credentials"]
+    keys = {"aws_access_key_id": issued["AccessKeyId"], "aws_secret_access_key": issued["SecretAccessKey"],
+            "aws_session_token": issued["SessionToken"]}  # fmt: skip
+    cutoff = revoke_older_sessions(iam)
+    time.sleep(max(0.0, (cutoff - datetime.now(UTC)).total_seconds()) + 1)
+    assert refused(lambda: own_lab.client("iam", **keys).list_users())["Code"] == "AccessDenied"
+    kill_until_unlocked(own_lab)
+    back = labkit.connect(own_lab.home)
+    assert refused(lambda: back.client("iam", **keys).list_users())["Code"] == "AccessDenied"

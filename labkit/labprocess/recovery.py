@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -156,7 +156,8 @@ class Recovery:
                 if change.record is None or self.journal is None or replay.active():  # a replay: journaled already
                     return
                 random_state = [state[0], list(state[1]), state[2]]
-                record = {**change.record, "stream": stream, "random": random_state, "secrets": list(SECRETS.drawn)}
+                record = {**change.record, "stream": stream, "random": random_state, "secrets": list(SECRETS.drawn),
+                          "at": datetime.now(UTC).isoformat()}  # fmt: skip
                 try:
                     self.journal.append(record)
                 except JournalWriteFailed as error:
@@ -294,7 +295,7 @@ class Recovery:
         random_state = change["random"]
         stream = change.get("stream") or change.get("action") or change["kind"]  # older journals
         state = (random_state[0], tuple(random_state[1]), random_state[2])
-        with self.lock, self._drawing(stream, state), replay.replaying(change["secrets"]):
+        with self.lock, self._drawing(stream, state), replay.replaying(change["secrets"], change.get("at")):
             if change["kind"] == "request":
                 status = self._replay_request(change)
                 if status >= 400:

@@ -29,7 +29,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from labkit.labprocess import principals, resources
+from labkit.labprocess import principals, replay, resources
 from labkit.labprocess.evaluation import Decision, Request, decide, explain
 from labkit.labprocess.motofixes import authorization, middleware
 from labkit.protocol import ACCOUNT_ID, REGION
@@ -214,6 +214,6 @@ def requests_decided_by_the_labs_evaluator() -> None:
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
-        self.issued = datetime.now(UTC)
+        self.issued = replay.made_at() or datetime.now(UTC)  # a replayed session keeps its time
 
     setattr(sts_models.AssumedRole, "__init__", __init__)  # noqa: B010
