@@ -31,7 +31,7 @@ from labkit.catalogue import (
 )
 from labkit.errors import LabNotReady
 from labkit.protocol import instance_home
-from labkit.solutions import association_of, running_instance_id
+from labkit.solutions import REVOKE_POLICY, association_of, running_instance_id
 from labkit.trust import ec2_may_assume
 
 if TYPE_CHECKING:
@@ -199,6 +199,22 @@ def _after_04(lab: Connection) -> list[Check]:
     ]
 
 
+def _revoked(iam: Any, role: str) -> bool:
+    """Whether the role holds the console's AWSRevokeOlderSessions: a Deny of every action with
+    DateLessThan on aws:TokenIssueTime (IAM User Guide, "Revoke IAM role temporary security credentials")."""
+    try:
+        document = iam.get_role_policy(RoleName=role, PolicyName=REVOKE_POLICY)["PolicyDocument"]
+    except iam.exceptions.NoSuchEntityException:
+        return False
+    statements = document["Statement"] if isinstance(document["Statement"], list) else [document["Statement"]]
+    return any(
+        s.get("Effect") == "Deny"
+        and s.get("Action") in ("*", ["*"])
+        and "aws:TokenIssueTime" in s.get("Condition", {}).get("DateLessThan", {})
+        for s in statements
+    )
+
+
 def _after_05(lab: Connection) -> list[Check]:
     def tokens(instance_id: str | None) -> str | None:
         if instance_id is None:
@@ -208,6 +224,11 @@ def _after_05(lab: Connection) -> list[Check]:
 
     legacy, modify = running_instance_id(lab, LEGACY_SERVER), _fix("05", "modify_instance_metadata_options")
     return [
+        Check(
+            f"{ROLE}'s older sessions are revoked ({REVOKE_POLICY})",
+            _revoked(lab.client("iam"), ROLE),
+            _fix("05", "Revoke active sessions"),
+        ),
         Check(f"{LEGACY_SERVER} runs, holding {ROLE}", _held_role(lab, legacy) == ROLE, _fix("05", "run_instances")),
         Check(f"{LEGACY_SERVER} requires IMDSv2", tokens(legacy) == "required", modify),
         Check(f"{INSTANCE} requires IMDSv2", tokens(running_instance_id(lab, INSTANCE)) == "required", modify),

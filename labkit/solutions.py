@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -46,8 +47,12 @@ __all__ = [
     "notebook_04",
     "notebook_05",
     "notebook_06",
+    "revoke_older_sessions",
     "running_instance_id",
 ]
+
+# The inline policy the console's *Revoke active sessions* adds to a role.
+REVOKE_POLICY = "AWSRevokeOlderSessions"
 
 
 def launch(
@@ -102,6 +107,21 @@ def create_role_for_ec2(lab: Connection, name: str, policy_arn: str) -> None:
     iam.attach_role_policy(RoleName=name, PolicyArn=policy_arn)
     iam.create_instance_profile(InstanceProfileName=name)
     iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
+
+
+def revoke_older_sessions(lab: Connection, role: str) -> datetime:
+    """What the console's *Roles → ROLE → Revoke sessions → Revoke active sessions* does: the inline
+    policy AWSRevokeOlderSessions, denying every action to the role's sessions issued before the next
+    whole second (`aws:TokenIssueTime`), which it returns. Sessions issued later are not denied (IAM
+    User Guide, "Revoke IAM role temporary security credentials")."""
+    cutoff = (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=0)
+    condition = {"DateLessThan": {"aws:TokenIssueTime": cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")}}
+    revoke = {
+        "Version": "2012-10-17",
+        "Statement": {"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": condition},
+    }
+    lab.client("iam").put_role_policy(RoleName=role, PolicyName=REVOKE_POLICY, PolicyDocument=json.dumps(revoke))
+    return cutoff
 
 
 def association_of(lab: Connection, instance_id: str) -> dict[str, Any] | None:
@@ -171,9 +191,16 @@ def notebook_04(lab: Connection) -> None:
 
 
 def notebook_05(lab: Connection) -> None:
-    """Taught in 05-instance-metadata: launch legacy-server with DemoRoleForEC2 allowing IMDSv1, as an
-    older launch template would, then require IMDSv2 on it ("IMDSv2 Required"). demo-instance, from
-    Amazon Linux 2023, has required IMDSv2 since its launch."""
+    """Taught in 05-instance-metadata: revoke DemoRoleForEC2's older sessions ("Revoke active
+    sessions"), as after a leak; launch legacy-server with DemoRoleForEC2 allowing IMDSv1, as an older
+    launch template would, then require IMDSv2 on it ("IMDSv2 Required"). demo-instance, from Amazon
+    Linux 2023, has required IMDSv2 since its launch.
+
+    The notebook then stops and starts demo-instance, so that it gets a session issued after the
+    revocation. A replayed lab has handed out no session yet: once the cutoff's second has passed, its
+    first one is issued after the revocation anyway."""
+    cutoff = revoke_older_sessions(lab, ROLE)
+    time.sleep(max(0.0, (cutoff - datetime.now(UTC)).total_seconds()))
     instance_id = launch(
         lab, LEGACY_SERVER, profile=PROFILE, metadata_options={"HttpTokens": "optional"}, client_token=LEGACY_TOKEN
     )
@@ -195,6 +222,8 @@ def notebook_06(lab: Connection) -> None:
         iam.remove_role_from_instance_profile(InstanceProfileName=profile, RoleName=role)
         iam.delete_instance_profile(InstanceProfileName=profile)
         iam.detach_role_policy(RoleName=role, PolicyArn=policy)
+        for inline in iam.list_role_policies(RoleName=role)["PolicyNames"]:  # 05's AWSRevokeOlderSessions
+            iam.delete_role_policy(RoleName=role, PolicyName=inline)
         iam.delete_role(RoleName=role)
     iam.detach_user_policy(UserName=APP_USER, PolicyArn=READ_ONLY)
     iam.delete_user(UserName=APP_USER)

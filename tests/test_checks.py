@@ -79,7 +79,11 @@ BUILDS = {
     ],
     "03": ["demo-instance is running", "demo-instance holds DemoRoleForEC2"],
     "04": ["instance profile DemoEC2ReadOnlyRole holds its role"],
-    "05": ["legacy-server runs, holding DemoRoleForEC2", "legacy-server requires IMDSv2"],
+    "05": [
+        "DemoRoleForEC2's older sessions are revoked (AWSRevokeOlderSessions)",
+        "legacy-server runs, holding DemoRoleForEC2",
+        "legacy-server requires IMDSv2",
+    ],
     "06": [
         "the series' instances are terminated",
         "its instance profiles are deleted",
@@ -215,3 +219,22 @@ def test_after_the_series_05s_first_check_says_its_launch_token_is_spent(lab: la
     )
     lab.reset(to="05")
     assert lab.ready_for("05").ok
+
+
+def test_notebook_05s_revocation_counts_only_as_the_console_writes_it(lab: labkit.Lab) -> None:
+    """IAM User Guide, "Revoke IAM role temporary security credentials": *Revoke active sessions* adds
+    the inline policy AWSRevokeOlderSessions, a Deny of every action to sessions issued before a time
+    (DateLessThan on aws:TokenIssueTime). A policy of that name that denies nothing is no revocation.
+
+    Guards against the check saying ✓ for the policy's name alone (in labkit/checks.py, `_revoked`
+    returning True once get_role_policy answers)."""
+    lab.reset(to="05")
+    item = "DemoRoleForEC2's older sessions are revoked (AWSRevokeOlderSessions)"
+    condition = {"DateLessThan": {"aws:TokenIssueTime": "2026-01-01T00:00:00Z"}}
+    allows = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:Get*", "Resource": "*",
+                                                      "Condition": condition}]}  # fmt: skip
+    iam = lab.client("iam")
+    iam.put_role_policy(RoleName=ROLE, PolicyName="AWSRevokeOlderSessions", PolicyDocument=json.dumps(allows))
+    assert item in [c.item for c in lab.check("05").missing]
+    solutions.revoke_older_sessions(lab, ROLE)
+    assert item not in [c.item for c in lab.check("05").missing]
