@@ -269,7 +269,7 @@ def _before_05(lab: Connection) -> list[Check]:
     ]
     return [
         Check(
-            f"ClientToken {LEGACY_TOKEN} is not spent on a terminated {LEGACY_SERVER}",
+            f"no terminated {LEGACY_SERVER} from an earlier run (05's launch would return it)",
             not spent,
             f"05's launch would return {', '.join(spent)} again: run `labkit reset --to 05`",
         )

@@ -214,8 +214,8 @@ def test_after_the_series_05s_first_check_says_its_launch_token_is_spent(lab: la
     with pytest.raises(labkit.LabNotReady) as caught:
         lab.ready_for("05")
     assert str(caught.value) == (
-        "The lab is not ready for notebook 05; missing: ClientToken legacy-server-05 is not spent on a terminated "
-        'legacy-server. Run `labkit reset --to 05` in a terminal (or lab.reset(to="05") here) to catch up.'
+        "The lab is not ready for notebook 05; missing: no terminated legacy-server from an earlier run (05's "
+        'launch would return it). Run `labkit reset --to 05` in a terminal (or lab.reset(to="05") here) to catch up.'
     )
     lab.reset(to="05")
     assert lab.ready_for("05").ok
