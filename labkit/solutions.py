@@ -31,6 +31,7 @@ from labkit.catalogue import (
     SECOND_ROLE,
     WEB_SERVER,
 )
+from labkit.protocol import ACCOUNT_ID
 
 if TYPE_CHECKING:
     from labkit.connection import Connection
@@ -47,12 +48,28 @@ __all__ = [
     "notebook_04",
     "notebook_05",
     "notebook_06",
+    "pass_role_to_an_operator",
     "revoke_older_sessions",
     "running_instance_id",
 ]
 
 # The inline policy the console's *Revoke active sessions* adds to a role.
 REVOKE_POLICY = "AWSRevokeOlderSessions"
+
+OPERATOR = "operator"  # 04: may manage EC2, and attach DemoRoleForEC2 once granted iam:PassRole on it
+EC2_FULL_ACCESS = "arn:aws:iam::aws:policy/AmazonEC2FullAccess"
+PASS_ROLE_POLICY = "PassDemoRoleToEC2"  # operator's inline policy: the IAM User Guide's example
+PASS_ROLE_TO_EC2: dict[str, Any] = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": f"arn:aws:iam::{ACCOUNT_ID}:role/{ROLE}",
+            "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+        }
+    ],
+}
 
 
 def launch(
@@ -164,13 +181,14 @@ def notebook_03(lab: Connection) -> None:
 
 
 def notebook_04(lab: Connection) -> None:
-    """Taught in 04-role-permissions: detach and re-attach the policy; switch roles and back; launch
-    web-server with the role from the start, then terminate it.
+    """Taught in 04-role-permissions: detach and re-attach the policy; switch roles and back; operator
+    refused, then allowed, to pass the role (pass_role_to_an_operator); launch web-server with the
+    role from the start, then terminate it.
 
     What remains: a second role, DemoEC2ReadOnlyRole, and its profile; demo-instance holds
     DemoRoleForEC2 again, with IAMReadOnlyAccess attached again. The key of alice that the notebook
     leaves on demo-instance, to show that it wins over the role, is deleted again by its end, and
-    the credentials file removed, so neither remains.
+    the credentials file removed, so neither remains; so are operator and app-server's role.
     """
     iam, ec2 = lab.client("iam"), lab.client("ec2")
     iam.detach_role_policy(RoleName=ROLE, PolicyArn=READ_ONLY)
@@ -187,7 +205,45 @@ def notebook_04(lab: Connection) -> None:
             AssociationId=association["AssociationId"],
         )
         once_ec2_sees_the_profile(lab, replace)
+    pass_role_to_an_operator(lab)
     ec2.terminate_instances(InstanceIds=[launch(lab, WEB_SERVER, profile=PROFILE)])
+
+
+def pass_role_to_an_operator(lab: Connection) -> None:
+    """Taught in 04-role-permissions ("Who may hand out a role: iam:PassRole"): operator, who holds
+    AmazonEC2FullAccess, is refused attaching DemoRoleForEC2 to app-server (UnauthorizedOperation:
+    no iam:PassRole on the role), is granted iam:PassRole on it for ec2.amazonaws.com, attaches it;
+    then the role comes off app-server and operator is deleted, so nothing of it remains.
+
+    Replayed, refusal included: a refused request draws from its action's id stream as an accepted
+    one does, so the refused attempt, like the attach, moves AssociateIamInstanceProfile's stream
+    on, and operator moves CreateUser's (IAM User Guide, "Grant a user permissions to pass a role
+    to an AWS service")."""
+    from botocore.exceptions import ClientError
+
+    iam, ec2 = lab.client("iam"), lab.client("ec2")
+    iam.create_user(UserName=OPERATOR)
+    iam.attach_user_policy(UserName=OPERATOR, PolicyArn=EC2_FULL_ACCESS)
+    key = iam.create_access_key(UserName=OPERATOR)["AccessKey"]
+    as_operator = lab.client("ec2", aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
+    server = running_instance_id(lab, APP_SERVER)
+    assert server is not None, "notebook 01 launches app-server"
+    attach = partial(
+        as_operator.associate_iam_instance_profile, IamInstanceProfile={"Name": PROFILE}, InstanceId=server
+    )
+    try:
+        attach()
+    except ClientError as refusal:
+        assert refusal.response["Error"]["Code"] == "UnauthorizedOperation", refusal
+    else:
+        raise AssertionError("AmazonEC2FullAccess alone let operator pass DemoRoleForEC2")
+    iam.put_user_policy(UserName=OPERATOR, PolicyName=PASS_ROLE_POLICY, PolicyDocument=json.dumps(PASS_ROLE_TO_EC2))
+    association = attach()["IamInstanceProfileAssociation"]["AssociationId"]
+    ec2.disassociate_iam_instance_profile(AssociationId=association)
+    iam.delete_access_key(UserName=OPERATOR, AccessKeyId=key["AccessKeyId"])
+    iam.delete_user_policy(UserName=OPERATOR, PolicyName=PASS_ROLE_POLICY)
+    iam.detach_user_policy(UserName=OPERATOR, PolicyArn=EC2_FULL_ACCESS)
+    iam.delete_user(UserName=OPERATOR)
 
 
 def notebook_05(lab: Connection) -> None:

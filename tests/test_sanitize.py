@@ -101,6 +101,15 @@ RULES = {
         "access_key     ****************LAST         iam-role    \n"
         "secret_key     ****************LAST         iam-role    \n",
     ),
+    "EC2's encoded authorization messages: a random nonce, sealed under a key drawn when the lab starts": Rule(
+        "encoded-messages",
+        # labkit/labprocess/motofixes/authorization.py's seal: URL-safe base64 without padding
+        r"Encoded authorization failure message: [A-Za-z0-9_-]{40,}(?![A-Za-z0-9_-])",
+        "because no identity-based policy allows the iam:PassRole action. Encoded authorization failure message: "
+        "V3q_8mCEIrXkAz-dG5o0h1J9pLwYTnRsUbQeKfHcMiyZaD2t7x4gB6vN",
+        "because no identity-based policy allows the iam:PassRole action. Encoded authorization failure message: "
+        "ENCODED-MESSAGE",
+    ),
 }
 BY_RULE = pytest.mark.parametrize("section", list(RULES), ids=[r.short for r in RULES.values()])
 
@@ -120,6 +129,8 @@ LESSON = [
     "AccessDenied",
     "InvalidClientTokenId",
     "IncorrectState",
+    "UnauthorizedOperation",
+    r"iam:PassRole\b",
     r"\[exit status 255\]",
     r"\bi-[0-9a-f]{17}\b",
     "DemoRoleForEC2",

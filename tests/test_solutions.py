@@ -56,6 +56,15 @@ def test_a_students_own_run_and_the_checkpoints_share_their_ids(lab: labkit.Lab)
     assert ids(lab) == own
 
 
+def test_notebook_04s_operator_leaves_nothing_behind(lab: labkit.Lab) -> None:
+    """Notebook 04's operator attaches DemoRoleForEC2 to app-server once allowed iam:PassRole; the
+    notebook then takes the role off app-server and deletes operator, and so does its replay."""
+    lab.reset(to="05")
+    assert solutions.OPERATOR not in [u["UserName"] for u in lab.client("iam").list_users()["Users"]]
+    app_server = solutions.running_instance_id(lab, APP_SERVER)
+    assert app_server is not None and solutions.association_of(lab, app_server) is None
+
+
 def test_the_administrator_keys_do_not_follow_the_seed(lab: labkit.Lab) -> None:
     before = lab.info.admin_access_key_id
     lab.reset(to="03")
