@@ -27,9 +27,13 @@ LEGACY_TOKEN = "legacy-server-05"  # 05: its launch's ClientToken, so that runni
 
 APP_USER = "app-user"  # 01: the user whose key the app used
 STARTER_USER = "alice"  # 04: a user of a new lab, whose key wins over the role
+OPERATOR = "operator"  # 04: may manage EC2, and attach DemoRoleForEC2 once granted iam:PassRole on it
+PASS_ROLE_POLICY = "PassDemoRoleToEC2"  # 04: operator's inline policy (the IAM User Guide's example)
+REVOKE_POLICY = "AWSRevokeOlderSessions"  # 05: the inline policy the console's *Revoke active sessions* adds
 
 READ_ONLY = "arn:aws:iam::aws:policy/IAMReadOnlyAccess"
 EC2_READ_ONLY = "arn:aws:iam::aws:policy/AmazonEC2ReadOnlyAccess"
+EC2_FULL_ACCESS = "arn:aws:iam::aws:policy/AmazonEC2FullAccess"
 
 AL2023 = [{"Name": "name", "Values": ["al2023-ami-2023.*-kernel-6.1-x86_64"]}]  # describe_images' filter
 EC2_TRUST_POLICY: dict[str, Any] = {

@@ -23,6 +23,7 @@ from labkit.catalogue import (
     LEGACY_TOKEN,
     PROFILE,
     READ_ONLY,
+    REVOKE_POLICY,
     ROLE,
     SECOND_PROFILE,
     SECOND_ROLE,
@@ -31,7 +32,7 @@ from labkit.catalogue import (
 )
 from labkit.errors import LabNotReady
 from labkit.protocol import instance_home
-from labkit.solutions import REVOKE_POLICY, association_of, running_instance_id
+from labkit.solutions import association_of, running_instance_id
 from labkit.trust import ec2_may_assume
 
 if TYPE_CHECKING:

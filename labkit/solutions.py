@@ -19,13 +19,17 @@ from labkit.catalogue import (
     AL2023,
     APP_SERVER,
     APP_USER,
+    EC2_FULL_ACCESS,
     EC2_READ_ONLY,
     EC2_TRUST_POLICY,
     INSTANCE,
     LEGACY_SERVER,
     LEGACY_TOKEN,
+    OPERATOR,
+    PASS_ROLE_POLICY,
     PROFILE,
     READ_ONLY,
+    REVOKE_POLICY,
     ROLE,
     SECOND_PROFILE,
     SECOND_ROLE,
@@ -53,12 +57,6 @@ __all__ = [
     "running_instance_id",
 ]
 
-# The inline policy the console's *Revoke active sessions* adds to a role.
-REVOKE_POLICY = "AWSRevokeOlderSessions"
-
-OPERATOR = "operator"  # 04: may manage EC2, and attach DemoRoleForEC2 once granted iam:PassRole on it
-EC2_FULL_ACCESS = "arn:aws:iam::aws:policy/AmazonEC2FullAccess"
-PASS_ROLE_POLICY = "PassDemoRoleToEC2"  # operator's inline policy: the IAM User Guide's example
 PASS_ROLE_TO_EC2: dict[str, Any] = {
     "Version": "2012-10-17",
     "Statement": [

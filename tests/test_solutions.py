@@ -8,7 +8,7 @@ import pytest
 
 import labkit
 from labkit import solutions
-from labkit.catalogue import APP_SERVER, INSTANCE, NOTEBOOKS, PROFILE, checkpoint
+from labkit.catalogue import APP_SERVER, INSTANCE, NOTEBOOKS, OPERATOR, PROFILE, checkpoint
 
 
 def ids(lab: labkit.Lab) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def test_notebook_04s_operator_leaves_nothing_behind(lab: labkit.Lab) -> None:
     """Notebook 04's operator attaches DemoRoleForEC2 to app-server once allowed iam:PassRole; the
     notebook then takes the role off app-server and deletes operator, and so does its replay."""
     lab.reset(to="05")
-    assert solutions.OPERATOR not in [u["UserName"] for u in lab.client("iam").list_users()["Users"]]
+    assert OPERATOR not in [u["UserName"] for u in lab.client("iam").list_users()["Users"]]
     app_server = solutions.running_instance_id(lab, APP_SERVER)
     assert app_server is not None and solutions.association_of(lab, app_server) is None
 
