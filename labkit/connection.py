@@ -114,6 +114,7 @@ class Connection:
         self.home = home
         self.info = info
         self._clients: dict[tuple[str | None, ...], Any] = {}
+        self._session: Any = None  # one sealed boto3 session for all clients: botocore's models decoded once
 
     @classmethod
     def open(cls, home: str | os.PathLike[str] | None = None, *, start: bool = True) -> Self:
@@ -191,9 +192,11 @@ class Connection:
         given = (aws_access_key_id, aws_secret_access_key, aws_session_token)
         key = (service_name, region_name, *given)
         if key not in self._clients:
-            session = boto3.session.Session(botocore_session=sealed_botocore_session(), region_name=region_name)
-            client = session.client(
+            if self._session is None:  # it holds no credentials: each client is given its own keys
+                self._session = boto3.session.Session(botocore_session=sealed_botocore_session())
+            client = self._session.client(
                 service_name,
+                region_name=region_name,
                 endpoint_url=self.info.api_url,
                 aws_access_key_id=aws_access_key_id or self.info.admin_access_key_id,
                 aws_secret_access_key=aws_secret_access_key or self.info.admin_secret_access_key,

@@ -124,12 +124,13 @@ def create_role_for_ec2(lab: Connection, name: str, policy_arn: str) -> None:
     iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
 
 
-def revoke_older_sessions(lab: Connection, role: str) -> datetime:
+def revoke_older_sessions(lab: Connection, role: str, cutoff: datetime | None = None) -> datetime:
     """What the console's *Roles → ROLE → Revoke sessions → Revoke active sessions* does: the inline
-    policy AWSRevokeOlderSessions, denying every action to the role's sessions issued before the next
-    whole second (`aws:TokenIssueTime`), which it returns. Sessions issued later are not denied (IAM
-    User Guide, "Revoke IAM role temporary security credentials")."""
-    cutoff = (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=0)
+    policy AWSRevokeOlderSessions, denying every action to the role's sessions issued before `cutoff`
+    (`aws:TokenIssueTime`; by default the next whole second, so that a session issued this second is
+    revoked too), which it returns. Sessions issued later are not denied (IAM User Guide, "Revoke IAM
+    role temporary security credentials")."""
+    cutoff = cutoff or (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=0)
     condition = {"DateLessThan": {"aws:TokenIssueTime": cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")}}
     revoke = {
         "Version": "2012-10-17",
@@ -251,10 +252,10 @@ def notebook_05(lab: Connection) -> None:
     Linux 2023, has required IMDSv2 since its launch.
 
     The notebook then stops and starts demo-instance, so that it gets a session issued after the
-    revocation. A replayed lab has handed out no session yet: once the cutoff's second has passed, its
-    first one is issued after the revocation anyway."""
-    cutoff = revoke_older_sessions(lab, ROLE)
-    time.sleep(max(0.0, (cutoff - datetime.now(UTC)).total_seconds()))
+    revocation. A replayed lab has handed out no session yet (no step here runs a command on an
+    instance), so the cutoff is this whole second, not the next: every session it hands out later is
+    issued after it, and a reset waits for nothing."""
+    revoke_older_sessions(lab, ROLE, cutoff=datetime.now(UTC).replace(microsecond=0))
     instance_id = launch(
         lab, LEGACY_SERVER, profile=PROFILE, metadata_options={"HttpTokens": "optional"}, client_token=LEGACY_TOKEN
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -63,6 +64,19 @@ def test_notebook_04s_operator_leaves_nothing_behind(lab: labkit.Lab) -> None:
     assert OPERATOR not in [u["UserName"] for u in lab.client("iam").list_users()["Users"]]
     app_server = solutions.running_instance_id(lab, APP_SERVER)
     assert app_server is not None and solutions.association_of(lab, app_server) is None
+
+
+def test_after_05s_revocation_a_reset_to_06_waits_for_nothing_and_the_instance_works(lab: labkit.Lab) -> None:
+    """05's replay revokes DemoRoleForEC2's older sessions with this whole second as the cutoff (no session
+    exists yet in a replayed lab): the first session handed out after the reset, in the same second or
+    later, is not denied, and the reset does not wait out a second."""
+    began = time.monotonic()
+    lab.reset(to="06")
+    took = time.monotonic() - began
+    listed = lab.instance(INSTANCE).run("aws iam list-users --query 'Users[].UserName'")
+    assert listed.exit_code == 0, listed.stderr
+    policies = lab.client("iam").list_role_policies(RoleName=PROFILE)["PolicyNames"]
+    assert policies == ["AWSRevokeOlderSessions"] and took < 1.9, (policies, took)
 
 
 def test_the_administrator_keys_do_not_follow_the_seed(lab: labkit.Lab) -> None:
