@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import botocore.exceptions
@@ -21,6 +21,7 @@ import pytest
 
 import labkit
 from conftest import READ_ONLY, ROLE, Demo, kill_until_unlocked
+from labkit import solutions
 
 ACCOUNT = "123456789012"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/{ROLE}"
@@ -250,7 +251,7 @@ def test_revoking_older_sessions_denies_the_instances_credentials_from_anywhere(
         aws_session_token=leaked["Token"],
     )
     assert outside.list_users()["Users"]  # a leaked session works from anywhere
-    revoke_older_sessions(attached.iam)
+    solutions.revoke_older_sessions(attached.lab, ROLE)  # as the console's *Revoke active sessions*
     assert refused(lambda: outside.list_users())["Message"].endswith(
         "with an explicit deny in an identity-based policy"
     )
@@ -298,21 +299,12 @@ def imds_credentials(demo: Demo) -> dict[str, str]:
     return found
 
 
-def revoke_older_sessions(iam: Any) -> datetime:
-    """What the console's *Revoke active sessions* does: the inline policy AWSRevokeOlderSessions, denying
-    every action to sessions issued before the next whole second, which it returns."""
-    cutoff = (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=0)
-    revoke = policy(statement("Deny", "*", DateLessThan={"aws:TokenIssueTime": cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")}))
-    iam.put_role_policy(RoleName=ROLE, PolicyName="AWSRevokeOlderSessions", PolicyDocument=json.dumps(revoke))
-    return cutoff
-
-
 def test_after_a_revocation_a_stop_and_start_gives_the_instance_new_credentials(attached: Demo) -> None:
     """A revoked instance keeps its current (denied) credentials until EC2 delivers new ones; stopping
     and starting it forces that (IAM User Guide, "Revoke IAM role temporary security credentials": new
     sessions are not denied)."""
     before = imds_credentials(attached)
-    cutoff = revoke_older_sessions(attached.iam)
+    cutoff = solutions.revoke_older_sessions(attached.lab, ROLE)
     assert attached.box.run("aws iam list-users").exit_code == 255
     assert imds_credentials(attached)["AccessKeyId"] == before["AccessKeyId"]  # kept until EC2 refreshes them
     time.sleep(max(0.0, (cutoff - datetime.now(UTC)).total_seconds()))
@@ -334,9 +326,48 @@ def test_a_revoked_session_stays_revoked_after_kill_9(own_lab: labkit.Lab) -> No
     issued = own_lab.client("sts").assume_role(RoleArn=ROLE_ARN, RoleSessionName="leaked")["Credentials"]
     keys = {"aws_access_key_id": issued["AccessKeyId"], "aws_secret_access_key": issued["SecretAccessKey"],
             "aws_session_token": issued["SessionToken"]}  # fmt: skip
-    cutoff = revoke_older_sessions(iam)
+    cutoff = solutions.revoke_older_sessions(own_lab, ROLE)
     time.sleep(max(0.0, (cutoff - datetime.now(UTC)).total_seconds()) + 1)
     assert refused(lambda: own_lab.client("iam", **keys).list_users())["Code"] == "AccessDenied"
     kill_until_unlocked(own_lab)
     back = labkit.connect(own_lab.home)
     assert refused(lambda: back.client("iam", **keys).list_users())["Code"] == "AccessDenied"
+
+
+def test_a_principal_tag_is_a_condition_key_of_its_requests(fresh_lab: labkit.Lab) -> None:
+    """IAM User Guide, "AWS global condition context keys", aws:PrincipalTag/tag-key: the tags of the
+    user (or role) that signs the request."""
+    team_only = policy(statement("Allow", "iam:ListUsers", StringEquals={"aws:PrincipalTag/team": "blue"}))
+    blue = fresh_lab.client("iam", **user_with(fresh_lab, "blue-user", inline=team_only))
+    fresh_lab.client("iam").tag_user(UserName="blue-user", Tags=[{"Key": "team", "Value": "blue"}])
+    other = fresh_lab.client("iam", **user_with(fresh_lab, "red-user", inline=team_only))
+    fresh_lab.client("iam").tag_user(UserName="red-user", Tags=[{"Key": "team", "Value": "red"}])
+    assert blue.list_users()["Users"]
+    assert refused(lambda: other.list_users())["Code"] == "AccessDenied"
+
+
+def test_the_simulator_names_a_principal_that_is_not_there_as_iam_does(fresh_lab: labkit.Lab) -> None:
+    """A transcript of IAM's answer: `An error occurred (NoSuchEntity) when calling the
+    SimulatePrincipalPolicy operation: The role with name automation-role cannot be found.`"""
+    iam = fresh_lab.client("iam")
+    error = refused(
+        lambda: iam.simulate_principal_policy(
+            PolicySourceArn=f"arn:aws:iam::{ACCOUNT}:role/automation-role", ActionNames=["iam:ListUsers"]
+        )
+    )
+    assert (error["Code"], error["Message"]) == ("NoSuchEntity", "The role with name automation-role cannot be found.")
+
+
+def test_the_simulator_is_refused_on_the_principal_it_would_simulate(fresh_lab: labkit.Lab) -> None:
+    """A transcript of IAM's refusal: `… is not authorized to perform: iam:SimulatePrincipalPolicy on
+    resource: arn:aws:iam::ACCOUNT:user/NAME` (the PolicySourceArn)."""
+    iam = fresh_lab.client("iam", **user_with(fresh_lab, "curious"))
+    error = refused(
+        lambda: iam.simulate_principal_policy(
+            PolicySourceArn=f"arn:aws:iam::{ACCOUNT}:user/curious", ActionNames=["iam:ListUsers"]
+        )
+    )
+    assert error["Message"].startswith(
+        f"User: arn:aws:iam::{ACCOUNT}:user/curious is not authorized to perform: iam:SimulatePrincipalPolicy "
+        f"on resource: arn:aws:iam::{ACCOUNT}:user/curious because"
+    )

@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from labkit.labprocess.evaluation import Policies, Policy
 from labkit.protocol import ACCOUNT_ID, REGION
 
 PARTITION = "aws"
-EC2_SERVICE = "ec2.amazonaws.com"
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,6 @@ class Principal:
     keys: dict[str, str | list[str]] = field(default_factory=dict)
     role_arn: str = ""  # a role session's role
     name: str = ""  # a user's name
-
-    @property
-    def is_session(self) -> bool:
-        return bool(self.role_arn)
 
 
 def _document(policy: Any) -> tuple[str, str]:
@@ -72,16 +68,9 @@ def _boundary(iam: Any, boundary_arn: str | None) -> Policy | None:
     return Policy(document, name=name, kind="Permissions Boundary Policy")
 
 
-def _tags(tags: Any) -> dict[str, str | list[str]]:
-    pairs = tags.items() if isinstance(tags, dict) else ((t["Key"], t["Value"]) for t in tags or ())
-    return {f"aws:PrincipalTag/{key}": value for key, value in pairs}
-
-
-def _role_tags(role: Any) -> dict[str, str | list[str]]:
-    tags = getattr(role, "tags", {}) or {}
-    if isinstance(tags, dict) and all(isinstance(v, dict) for v in tags.values()):  # {key: {"Key":…, "Value":…}}
-        return _tags(list(tags.values()))
-    return _tags(tags)
+def _tags(tags: list[dict[str, str]]) -> dict[str, str | list[str]]:
+    """aws:PrincipalTag/KEY for each of a user's or role's tags (moto keeps both as Key/Value lists)."""
+    return {f"aws:PrincipalTag/{tag['Key']}": tag["Value"] for tag in tags}
 
 
 def of_access_key(access_key: Any) -> Principal:
@@ -96,9 +85,6 @@ def of_access_key(access_key: Any) -> Principal:
 def _user(access_key: Any) -> Principal:
     iam = access_key.backend
     user = iam.get_user(access_key._owner_user_name)
-    boundary = _boundary(
-        iam, getattr(user, "permissions_boundary", None) or getattr(user, "permissions_boundary_arn", None)
-    )
     keys: dict[str, str | list[str]] = {
         "aws:username": user.name,
         "aws:userid": user.id,
@@ -107,7 +93,8 @@ def _user(access_key: Any) -> Principal:
         "aws:PrincipalAccount": ACCOUNT_ID,
     }
     keys.update(_tags(iam.list_user_tags(user.name)))
-    policies = Policies(identity=_identity(access_key.collect_policies()), boundary=boundary)
+    # no boundary: moto has no PutUserPermissionsBoundary (the lab answers it 501), so a user never has one
+    policies = Policies(identity=_identity(access_key.collect_policies()))
     return Principal(arn=user.arn, user_id=user.id, policies=policies, keys=keys, name=user.name)
 
 
@@ -144,9 +131,8 @@ def _session(access_key: Any) -> Principal:
     instance_id = getattr(assumed, "for_instance", "")
     if instance_id:  # credentials from an instance's metadata service
         keys["ec2:SourceInstanceARN"] = f"arn:{PARTITION}:ec2:{REGION}:{ACCOUNT_ID}:instance/{instance_id}"
-        keys["ec2:RoleDelivery"] = getattr(assumed, "delivered_by", "2.0")
     if role is not None:
-        keys.update(_role_tags(role))
+        keys.update(_tags(role.tags))
     session = None
     if assumed.policy:
         session = (Policy(assumed.policy, name="session policy", kind="Session Policy"),)
@@ -157,7 +143,10 @@ def _session(access_key: Any) -> Principal:
 
 def of_arn(arn: str) -> Principal | None:
     """A user, group or role named by ARN, with the policies IAM's simulator evaluates for it (its own,
-    a user's groups', its permissions boundary), or None when the account holds no such entity."""
+    a user's groups', a role's permissions boundary), or None when the account holds no such entity.
+    A user's and a role's are gathered as moto gathers them for a request they sign."""
+    from moto.iam.access_control import AssumedRoleAccessKey, IAMUserAccessKey
+    from moto.iam.exceptions import NoSuchEntity, NotFoundException
     from moto.iam.models import iam_backends
 
     iam = iam_backends[ACCOUNT_ID][PARTITION]
@@ -166,41 +155,23 @@ def of_arn(arn: str) -> Principal | None:
     try:
         if kind == "user":
             user = iam.get_user(name)
-            collected: list[Any] = [iam.get_user_policy(name, p) for p in iam.list_user_policies(name)]
-            collected += iam.list_attached_user_policies(name)[0]
-            for group in iam.get_groups_for_user(name):
-                collected += _group_policies(iam, group.name)
-            boundary = _boundary(iam, getattr(user, "permissions_boundary", None))
-            return Principal(
-                arn=user.arn,
-                user_id=user.id,
-                name=name,
-                policies=Policies(identity=_identity(collected), boundary=boundary),
-            )
+            signer: Any = SimpleNamespace(backend=iam, _owner_user_name=name)  # what collect_policies reads
+            collected: list[Any] = IAMUserAccessKey.collect_policies(signer)
+            return Principal(arn=user.arn, user_id=user.id, name=name, policies=Policies(identity=_identity(collected)))
         if kind == "role":
             role = iam.get_role(name)
-            collected = [iam.get_role_policy(name, p) for p in iam.list_role_policies(name)]  # (name, document)
-            collected += iam.list_attached_role_policies(name)[0]
-            boundary = _boundary(iam, role.permissions_boundary_arn)
-            return Principal(
-                arn=role.arn,
-                user_id=role.id,
-                role_arn=role.arn,
-                policies=Policies(identity=_identity(collected), boundary=boundary),
-            )
+            signer = SimpleNamespace(backend=iam, _owner_role_name=name)
+            collected = AssumedRoleAccessKey.collect_policies(signer)
+            policies = Policies(identity=_identity(collected), boundary=_boundary(iam, role.permissions_boundary_arn))
+            return Principal(arn=role.arn, user_id=role.id, role_arn=role.arn, policies=policies)
         if kind == "group":
             group = iam.get_group(name)
-            return Principal(
-                arn=group.arn, user_id=group.id, policies=Policies(identity=_identity(_group_policies(iam, name)))
-            )
-    except Exception:  # moto's NotFoundException: no such entity
+            collected = [iam.get_group_policy(name, p) for p in iam.list_group_policies(name)]
+            collected += iam.list_attached_group_policies(name)[0]
+            return Principal(arn=group.arn, user_id=group.id, policies=Policies(identity=_identity(collected)))
+    except (NoSuchEntity, NotFoundException):  # moto's two ways of saying so
         return None
     return None
-
-
-def _group_policies(iam: Any, group_name: str) -> list[Any]:
-    collected: list[Any] = [iam.get_group_policy(group_name, p) for p in iam.list_group_policies(group_name)]
-    return collected + list(iam.list_attached_group_policies(group_name)[0])
 
 
 def trust_policy(role: Any) -> Policy:

@@ -68,8 +68,8 @@ def iam_resource_of(backend: Any, action: str, param: Param) -> str:
         return f"{prefix}{IAM_LISTINGS[action]}{param('PathPrefix') or '/'}"
     if action == "ListPolicies":
         return f"policy path {param('PathPrefix') or '/'}"
-    if param("PolicyArn"):
-        return str(param("PolicyArn"))
+    if param("PolicyArn") or param("PolicySourceArn"):  # a policy; the user, group or role simulated
+        return str(param("PolicyArn") or param("PolicySourceArn"))
     if action == "CreatePolicy" and param("PolicyName"):
         return f"{prefix}policy{param('Path') or '/'}{param('PolicyName')}"
     return "*"

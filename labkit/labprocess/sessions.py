@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from labkit.labprocess.evaluation import Policies, Policy, Request, decide
 from labkit.labprocess.facts import InstanceFacts
 from labkit.protocol import REGION
+from labkit.trust import EC2_PRINCIPAL
 
 if TYPE_CHECKING:
     from labkit.labprocess.recovery import Change
@@ -49,8 +50,8 @@ def ec2_may_assume(role_arn: str, trust_policy: str) -> bool:
     """Whether the role's trust policy lets the EC2 service assume it, decided by the lab's evaluator
     (a service named in a trust policy needs no identity-based policy of its own)."""
     trusted = Policies(resource=(Policy(trust_policy, kind="Role Trust Policy"),), resource_required=True)
-    context = {"aws:PrincipalServiceName": "ec2.amazonaws.com", "aws:RequestedRegion": REGION}
-    return decide(Request("ec2.amazonaws.com", "sts:AssumeRole", role_arn, context), trusted).allowed
+    context = {"aws:PrincipalServiceName": EC2_PRINCIPAL, "aws:RequestedRegion": REGION}
+    return decide(Request(EC2_PRINCIPAL, "sts:AssumeRole", role_arn, context), trusted).allowed
 
 
 class RoleSessions:
@@ -84,7 +85,7 @@ class RoleSessions:
             if (
                 cached is not None
                 and cached.role_arn == facts.role_arn
-                and getattr(cached, "starts", 0) == facts.starts  # a session pickled before the field: 0
+                and cached.starts == facts.starts  # a session pickled before the field reads the default, 0
                 and now < cached.expiration - REFRESH_BEFORE
             ):
                 return cached

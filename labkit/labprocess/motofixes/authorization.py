@@ -70,7 +70,7 @@ def _values(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-CALLERS_KEYS = frozenset({"ec2:SourceInstanceARN", "ec2:RoleDelivery"})  # describe the caller, not the request
+CALLERS_KEYS = frozenset({"ec2:SourceInstanceARN"})  # describe the caller, not the request
 
 
 # -- the decoded message: what a refusal stands for ------------------------------------------------

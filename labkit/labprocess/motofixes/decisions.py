@@ -33,10 +33,10 @@ from labkit.labprocess import principals, replay, resources
 from labkit.labprocess.evaluation import Decision, Request, decide, explain
 from labkit.labprocess.motofixes import authorization, middleware
 from labkit.protocol import ACCOUNT_ID, REGION
+from labkit.trust import EC2_PRINCIPAL
 
 ALWAYS_ALLOWED = frozenset({"sts:GetCallerIdentity"})  # AWS: needs no permission, even under a Deny
 PROFILE_ACTIONS = ("RunInstances", "AssociateIamInstanceProfile", "ReplaceIamInstanceProfileAssociation")
-EC2_SERVICE = "ec2.amazonaws.com"
 
 
 class Refused(Exception):
@@ -147,7 +147,7 @@ def _check_pass_role(
     instance_id = param("InstanceId")
     if operation == "ReplaceIamInstanceProfileAssociation":
         instance_id = resources.instance_of_association(param("AssociationId") or "")
-    passed = {**context, "iam:PassedToService": EC2_SERVICE}
+    passed = {**context, "iam:PassedToService": EC2_PRINCIPAL}
     if instance_id:
         passed["iam:AssociatedResourceArn"] = f"arn:aws:ec2:{REGION}:{ACCOUNT_ID}:instance/{instance_id}"
     decision = decide(Request(caller.arn, "iam:PassRole", role_arn, passed, role_arn=caller.role_arn), caller.policies)

@@ -76,12 +76,10 @@ def answer_simulations(asked: Asked, answer: Answer) -> Answer | None:
     if asked.action == "SimulatePrincipalPolicy":
         source = asked.param("PolicySourceArn") or ""
         found = principals.of_arn(source)
-        if found is None:
+        if found is None:  # IAM's answer: `The role with name automation-role cannot be found.`
+            kind, _, name = source.rpartition(":")[2].partition("/")
             return _error(
-                400,
-                "InvalidInput",
-                f"Invalid Entity Arn: {source} does not clearly define entity type "
-                "and name, or it names no user, group or role of this account.",
+                404, "NoSuchEntity", f"The {kind or 'entity'} with name {name.rpartition('/')[2]} cannot be found."
             )
         policies = Policies(identity=(*found.policies.identity, *given), boundary=boundary or found.policies.boundary)
         caller = caller or source
@@ -134,15 +132,8 @@ def _result(action: str, resource: str, decision: Decision, policies: Policies) 
 
 
 def _type(policy: Policy) -> str:
-    """SourcePolicyType, as IAM's API names it: `IAM Policy`, `user`, `group`, `role`, `aws-managed`,
-    `user-managed`, `resource`, `none` … The lab names what the evaluator was given."""
-    return {
-        "IAM Policy": "IAM Policy",
-        "Resource Policy": "resource",
-        "Permissions Boundary Policy": "IAM Policy",
-        "Session Policy": "IAM Policy",
-        "Role Trust Policy": "resource",
-    }.get(policy.kind, "IAM Policy")
+    """SourcePolicyType: `resource` for a resource-based policy, else `IAM Policy`."""
+    return "resource" if policy.kind in ("Resource Policy", "Role Trust Policy") else "IAM Policy"
 
 
 def simulations_answered_by_the_evaluator() -> None:
