@@ -8,9 +8,11 @@ refuses, as a web server would:
                            authority) that is not host[:port], credentials that are not ASCII
     411 Length Required    a body of unknown length (Transfer-Encoding): only reading it would tell
     413 Content Too Large  a body bigger than MAX_BODY
+    400 EntityTooLarge     an S3 upload bigger than the lab keeps (labprocess/storage_limits.py)
 
 and, on the API port, what is not signed, as AWS answers it (the /_labkit/ control endpoints carry
-the lab's own secret instead):
+the lab's own secret instead; a request to an S3 endpoint's name may be unsigned, as S3 decides
+who the anonymous principal may be):
 
     403 MissingAuthenticationToken   no Authorization header
     400 IncompleteSignature          an Authorization header that is not a SigV4 signature
@@ -38,6 +40,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+
+from labkit.labprocess import storage_limits
 
 # Seconds a connection may stay silent: waiting for its request line, between two pieces of its
 # headers or body, and for the client to take the answer. Every client of the lab sends a request
@@ -118,7 +122,8 @@ def target_refusal(method: str, target: str, version: str, headers: Message) -> 
 
 
 def body_refusal(headers: Message) -> Refusal | None:
-    """400, 411 or 413 for a body the lab will not read; credentials that are not ASCII are 400."""
+    """400, 411 or 413 for a body the lab will not read; credentials that are not ASCII are 400; an S3
+    upload bigger than the lab keeps is S3's 400 EntityTooLarge."""
     for name in ("Authorization", "Proxy-Authorization"):
         values = headers.get_all(name) or []
         if len(values) > 1 or not all(value.isascii() for value in values):
@@ -130,6 +135,11 @@ def body_refusal(headers: Message) -> Refusal | None:
         return Refusal(400, "a request with more than one Content-Length header")
     if lengths and not _LENGTH.fullmatch(lengths[0].strip()):
         return Refusal(400, f"a Content-Length of {_shown(lengths[0])}, which is not a number of bytes")
+    if storage_limits.for_s3(headers):
+        too_large = storage_limits.request_refusal(headers)
+        if too_large is not None:
+            return Refusal(too_large.status, too_large.why, too_large.code, too_large.body, "application/xml")
+        return None
     if lengths and int(lengths[0]) > MAX_BODY:
         return Refusal(413, f"a body of {int(lengths[0])} bytes; the lab reads at most {MAX_BODY}")
     return None
@@ -151,8 +161,15 @@ def signature_refusal(path: str, query: str, headers: Message, *, unsigned: tupl
     if path.startswith(unsigned):
         return None
     authorization = headers.get("Authorization")
+    presigned = {"X-Amz-Credential", "X-Amz-Signature"} & parse_qs(query).keys()
+    if (
+        authorization is None
+        and not presigned
+        and storage_limits.S3_HOST.fullmatch((headers.get("Host") or "").strip())
+    ):
+        return None  # S3 decides what the anonymous principal may do (motofixes/buckets.py)
     if authorization is None:
-        if {"X-Amz-Credential", "X-Amz-Signature"} & parse_qs(query).keys():
+        if presigned:
             why = "a presigned request (X-Amz-Credential in the query): moto reads only the Authorization header"
             return Refusal(501, f"{why}, so the lab does not emulate it")
         why = "a request that is not signed (no Authorization header)"

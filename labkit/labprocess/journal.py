@@ -35,7 +35,10 @@ from labkit.protocol import JOURNAL_FILE
 
 FORMAT = 1
 READ_ONLY_PREFIXES = ("Get", "List", "Describe", "Simulate")
-READ_ONLY_ACTIONS = {"DecodeAuthorizationMessage"}  # reads a message; its key is the lab process's own
+READ_ONLY_ACTIONS = {
+    "DecodeAuthorizationMessage",  # reads a message; its key is the lab process's own
+    "Scan", "Query", "BatchGetItem", "TransactGetItems",  # DynamoDB's reads
+}  # fmt: skip
 SNAPSHOT_PREFIX = "snapshot-"
 
 

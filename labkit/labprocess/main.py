@@ -42,6 +42,7 @@ from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
+from labkit.labprocess import storage_limits
 from labkit.labprocess.journal import Journal, action_of, changes_something
 from labkit.labprocess.options import chosen_delay, chosen_sealed
 from labkit.labprocess.recovery import ChangeNotSaved
@@ -93,6 +94,13 @@ class LabApp:
 
         try:
             with self.cloud.change(str(request["action"] or request["method"])) as change:
+                too_large = storage_limits.lab_refusal(
+                    {**request["headers"], "Content-Length": str(len(environ["wsgi.input"].getvalue()))},
+                    method=request["method"],
+                )
+                if too_large is not None:  # past what the lab keeps in all: S3's refusal, nothing changed
+                    start_response(f"{too_large.status} Bad Request", [("Content-Type", "application/xml")])
+                    return [too_large.body]
                 body = list(self.moto_app(environ, hold))
                 if answered[0][0][:1] == "2" and changes_something(request["method"], request["action"]):
                     change.record = {"kind": "request", **request}

@@ -29,8 +29,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from labkit.labprocess import principals, replay, resources
-from labkit.labprocess.evaluation import Decision, Request, decide, explain
+from labkit.labprocess import principals, replay, resources, storage_access
+from labkit.labprocess.evaluation import Decision, Policies, Request, decide, explain
 from labkit.labprocess.motofixes import authorization, middleware
 from labkit.protocol import ACCOUNT_ID, REGION
 from labkit.trust import EC2_PRINCIPAL
@@ -40,11 +40,12 @@ PROFILE_ACTIONS = ("RunInstances", "AssociateIamInstanceProfile", "ReplaceIamIns
 
 
 class Refused(Exception):
-    """Why a request is refused: the error code and AWS's whole message."""
+    """Why a request is refused: the error code, AWS's whole message, and the service that refuses
+    (its words: IAM's and STS's ErrorResponse, EC2's, S3's, DynamoDB's)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, service: str = "") -> None:
         super().__init__(message)
-        self.code, self.message = code, message
+        self.code, self.message, self.service = code, message, service
 
 
 def request_keys(region: str, now: datetime | None = None) -> dict[str, str | list[str]]:
@@ -95,8 +96,11 @@ def check_action_permitted(iam_request: Any, moto_resource: str) -> None:
         return
     caller = principals.of_access_key(iam_request._access_key)
     service, _, operation = action.partition(":")
-    param = resources.param_of(iam_request._data)
     context: dict[str, str | list[str]] = {**caller.keys, **request_keys(iam_request._region)}
+    if service in ("s3", "dynamodb"):
+        _check_storage(caller, iam_request, moto_resource, context)
+        return
+    param = resources.param_of(iam_request._data)
     policies = caller.policies
     named = _named_resource(service, operation, param, moto_resource, iam_request)
     if action == "sts:AssumeRole":
@@ -115,6 +119,43 @@ def check_action_permitted(iam_request: Any, moto_resource: str) -> None:
         raise _refusal(caller, action, named, decision, context)
     if service == "ec2" and operation in PROFILE_ACTIONS:
         _check_pass_role(caller, operation, param, context)
+
+
+def _check_storage(
+    caller: principals.Principal, iam_request: Any, moto_resource: str, context: dict[str, str | list[str]]
+) -> None:
+    """An S3 request (the bucket's policy decides with the caller's own) or a DynamoDB request (on each
+    table it names); refused in the service's words."""
+    action = iam_request._action
+    if action.startswith("s3:"):
+        action = storage_access.s3_action(action)
+        named = storage_access.s3_resource(moto_resource)
+        bucket = storage_access.bucket_policy(storage_access.bucket_of(named))
+        policies = replace(caller.policies, resource=(bucket,) if bucket else ())
+        decision = decide(Request(caller.arn, action, named or "*", context, role_arn=caller.role_arn), policies)
+        if not decision.allowed:
+            who = f"User: {caller.arn} is not authorized to perform: {action}"
+            message = storage_access.s3_message(who, named, explain(decision, action))
+            raise Refused("AccessDenied", message, "s3")
+        return
+    operation = action.partition(":")[2]
+    for named in storage_access.dynamodb_resources(operation, iam_request._body) or ["*"]:
+        decision = decide(Request(caller.arn, action, named, context, role_arn=caller.role_arn), caller.policies)
+        if not decision.allowed:
+            who = f"User: {caller.arn} is not authorized to perform: {action}"
+            message = storage_access.dynamodb_message(who, named, explain(decision, action))
+            raise Refused("AccessDenied", message, "dynamodb")
+
+
+def anonymous_s3_allowed(action: str, resource: str) -> bool:
+    """Whether S3 lets a request that is not signed do `action` on `resource`: only a bucket policy
+    that allows the anonymous principal (`"Principal": "*"`) does."""
+    bucket = storage_access.bucket_policy(storage_access.bucket_of(resource))
+    if bucket is None:
+        return False
+    context = request_keys(REGION)
+    request = Request(storage_access.ANONYMOUS, action, resource, context)
+    return decide(request, Policies(resource=(bucket,), resource_required=True)).allowed
 
 
 def _named_resource(service: str, operation: str, param: resources.Param, moto_resource: str, iam_request: Any) -> str:
@@ -206,6 +247,8 @@ def requests_decided_by_the_labs_evaluator() -> None:
         try:
             check_action_permitted(self, resource)
         except Refused as refused:
+            if refused.service in ("s3", "dynamodb"):
+                raise storage_access.refusal_error(refused.service, refused.code, refused.message) from None
             raise AccessRefused(refused.code, refused.message) from None
 
     setattr(access_control.IAMRequestBase, "check_action_permitted", check)  # noqa: B010

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from labkit.labprocess.motofixes import (
     authorization,
+    buckets,
     decisions,
     fidelity,
     iam_delay,
@@ -464,6 +465,41 @@ REGISTRY: tuple[Fix, ...] = (
         "(AssumeRole's Policy is stored, never read) and iam:PassRole; a trust policy naming the account root "
         "matches no caller, one naming only a service raises TypeError; refusals stop after the action. AWS's "
         "logic is documented in the IAM User Guide's \"Policy evaluation logic\" and its flow chart.",
+    ),
+    Fix(
+        name="buckets_decided_by_the_labs_evaluator",
+        kind="fidelity",
+        aws="S3 decides a request with the caller's policies and the bucket's policy together (a resource-based "
+        "policy: its Principal and Condition decide whom a statement applies to, so a Deny for one role's sessions "
+        "leaves the administrator alone); a request that is not signed is the anonymous principal's, refused "
+        "403 AccessDenied `Access Denied` unless a bucket policy allows `\"Principal\": \"*\"`; refusals are "
+        "S3's `<Error><Code>AccessDenied</Code>` with IAM's sentence (`… on resource: \"arn:aws:s3:::BUCKET/KEY\" "
+        "because no identity-based policy allows the s3:GetObject action`), DynamoDB's AccessDeniedException",
+        dependency="moto first decides an object request with the bucket's policy alone, ignoring its Principal and "
+        "Condition (a Deny for anyone is a Deny for everyone, answered with an empty 403), fails with a KeyError "
+        "(500) on a request that is not signed unless the object's ACL is public, names HeadBucket and the public "
+        "access block after the API rather than IAM's actions, and wraps refusals of S3 and DynamoDB in IAM's XML",
+        targets=(Target("moto.s3.models", "FakeBucket.get_permission", ("self", "action", "resource")),
+                 Target("moto.core.authorization", "ActionAuthenticatorMixin._authenticate_and_authorize_s3_action",
+                        ("self", "bucket_name", "key_name")),
+                 Target("moto.s3.responses", "S3Response._key_response", ("self", "request", "full_url")),
+                 Target("moto.s3.responses", "S3Response.parse_key_name", ("self",)),
+                 Target("moto.s3.exceptions", "S3AccessDeniedError"),
+                 Target("moto.s3.exceptions", "S3ClientError"),
+                 Target("moto.core.exceptions", "JsonRESTError"),
+                 Target("moto.s3.models", "s3_backends")),
+        apply=buckets.buckets_decided_by_the_labs_evaluator,
+        seam="setattr: moto's S3Response reads the bucket's policy through FakeBucket.get_permission and authorizes "
+        "through the mixin's method, both by name, before any answer exists for the middleware to read",
+        proved_by=("tests/test_storage.py::test_a_bucket_policy_deny_for_the_role_leaves_the_administrator_alone",
+                   "tests/test_storage.py::test_an_unsigned_request_is_the_anonymous_principals",
+                   "tests/test_storage.py::test_refusals_are_in_s3s_and_dynamodbs_words"),
+        upstream="S3: FakeBucket.get_permission matches a bucket policy's actions and resources only (its Principal "
+        "and "
+        "Condition are ignored) and refuses with an empty 403 before the caller is known; an unsigned request raises "
+        "KeyError('Authorization') in IAMRequestBase unless the key is public. AWS evaluates bucket policies with the "
+        "caller's policies (IAM User Guide, \"Policy evaluation logic\"; S3 User Guide, \"How Amazon S3 authorizes a "
+        "request\").",
     ),
     Fix(  # the option `labkit up --iam-delay SECONDS` (labkit/labprocess/propagation.py); off, it notes nothing
         name="role_changes_reach_sessions_after_the_delay",
