@@ -131,3 +131,62 @@ def anonymous_request(environ: dict[str, Any]) -> bool:
     """Whether a request to S3 carries no signature at all (no Authorization, no presigned query)."""
     query = environ.get("QUERY_STRING", "")
     return not environ.get("HTTP_AUTHORIZATION") and "X-Amz-Credential=" not in query
+
+
+# What makes a statement that names every principal not public: a fixed value of one of these keys
+# (S3 User Guide, "Blocking public access to your Amazon S3 storage", "The meaning of public").
+NOT_PUBLIC_KEYS = frozenset(key.lower() for key in (
+    "aws:PrincipalAccount", "aws:PrincipalArn", "aws:PrincipalOrgID", "aws:SourceAccount", "aws:SourceArn",
+    "aws:SourceOwner", "aws:SourceVpc", "aws:SourceVpce", "aws:userid", "s3:DataAccessPointArn",
+    "s3:DataAccessPointAccount",
+))  # fmt: skip
+
+
+def _names_everyone(principal: Any) -> bool:
+    if principal == "*":
+        return True
+    if isinstance(principal, dict):
+        values = principal.get("AWS", [])
+        return "*" in (values if isinstance(values, list) else [values])
+    return False
+
+
+def _fixed(condition: Any) -> bool:
+    """Whether a statement's Condition pins one of NOT_PUBLIC_KEYS to values without wildcards."""
+    if not isinstance(condition, dict):
+        return False
+    for operator, pairs in condition.items():
+        if "like" in operator.lower() or not isinstance(pairs, dict):
+            continue
+        for key, values in pairs.items():
+            listed = values if isinstance(values, list) else [values]
+            if key.lower() in NOT_PUBLIC_KEYS and listed and not any("*" in str(v) or "?" in str(v) for v in listed):
+                return True
+    return False
+
+
+def policy_is_public(document: bytes | str) -> bool:
+    """Whether a bucket policy grants public access: an Allow for every principal that no fixed value of
+    an account, ARN, organization, VPC or source key narrows ("The meaning of public")."""
+    try:
+        policy = json.loads(document)
+    except ValueError:
+        return False
+    statements = policy.get("Statement", []) if isinstance(policy, dict) else []
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if (
+            isinstance(statement, dict)
+            and statement.get("Effect") == "Allow"
+            and _names_everyone(statement.get("Principal"))
+            and not _fixed(statement.get("Condition"))
+        ):
+            return True
+    return False
+
+
+def public_access_block(bucket_name: str) -> Any:
+    """A bucket's Block Public Access settings (moto's PublicAccessBlock), or None when it has none."""
+    from moto.s3.models import s3_backends
+
+    bucket = s3_backends[ACCOUNT_ID]["aws"].buckets.get(bucket_name)
+    return getattr(bucket, "public_access_block", None)

@@ -10,6 +10,11 @@ ACL is public.
 The lab decides once, in decisions.py, with the caller's policies and the bucket's policy together.
 A request that is not signed is the anonymous principal's (`"Principal": "*"` in a bucket policy is
 the only thing that allows it), refused as S3 refuses it: 403 AccessDenied, `Access Denied`.
+
+The apply of `new_buckets_block_public_access` is here too: since April 2023 every new bucket has all
+four Block Public Access settings on (S3 User Guide, "Blocking public access to your Amazon S3
+storage"): a public bucket policy is refused (decisions.py), and a public bucket answers only the
+account's own principals. moto makes buckets without them.
 """
 
 from __future__ import annotations
@@ -76,3 +81,18 @@ def buckets_decided_by_the_labs_evaluator() -> None:
     setattr(models.FakeBucket, "get_permission", get_permission)  # noqa: B010
     setattr(ActionAuthenticatorMixin, "_authenticate_and_authorize_s3_action", authorize)  # noqa: B010
     setattr(responses.S3Response, "_key_response", key_response)  # noqa: B010
+
+
+def new_buckets_block_public_access() -> None:
+    """Every new bucket starts with BlockPublicAcls, IgnorePublicAcls, BlockPublicPolicy and
+    RestrictPublicBuckets on, until PutPublicAccessBlock or DeletePublicAccessBlock says otherwise."""
+    from moto.s3 import models
+
+    original = models.S3Backend.create_bucket
+
+    def create_bucket(self: Any, bucket_name: str, region_name: str, *args: Any, **kwargs: Any) -> Any:
+        bucket = original(self, bucket_name, region_name, *args, **kwargs)
+        bucket.public_access_block = models.PublicAccessBlock(True, True, True, True)
+        return bucket
+
+    setattr(models.S3Backend, "create_bucket", create_bucket)  # noqa: B010

@@ -133,10 +133,14 @@ def _check_storage(
         bucket = storage_access.bucket_policy(storage_access.bucket_of(named))
         policies = replace(caller.policies, resource=(bucket,) if bucket else ())
         decision = decide(Request(caller.arn, action, named or "*", context, role_arn=caller.role_arn), policies)
+        who = f"User: {caller.arn} is not authorized to perform: {action}"
         if not decision.allowed:
-            who = f"User: {caller.arn} is not authorized to perform: {action}"
-            message = storage_access.s3_message(who, named, explain(decision, action))
-            raise Refused("AccessDenied", message, "s3")
+            raise Refused("AccessDenied", storage_access.s3_message(who, named, explain(decision, action)), "s3")
+        block = storage_access.public_access_block(storage_access.bucket_of(named))
+        if action == "s3:PutBucketPolicy" and block is not None and block.block_public_policy:
+            if storage_access.policy_is_public(iam_request._body):
+                why = "because public policies are blocked by the BlockPublicPolicy block public access setting."
+                raise Refused("AccessDenied", storage_access.s3_message(who, named, why), "s3")
         return
     operation = action.partition(":")[2]
     for named in storage_access.dynamodb_resources(operation, iam_request._body) or ["*"]:
@@ -149,10 +153,12 @@ def _check_storage(
 
 def anonymous_s3_allowed(action: str, resource: str) -> bool:
     """Whether S3 lets a request that is not signed do `action` on `resource`: only a bucket policy
-    that allows the anonymous principal (`"Principal": "*"`) does."""
-    bucket = storage_access.bucket_policy(storage_access.bucket_of(resource))
-    if bucket is None:
-        return False
+    that allows the anonymous principal (`"Principal": "*"`) does, on a bucket whose Block Public Access
+    does not restrict public buckets (new buckets' does: buckets.py)."""
+    name = storage_access.bucket_of(resource)
+    bucket, block = storage_access.bucket_policy(name), storage_access.public_access_block(name)
+    if bucket is None or (block is not None and block.restrict_public_buckets):
+        return False  # RestrictPublicBuckets: only the account's principals, whatever the policy says
     context = request_keys(REGION)
     request = Request(storage_access.ANONYMOUS, action, resource, context)
     return decide(request, Policies(resource=(bucket,), resource_required=True)).allowed

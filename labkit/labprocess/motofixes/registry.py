@@ -501,6 +501,27 @@ REGISTRY: tuple[Fix, ...] = (
         "caller's policies (IAM User Guide, \"Policy evaluation logic\"; S3 User Guide, \"How Amazon S3 authorizes a "
         "request\").",
     ),
+    Fix(
+        name="new_buckets_block_public_access",
+        kind="fidelity",
+        aws="since April 2023 every new bucket has all four Block Public Access settings on (S3 User Guide, \"Blocking "
+        "public access to your Amazon S3 storage\"): PutBucketPolicy with a public policy is refused (AccessDenied, "
+        "`… because public policies are blocked by the BlockPublicPolicy block public access setting.`), and a bucket "
+        "whose policy is public answers only principals of its own account (RestrictPublicBuckets)",
+        dependency="moto makes buckets without a PublicAccessBlock and enforces none it is given: a public policy is "
+        "taken, and anyone on the network reads what it allows",
+        targets=(Target("moto.s3.models", "S3Backend.create_bucket", ("self", "bucket_name", "region_name")),
+                 Target("moto.s3.models", "PublicAccessBlock.__init__",
+                        ("self", "block_public_acls", "ignore_public_acls", "block_public_policy",
+                         "restrict_public_buckets"))),
+        apply=buckets.new_buckets_block_public_access,
+        seam="setattr: moto's S3 responses call S3Backend.create_bucket by name; the backend has no subclass seam yet",
+        proved_by=("tests/test_storage.py::test_a_new_bucket_blocks_public_access",),
+        upstream="S3 CreateBucket: new buckets have no PublicAccessBlock, and PutBucketPolicy and object reads "
+        "ignore one that is set. Since April 2023 AWS enables all four settings on every new bucket, refuses public "
+        "bucket policies under BlockPublicPolicy and limits public buckets to the owner's account under "
+        "RestrictPublicBuckets.",
+    ),
     Fix(  # the option `labkit up --iam-delay SECONDS` (labkit/labprocess/propagation.py); off, it notes nothing
         name="role_changes_reach_sessions_after_the_delay",
         kind="fidelity",
