@@ -228,7 +228,7 @@ def test_only_loopback_answers_and_the_labs_own_ports_are_not_there(sealed: labk
         "echo > /dev/tcp/10.0.0.1/22",
     )
     assert said.count("Failed to connect to 127.0.0.1") == 2 and said.count("status 7") == 3, said
-    assert "status 6" in said, said  # aws.amazon.com: no name server, nothing to resolve it
+    assert "status 6" in said, said  # aws.amazon.com: the lab's DNS server knows no such name (NXDOMAIN)
     assert "Network is unreachable" in said, said
     assert said.count("status 0") == 0
 

@@ -12,8 +12,11 @@ Inside, the network is loopback alone. The lab serves it through listening socke
                          request says which instance asks, so there is nothing to forge (and at
                          [fd00:ec2::254]:80, answering where the instance may use IPv6)
     127.0.0.1:443        the AWS API, over TLS, with a certificate for AWS's own endpoint names
-                         (resolved to 127.0.0.1 by the instance's /etc/hosts), signed by the lab's
-                         certificate authority, which only the instance trusts
+                         (ENDPOINTS, and BUCKET.s3.amazonaws.com), signed by the lab's certificate
+                         authority, which only the instance trusts
+    169.254.169.253:53   the Amazon DNS server (UDP, labprocess/resolver.py): those names at 127.0.0.1,
+                         any bucket's too, the instance's own ip-….ec2.internal; NXDOMAIN for others.
+                         The instance's /etc/hosts holds the names it always held, and comes first
     /run/labkit/aws.sock the warm `aws` (labprocess/cliserver.py), handed on with the descriptors of
                          the sandbox's namespaces: the socket says which instance a command comes
                          from, and the descriptors are how the command joins it
@@ -42,14 +45,44 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labkit.labprocess import resolver
 from labkit.protocol import IMDS_IPV4, IMDS_IPV6, REGION, instance_home, private_dns_name
 from labkit.seal import kernel, sandbox_init
 from labkit.seal.bin import CLI_INSIDE, in_sandbox
 
 INIT = Path(sandbox_init.__file__)  # PID 1 of each sandbox, run by its path
+# AWS's endpoint names, all at 127.0.0.1 (API_ADDRESS), where the lab serves the API. AWS_HOSTS are also
+# in the instance's /etc/hosts, as they were before it had a DNS server; any name under one of S3_HOSTS
+# is a bucket's (virtual-hosted-style: `aws s3` asks https://BUCKET.s3.amazonaws.com/KEY)
 AWS_HOSTS = ("iam.amazonaws.com", "sts.amazonaws.com", f"sts.{REGION}.amazonaws.com", f"ec2.{REGION}.amazonaws.com")
+S3_HOSTS = ("s3.amazonaws.com", f"s3.{REGION}.amazonaws.com")
+ENDPOINTS = (*AWS_HOSTS, *S3_HOSTS, f"dynamodb.{REGION}.amazonaws.com")
 IMDS_ADDRESS, API_ADDRESS = (IMDS_IPV4, 80), ("127.0.0.1", 443)
 IMDS_IPV6_ADDRESS = (IMDS_IPV6, 80)  # the metadata service's IPv6 address (Nitro instances)
+DNS_ADDRESS = ("169.254.169.253", 53)  # the Amazon DNS server's, in every VPC (UDP)
+# the sockets the lab serves an instance on, made inside it (sandbox_init.py): name, protocol, address, port
+LISTEN = (
+    ("imds", "tcp", *IMDS_ADDRESS),
+    ("api", "tcp", *API_ADDRESS),
+    ("dns", "udp", *DNS_ADDRESS),
+    ("imds-ipv6", "tcp", *IMDS_IPV6_ADDRESS),  # made where the kernel has IPv6 only
+)
+NEEDED = {"imds", "api", "dns"}
+RESOLV_CONF = f"search ec2.internal\nnameserver {DNS_ADDRESS[0]}\noptions timeout:1 attempts:1\n"  # a miss is fast
+# where names come from: the instance's files, and for hosts the DNS server after them (the host's
+# nsswitch.conf may name services that are not there inside, such as systemd's or mDNS's)
+NSSWITCH_CONF = """passwd:     files
+group:      files
+shadow:     files
+gshadow:    files
+hosts:      files dns
+networks:   files
+protocols:  files
+services:   files
+ethers:     files
+rpc:        files
+netgroup:   files
+"""
 START_TIMEOUT = 10.0
 
 OS_RELEASE = """NAME="Amazon Linux"
@@ -99,6 +132,11 @@ ec2-user:x:1000:
 """
 
 
+# The names the certificate holds: AWS's endpoints, and each bucket's. A wildcard covers one label, as
+# AWS's own certificate's: a bucket whose name holds a dot fails verification, over TLS, as on AWS
+SERVED_NAMES = (*ENDPOINTS, *(f"*.{host}" for host in S3_HOSTS))
+
+
 class Authority:
     """The lab's certificate authority, and a certificate for AWS's endpoint names that it signs.
     Made anew at each start; its key never leaves the lab process (and the state directory)."""
@@ -123,7 +161,7 @@ class Authority:
             x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, AWS_HOSTS[0])]))
             .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=3650))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in AWS_HOSTS]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in SERVED_NAMES]), critical=False)
             .sign(ca_key, hashes.SHA256())
         )  # fmt: skip
         self.ca_pem = ca.public_bytes(serialization.Encoding.PEM).decode()
@@ -253,6 +291,8 @@ class Sandboxes:
             "files": {
                 "/etc/hostname": name + "\n",
                 "/etc/hosts": hosts,
+                "/etc/resolv.conf": RESOLV_CONF,
+                "/etc/nsswitch.conf": NSSWITCH_CONF,
                 "/etc/passwd": PASSWD,
                 "/etc/group": GROUP,
                 "/etc/os-release": OS_RELEASE.format(release=release_of(image)),
@@ -262,8 +302,8 @@ class Sandboxes:
             "ca": self.authority.ca_pem,
             "ca_bundles": self.bundles,
             "bin": in_sandbox(self.python),
-            "addresses": {"ipv4": IMDS_IPV4, "ipv6": IMDS_IPV6},  # on its loopback
-            "listen": [IMDS_ADDRESS, API_ADDRESS, IMDS_IPV6_ADDRESS],  # the last where the kernel has IPv6
+            "addresses": {"ipv4": [IMDS_IPV4, DNS_ADDRESS[0]], "ipv6": IMDS_IPV6},  # on its loopback
+            "listen": LISTEN,
         }
 
     def _start(self, instance_id: str, address: str, image: str) -> Sandbox:
@@ -293,18 +333,32 @@ class Sandboxes:
             said = json.loads(message or b"{}")
         except ValueError:
             said = {}
-        listening, warm = int(said.get("listening", -1)), int(said.get("cli", 0))
-        if "nested" not in said or listening not in (2, 3) or len(fds) != listening + warm:
+        made, warm = said.get("listening"), int(said.get("cli", 0))  # the sockets' names, in the fds' order
+        names = made if isinstance(made, list) and all(isinstance(n, str) for n in made) else []
+        whole = len(set(names)) == len(names) and NEEDED <= set(names) <= {name for name, *_ in LISTEN}
+        if "nested" not in said or not whole or len(fds) != len(names) + warm:
             for fd in fds:
                 os.close(fd)
             lab.close()
             process.kill()
             process.wait()
             why = said.get("error") or process.stderr.read().decode(errors="replace").strip() or "no reason given"
+            if "nested" in said and not said.get("error"):  # made, but not handed over whole
+                why = f"it handed over sockets {made!r} in {len(fds)} descriptors; the lab needs {sorted(NEEDED)}"
             raise RuntimeError(f"the sandbox of {instance_id} could not be made: {why.splitlines()[-1]}")
         process.stderr.close()
         children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-        imds, api, *imds_ipv6 = (socket.socket(fileno=fd) for fd in fds[:listening])
-        servers = self.serve(instance_id, [imds, *imds_ipv6], api, self.authority.context)
+        sockets = {name: socket.socket(fileno=fd) for name, fd in zip(names, fds, strict=False)}
+        imds = [sockets[name] for name in ("imds", "imds-ipv6") if name in sockets]
+        servers = self.serve(instance_id, imds, sockets["api"], self.authority.context)
+        servers.append(resolver.serve(sockets["dns"], zone_of(address)))
         return Sandbox(instance_id, address, process, int(children[0]), int(said["nested"]), servers, lab,
-                       fds[listening:])  # fmt: skip
+                       fds[len(names):])  # fmt: skip
+
+
+def zone_of(address: str) -> resolver.Zone:
+    """What the DNS server of the instance at private `address` answers: AWS's endpoint names, each
+    bucket's, the instance's own name and the metadata service's (as the instance's /etc/hosts)."""
+    names = {host: API_ADDRESS[0] for host in ENDPOINTS}
+    names |= {private_dns_name(address): address, "instance-data.ec2.internal": IMDS_IPV4}
+    return resolver.Zone(names, {host: API_ADDRESS[0] for host in S3_HOSTS})

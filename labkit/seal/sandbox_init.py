@@ -6,19 +6,22 @@
 Run as root of a new user namespace that the lab's user owns, it makes the instance's machine, then
 waits, reaping whatever ends, until the lab ends the sandbox (its processes die with it):
 
-- the hostname `ip-172-31-x-y.ec2.internal`; loopback up, with 169.254.169.254 and fd00:ec2::254 on it; nothing else;
-- /etc/passwd, group, hostname, hosts, os-release and system-release of Amazon Linux 2023, laid over
-  the host's; /usr/local/bin with the instance's `aws`, `python3`, `ec2-metadata` and `sudo` (labkit/seal/bin.py);
+- the hostname `ip-172-31-x-y.ec2.internal`; loopback up, with 169.254.169.254, 169.254.169.253 (the
+  Amazon DNS server) and fd00:ec2::254 on it; nothing else;
+- /etc/passwd, group, hostname, hosts, resolv.conf, nsswitch.conf, os-release and system-release of
+  Amazon Linux 2023, laid over the host's; /usr/local/bin with the instance's `aws`, `python3`,
+  `ec2-metadata` and `sudo` (labkit/seal/bin.py);
 - a fresh tmpfs over every place that holds the host user's or the lab's files (/tmp, /home, /root,
   the host user's home, /run (the host's sockets), /var/tmp, the lab's state directory), and the instance's own
   home (kept in the state directory) at /home/ec2-user; a /dev of its own (no disk, no other
   user's terminal); every other mount read-only, /proc/sys too;
 - the lab's certificate authority over the CA bundles, so that only this instance trusts it;
-- the metadata service's and the AWS endpoint's listening sockets, made here (so they live in this
-  instance's network) and handed to the lab over LAB; so is the warm `aws`'s socket, /run/labkit/aws.sock,
-  made in this instance's own /run (no other instance can reach it), with the descriptors of this
-  sandbox's namespaces: what serves the instance knows it by the socket a client came through and
-  joins it by those descriptors, never by a process id;
+- the metadata service's and the AWS endpoint's listening sockets, and the DNS server's UDP socket,
+  made here (so they live in this instance's network) and handed to the lab over LAB, each by its
+  name; so is the warm `aws`'s socket, /run/labkit/aws.sock, made in this instance's own /run (no
+  other instance can reach it), with the descriptors of this sandbox's namespaces: what serves the
+  instance knows it by the socket a client came through and joins it by those descriptors, never by
+  a process id;
 - a nested user namespace whose uid and gid 1000 (ec2-user) are the lab's user: what a student
   runs enters it, without any capability; and no more user namespaces may be made inside.
 
@@ -75,15 +78,19 @@ def covered(path: str, covers: list[str]) -> bool:
     return any(path == c or path.startswith(c.rstrip("/") + "/") for c in covers)
 
 
-def make_machine(setup: dict) -> tuple[list[socket.socket], socket.socket | None]:
+def make_machine(setup: dict) -> tuple[dict[str, socket.socket], socket.socket | None]:
     os.chdir("/")
     home = os.open(setup["home"], os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)  # before the state dir is hidden
     # the programs an instance runs (Python, the aws CLI), wherever they are installed: kept, read-only
     keep = {path: os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for path in setup["keep"]}
     socket.sethostname(setup["hostname"])
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    addresses = setup["addresses"]  # the metadata service's (labkit/protocol.py: IMDS_IPV4, IMDS_IPV6)
-    subprocess.run(["ip", "addr", "add", f"{addresses['ipv4']}/32", "dev", "lo"], check=True)
+    # the metadata service's addresses (labkit/protocol.py: IMDS_IPV4, IMDS_IPV6) and the Amazon DNS server's
+    addresses = setup["addresses"]
+    batch = "link set lo up\n" + "".join(f"addr add {a}/32 dev lo\n" for a in addresses["ipv4"])
+    made = subprocess.run(["ip", "-batch", "-"], input=batch.encode(), capture_output=True)  # one `ip` for all
+    if made.returncode != 0:
+        said = made.stderr.decode(errors="replace").strip().replace("\n", "; ")
+        raise OSError(f"the loopback's addresses could not be set ({addresses['ipv4']}): ip said {said}")
     ipv6 = subprocess.run(
         ["ip", "-6", "addr", "add", f"{addresses['ipv6']}/128", "dev", "lo", "nodad"], capture_output=True
     )
@@ -144,16 +151,18 @@ def make_machine(setup: dict) -> tuple[list[socket.socket], socket.socket | None
     mount(f"/proc/self/fd/{home}", "/home/ec2-user", None, MS_BIND)
     os.close(home)
     read_only_except(["/tmp", "/var/tmp", "/dev/shm", "/dev/pts", "/home/ec2-user", "/proc"])
-    # the instance's network: what the lab serves inside it
-    listening = []
-    for address, port in setup["listen"]:
+    # the instance's network: what the lab serves inside it, each socket by its name (sandbox.py: LISTEN)
+    listening = {}
+    for name, kind, address, port in setup["listen"]:
         if ":" in address and ipv6.returncode != 0:
             continue  # a kernel without IPv6: the metadata service has its IPv4 address only
-        server = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM)
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        server = socket.socket(family, socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM)
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         server.bind((address, port))
-        server.listen(64)
-        listening.append(server)
+        if kind == "tcp":
+            server.listen(64)
+        listening[name] = server
     return listening, cli
 
 
@@ -251,11 +260,12 @@ def main() -> None:
     except Exception as error:  # noqa: BLE001 - said to the lab, in one line
         lab.sendall(json.dumps({"error": str(error)}).encode())
         sys.exit(1)
-    fds = [s.fileno() for s in listening]
+    fds = [s.fileno() for s in listening.values()]
     warm = [cli.fileno(), *namespaces] if cli is not None else []
-    message = json.dumps({"nested": nested, "listening": len(fds), "cli": len(warm)}).encode()
+    # the descriptors in order: the listening sockets, named, then the warm `aws`'s (`cli` of them)
+    message = json.dumps({"nested": nested, "listening": list(listening), "cli": len(warm)}).encode()
     socket.send_fds(lab, [message], fds + warm)
-    for s in listening:
+    for s in listening.values():
         s.close()
     if cli is not None:
         cli.close()
