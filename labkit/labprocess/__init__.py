@@ -26,4 +26,7 @@ HTTP and agree with it only through labkit.protocol and labkit.statedir.
     aws_request.py what the warm `aws` reads of a request, and how it refuses one
     sandbox.py     sealed instances (`labkit up --sealed`): each running instance's namespaces, and
                    what the lab serves inside them (labkit/seal/sandbox_init.py is their PID 1)
+    resolver.py    the DNS server at 169.254.169.253 inside each sealed instance: AWS's names, buckets'
+    storage_access.py  what S3 and DynamoDB add to a decision: actions, resources, bucket policies, refusals
+    storage_limits.py  the lab's own limits on what S3 keeps (5 MiB an object, 100 MiB in all)
 """
