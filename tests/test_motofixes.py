@@ -359,6 +359,37 @@ def sts_refusals_say_why() -> Any:
     return _answer(allowed, "get_session_token")[:1]  # a session's session token
 
 
+def _unsigned(key: str) -> list[Any]:
+    """[status, body] of a GET that is not signed, as curl sends one to https://probe-bucket.s3.amazonaws.com/KEY."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"{_endpoint()}/{key}", headers={"Host": "probe-bucket.s3.amazonaws.com"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return [answer.status, answer.read().decode(errors="replace")[:80]]
+    except urllib.error.HTTPError as error:
+        return [error.code, error.read().decode(errors="replace")[:80]]
+
+
+def buckets_decided_by_the_labs_evaluator() -> Any:
+    admin = _client("s3", _role_session("BucketAdmin", "arn:aws:iam::aws:policy/AdministratorAccess"))
+    admin.create_bucket(Bucket="probe-bucket")
+    for key in ("private.txt", "public/notice.txt"):
+        admin.put_object(Bucket="probe-bucket", Key=key, Body=b"probe")
+    private = _unsigned("private.txt")
+    objects, another = "arn:aws:s3:::probe-bucket", f"arn:aws:iam::{ACCOUNT}:role/Another"
+    statements = [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"{objects}/public/*"},
+        {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": f"{objects}/private.txt",
+         "Condition": {"ArnEquals": {"aws:PrincipalArn": another}}},
+    ]  # fmt: skip
+    bucket_policy = json.dumps({"Version": "2012-10-17", "Statement": statements})
+    admin.put_bucket_policy(Bucket="probe-bucket", Policy=bucket_policy)
+    denied = _answer(admin, "get_object", Bucket="probe-bucket", Key="private.txt")
+    return [private, _unsigned("public/notice.txt")[:1], denied]
+
+
 def _trust_naming_a_service() -> Any:
     from moto.iam.access_control import IAMPolicyStatement
 
@@ -525,6 +556,11 @@ ALONE_DOES: dict[str, Any] = {
         [200],  # a boundary of AmazonEC2ReadOnlyAccess leaves iam:ListUsers allowed
         ["TypeError", "argument of type 'NoneType' is not iterable"],  # a trust policy naming a service
     ],  # fmt: skip
+    "buckets_decided_by_the_labs_evaluator": [
+        [403, ""],  # a GET that is not signed, of a private object: an empty 403, not S3's AccessDenied
+        [500],  # of one a bucket policy allows to "*": KeyError('HTTP_AUTHORIZATION') in S3IAMRequest
+        [403, "403", "Forbidden"],  # the administrator, under a Deny meant for another role: an empty 403
+    ],
     "role_changes_reach_sessions_after_the_delay": [1, 0],  # a session's policies, before and right after a detach
     "new_profiles_reach_ec2_after_the_delay": "JustMade",  # EC2 takes a profile made a moment ago
     "a_role_session_names_no_user": [
