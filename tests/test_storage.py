@@ -45,6 +45,12 @@ DYNAMODB_READ = "arn:aws:iam::aws:policy/AmazonDynamoDBReadOnlyAccess"
 DYNAMODB_FULL = "arn:aws:iam::aws:policy/AmazonDynamoDBFullAccess"
 MIB = 1 << 20
 ANONYMOUS_REFUSAL = "<Code>AccessDenied</Code><Message>Access Denied</Message>"
+PUBLIC_NOTICES = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/public/*"}
+    ],
+}
 
 
 # -- helpers -------------------------------------------------------------------------------------------
@@ -167,10 +173,11 @@ def test_an_unsigned_request_is_the_anonymous_principals(demo: Demo) -> None:
     s3.put_object(Bucket=BUCKET, Key="public/notice.txt", Body=b"open to all\n")
     for status, body in (unsigned_on_the_api_port(demo.lab, REPORT), unsigned_on_the_api_port(demo.lab, "")):
         assert status == 403 and ANONYMOUS_REFUSAL in body, body  # reaches S3 (not the gate's refusal)
-    s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(policy(
-        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/public/*"}
-    )))  # fmt: skip
+    s3.delete_public_access_block(Bucket=BUCKET)  # new buckets block public access (the test below)
+    s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(PUBLIC_NOTICES))
     assert unsigned_on_the_api_port(demo.lab, "public/notice.txt") == (200, "open to all\n")
+    status, body = unsigned_on_the_api_port(demo.lab, "public/not-there.txt")
+    assert status == 403 and ANONYMOUS_REFUSAL in body, body  # not NoSuchKey: no s3:ListBucket for "*"
     status, body = unsigned_on_the_api_port(demo.lab, REPORT)
     assert status == 403 and ANONYMOUS_REFUSAL in body, body
     status, body = unsigned_on_the_api_port(demo.lab, "public/planted.txt", "-X", "PUT", "--data-binary", "x")
@@ -182,6 +189,50 @@ def test_an_unsigned_request_is_the_anonymous_principals(demo: Demo) -> None:
     assert status == 403 and ANONYMOUS_REFUSAL in body, body
     s3.delete_bucket_policy(Bucket=BUCKET)
     status, body = unsigned_on_the_instance(demo, "public/notice.txt")
+    assert status == 403 and ANONYMOUS_REFUSAL in body, body
+
+
+def test_a_new_bucket_blocks_public_access(demo: Demo) -> None:
+    """S3 User Guide, "Blocking public access to your Amazon S3 storage": since April 2023 a new bucket has
+    all four settings on, so a public bucket policy is refused, and once the block is lifted and the policy
+    put, turning RestrictPublicBuckets back on shuts the anonymous principal out again. moto alone makes
+    buckets with no block and takes the public policy."""
+    s3, _ = with_storage(demo.lab)
+    s3.put_object(Bucket=BUCKET, Key="public/notice.txt", Body=b"open to all\n")
+    demo.attach()  # the demo's role: IAMReadOnlyAccess only
+    block = s3.get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"]
+    assert block == {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+                     "RestrictPublicBuckets": True}  # fmt: skip
+    refused = on(demo, f"echo '{json.dumps(PUBLIC_NOTICES)}' > public.json && "
+                       f"aws s3api put-bucket-policy --bucket {BUCKET} --policy file://public.json")  # fmt: skip
+    assert (refused.exit_code, said(refused)) == (255, "An error occurred (AccessDenied) when calling the "
+        f"PutBucketPolicy operation: User: {session_arn(demo)} is not authorized to perform: s3:PutBucketPolicy "
+        f'on resource: "arn:aws:s3:::{BUCKET}" because no identity-based policy allows the s3:PutBucketPolicy action'
+    )  # fmt: skip  # the role first: not allowed at all
+    with pytest.raises(ClientError) as blocked:
+        s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(PUBLIC_NOTICES))
+    assert blocked.value.response["Error"]["Message"] == (
+        f"User: arn:aws:iam::{ACCOUNT}:user/admin is not authorized to perform: s3:PutBucketPolicy on resource: "
+        f'"arn:aws:s3:::{BUCKET}" because public policies are blocked by the BlockPublicPolicy block public access '
+        "setting."
+    )
+    narrowed = policy(
+        {**PUBLIC_NOTICES["Statement"][0], "Condition": {"StringEquals": {"aws:PrincipalAccount": ACCOUNT}}}
+    )
+    s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(narrowed))  # not public: one account's principals
+    s3.delete_public_access_block(Bucket=BUCKET)
+    s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(PUBLIC_NOTICES))
+    assert unsigned_on_the_instance(demo, "public/notice.txt") == (200, "open to all\n")
+    s3.put_public_access_block(
+        Bucket=BUCKET,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": False,
+            "IgnorePublicAcls": False,
+            "BlockPublicPolicy": False,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    status, body = unsigned_on_the_instance(demo, "public/notice.txt")  # fmt: skip
     assert status == 403 and ANONYMOUS_REFUSAL in body, body
 
 

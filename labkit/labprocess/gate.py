@@ -7,6 +7,8 @@ refuses, as a web server would:
     400 Bad Request        a Content-Length that is not one number of bytes, a Host (or a target's
                            authority) that is not host[:port], credentials that are not ASCII
     411 Length Required    a body of unknown length (Transfer-Encoding): only reading it would tell
+                           (save an S3 upload botocore sends chunked, read here up to the lab's limit:
+                           labprocess/chunked.py)
     413 Content Too Large  a body bigger than MAX_BODY
     400 EntityTooLarge     an S3 upload bigger than the lab keeps (labprocess/storage_limits.py)
 
@@ -42,6 +44,7 @@ from urllib.parse import parse_qs, urlsplit
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 from labkit.labprocess import storage_limits
+from labkit.labprocess.chunked import ChunkedBodyRefused, read_chunked
 
 # Seconds a connection may stay silent: waiting for its request line, between two pieces of its
 # headers or body, and for the client to take the answer. Every client of the lab sends a request
@@ -128,7 +131,7 @@ def body_refusal(headers: Message) -> Refusal | None:
         values = headers.get_all(name) or []
         if len(values) > 1 or not all(value.isascii() for value in values):
             return Refusal(400, f"a request whose {name} header is not one ASCII value")
-    if headers.get_all("Transfer-Encoding"):
+    if headers.get_all("Transfer-Encoding") and not chunked_upload(headers):
         return Refusal(411, "a body sent with Transfer-Encoding; the lab reads only a body of known Content-Length")
     lengths = headers.get_all("Content-Length") or []
     if len(lengths) > 1:
@@ -143,6 +146,19 @@ def body_refusal(headers: Message) -> Refusal | None:
     if lengths and int(lengths[0]) > MAX_BODY:
         return Refusal(413, f"a body of {int(lengths[0])} bytes; the lab reads at most {MAX_BODY}")
     return None
+
+
+def chunked_upload(headers: Message) -> bool:
+    """An S3 upload botocore sends over HTTPS: `Transfer-Encoding: chunked` alone, no Content-Length,
+    and the object's size in X-Amz-Decoded-Content-Length (labprocess/chunked.py)."""
+    encodings = headers.get_all("Transfer-Encoding") or []
+    decoded = (headers.get("X-Amz-Decoded-Content-Length") or "").strip()
+    return (
+        [value.strip().lower() for value in encodings] == ["chunked"]
+        and not headers.get_all("Content-Length")
+        and _LENGTH.fullmatch(decoded) is not None
+        and storage_limits.for_s3(headers)
+    )
 
 
 def body_length(headers: Message) -> int:
@@ -315,6 +331,8 @@ class ApiRequestHandler(WSGIRequestHandler):
     def run_wsgi(self) -> None:
         path, unsigned = self.make_environ()["PATH_INFO"], self.server.unsigned  # the path as the app sees it
         refusal = api_refusal(self.command, self.path, path, self.request_version, self.headers, unsigned=unsigned)
+        if refusal is None and chunked_upload(self.headers):
+            refusal = self._read_chunked()
         if refusal is None:
             self.rfile = _Body(self.rfile, body_length(self.headers))
             super().run_wsgi()
@@ -328,6 +346,23 @@ class ApiRequestHandler(WSGIRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(refusal.answer)
         close_after_refusal(self)
+
+    def _read_chunked(self) -> Refusal | None:
+        """Read a chunked S3 upload whole, then let it on as a body of known length (None), or refuse it."""
+        if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # the client waits for it before its body
+            del self.headers["Expect"]
+        limit = storage_limits.OBJECT_LIMIT + storage_limits.ENCODING_ALLOWANCE
+        try:
+            body = read_chunked(self.rfile, limit)
+        except ChunkedBodyRefused as error:
+            return Refusal(400, f"an S3 upload sent chunked: {error}")
+        except OSError:  # silent for REQUEST_TIMEOUT in the middle of its body
+            return Refusal(400, "an S3 upload sent chunked whose body stopped coming")
+        del self.headers["Transfer-Encoding"]
+        self.headers["Content-Length"] = str(len(body))
+        self.rfile = io.BytesIO(body)  # type: ignore[assignment]
+        return None
 
     def connection_dropped(self, error: BaseException, environ: Any = None) -> None:
         self.close_connection = True  # the client went silent mid-request (REQUEST_TIMEOUT), or left

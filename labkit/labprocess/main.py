@@ -204,12 +204,25 @@ FAILURES = {  # service: (its code for a request it failed to carry out, its XML
 
 def _service_failure(environ: dict[str, Any], start_response: StartResponse, said: str) -> list[bytes]:
     """AWS's answer when it fails to carry out a request: HTTP 500, ServiceFailure (IAM),
-    InternalError (EC2) or InternalFailure, with what happened and what to do."""
+    InternalError (EC2, S3), InternalServerError (DynamoDB) or InternalFailure, with what happened and
+    what to do."""
     scope = credential_scope(environ)
     service = scope[3] if len(scope) > 3 else ""
-    message = escape(f"{said[:1].upper()}{said[1:]}.")
+    if not service and storage_limits.for_s3({"Host": environ.get("HTTP_HOST", "")}):
+        service = "s3"  # a request that is not signed, to an S3 endpoint's name
+    said = f"{said[:1].upper()}{said[1:]}."
+    message = escape(said)
     request_id = str(uuid.uuid4())
-    if service == "ec2":
+    if service == "dynamodb":  # JSON, as DynamoDB answers: InternalServerError
+        answer = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError", "message": said})
+        start_response("500 Internal Server Error", [("Content-Type", "application/x-amz-json-1.0"),
+                                                     ("Content-Length", str(len(answer.encode())))])  # fmt: skip
+        return [answer.encode()]
+    if service == "s3":
+        body = (
+            f"<Error><Code>InternalError</Code><Message>{message}</Message><RequestId>{request_id}</RequestId></Error>"
+        )
+    elif service == "ec2":
         body = (
             f"<Response><Errors><Error><Code>InternalError</Code><Message>{message}</Message></Error></Errors>"
             f"<RequestID>{request_id}</RequestID></Response>"

@@ -190,3 +190,13 @@ def public_access_block(bucket_name: str) -> Any:
 
     bucket = s3_backends[ACCOUNT_ID]["aws"].buckets.get(bucket_name)
     return getattr(bucket, "public_access_block", None)
+
+
+def object_missing(resource: str) -> bool:
+    """Whether an object ARN names a key its bucket does not hold (a bucket that is not there: False,
+    S3's own NoSuchBucket answers that)."""
+    from moto.s3.models import s3_backends
+
+    name, _, key = resource.removeprefix("arn:aws:s3:::").partition("/")
+    bucket = s3_backends[ACCOUNT_ID]["aws"].buckets.get(name)
+    return bool(key) and bucket is not None and bucket.keys.get(key) is None

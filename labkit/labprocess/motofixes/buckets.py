@@ -71,8 +71,12 @@ def buckets_decided_by_the_labs_evaluator() -> None:
             return original_key_response(self, request, full_url)
         resource = f"arn:aws:s3:::{self.parse_bucket_name_from_url(request, full_url)}/{self.parse_key_name()}"
         action = ANONYMOUS_KEY_ACTIONS.get(request.method, "")
-        if not replay.active() and not (action and anonymous_s3_allowed(action, resource)):
-            _refuse_anonymous()
+        if not replay.active():
+            if not (action and anonymous_s3_allowed(action, resource)):
+                _refuse_anonymous()
+            listing = f"arn:aws:s3:::{storage_access.bucket_of(resource)}"
+            if storage_access.object_missing(resource) and not anonymous_s3_allowed("s3:ListBucket", listing):
+                _refuse_anonymous()  # NoSuchKey only to whom s3:ListBucket is allowed
         token = _anonymous_allowed.set(True)
         try:
             return original_key_response(self, request, full_url)
@@ -97,3 +101,21 @@ def new_buckets_block_public_access() -> None:
         return bucket
 
     setattr(models.S3Backend, "create_bucket", create_bucket)  # noqa: B010
+
+
+def multipart_upload_ids_replay() -> None:
+    """A multipart upload's id is drawn as the lab's secrets are (labkit/labprocess/keys.py), so the
+    journal keeps it and a replayed CreateMultipartUpload gets the same id again: the UploadPart and
+    CompleteMultipartUpload journaled after it then replay too."""
+    from moto.s3 import models
+
+    from labkit.labprocess.keys import SECRETS
+
+    original = models.FakeMultipart.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        drawn = self.id
+        self.id = SECRETS.draw(lambda: drawn)
+
+    setattr(models.FakeMultipart, "__init__", __init__)  # noqa: B010

@@ -136,6 +136,8 @@ def _check_storage(
         who = f"User: {caller.arn} is not authorized to perform: {action}"
         if not decision.allowed:
             raise Refused("AccessDenied", storage_access.s3_message(who, named, explain(decision, action)), "s3")
+        if action == "s3:GetObject" and storage_access.object_missing(named):
+            _check_listing(caller, named, policies, context)
         block = storage_access.public_access_block(storage_access.bucket_of(named))
         if action == "s3:PutBucketPolicy" and block is not None and block.block_public_policy:
             if storage_access.policy_is_public(iam_request._body):
@@ -149,6 +151,17 @@ def _check_storage(
             who = f"User: {caller.arn} is not authorized to perform: {action}"
             message = storage_access.dynamodb_message(who, named, explain(decision, action))
             raise Refused("AccessDenied", message, "dynamodb")
+
+
+def _check_listing(
+    caller: principals.Principal, named: str, policies: Policies, context: dict[str, str | list[str]]
+) -> None:
+    """A key that is not there is NoSuchKey (404) only to whom s3:ListBucket on its bucket is allowed;
+    to anyone else S3 answers 403 AccessDenied, so that a refusal tells nothing of what the bucket holds
+    (S3 API Reference, GetObject, "Permissions")."""
+    bucket = f"arn:aws:s3:::{storage_access.bucket_of(named)}"
+    if not decide(Request(caller.arn, "s3:ListBucket", bucket, context, role_arn=caller.role_arn), policies).allowed:
+        raise Refused("AccessDenied", "Access Denied", "s3")
 
 
 def anonymous_s3_allowed(action: str, resource: str) -> bool:

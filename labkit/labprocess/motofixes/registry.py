@@ -522,6 +522,20 @@ REGISTRY: tuple[Fix, ...] = (
         "bucket policies under BlockPublicPolicy and limits public buckets to the owner's account under "
         "RestrictPublicBuckets.",
     ),
+    Fix(
+        name="multipart_upload_ids_replay",
+        kind="lab",
+        aws="(lab) every acknowledged change comes back after a crash: a multipart upload (`aws s3 cp` of a file of "
+        "8 MB or more) replays with its parts",
+        dependency="moto draws each multipart upload's id from os.urandom, outside the lab's seeded and journaled "
+        "draws: a replayed CreateMultipartUpload gets another id, so the UploadPart journaled after it fails and it "
+        "and every later change are dropped",
+        targets=(Target("moto.s3.models", "FakeMultipart.__init__",
+                        ("self", "key_name", "metadata", "account_id", "region_name")),),  # fmt: skip
+        apply=buckets.multipart_upload_ids_replay,
+        seam="setattr: S3Backend.create_multipart_upload makes FakeMultipart by name, which draws its id as it is made",
+        proved_by=("tests/test_storage.py::test_a_multipart_upload_comes_back_after_kill_9",),
+    ),
     Fix(  # the option `labkit up --iam-delay SECONDS` (labkit/labprocess/propagation.py); off, it notes nothing
         name="role_changes_reach_sessions_after_the_delay",
         kind="fidelity",
