@@ -1,4 +1,5 @@
-"""The lesson's names, in one place: its roles, instance profiles, instances, users, policies and notebooks.
+"""The lesson's names, in one place: its roles, instance profiles, instances, users, policies, the
+application's data (a bucket and a table) and notebooks.
 
     from labkit.catalogue import ROLE, PROFILE, INSTANCE
     lab.client("ec2").associate_iam_instance_profile(IamInstanceProfile={"Name": PROFILE}, InstanceId=...)
@@ -13,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from labkit.errors import CheckpointNotFound
+from labkit.protocol import ACCOUNT_ID, REGION
 
 ROLE = "DemoRoleForEC2"  # made in 02, attached to demo-instance in 03
 SECOND_ROLE = "DemoEC2ReadOnlyRole"  # 04: one role per instance, switched and back
@@ -30,6 +32,18 @@ STARTER_USER = "alice"  # 04: a user of a new lab, whose key wins over the role
 OPERATOR = "operator"  # 04: may manage EC2, and attach DemoRoleForEC2 once granted iam:PassRole on it
 PASS_ROLE_POLICY = "PassDemoRoleToEC2"  # 04: operator's inline policy (the IAM User Guide's example)
 REVOKE_POLICY = "AWSRevokeOlderSessions"  # 05: the inline policy the console's *Revoke active sessions* adds
+APP_DATA_POLICY = "ReadAppData"  # 04: DemoRoleForEC2's inline policy, s3:GetObject and dynamodb:GetItem; then deleted
+
+# 04: the application's data, what the role is for; kept until 06's clean-up. Bucket names are global
+# on AWS, so the bucket's ends in the account's id, as is the custom.
+BUCKET = f"acme-app-data-{ACCOUNT_ID}"
+SETTINGS_KEY = "config/settings.json"  # its one object
+SETTINGS = b'{"log_level": "info", "orders_table": "acme-app-orders"}\n'
+TABLE = "acme-app-orders"  # on demand (PAY_PER_REQUEST), keyed by a string order_id
+TABLE_KEY = "order_id"
+ORDER = {"order_id": {"S": "1001"}, "status": {"S": "shipped"}}  # its one item
+SETTINGS_ARN = f"arn:aws:s3:::{BUCKET}/config/*"  # what ReadAppData allows s3:GetObject on
+TABLE_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{TABLE}"
 
 READ_ONLY = "arn:aws:iam::aws:policy/IAMReadOnlyAccess"
 EC2_READ_ONLY = "arn:aws:iam::aws:policy/AmazonEC2ReadOnlyAccess"

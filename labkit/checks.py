@@ -18,16 +18,22 @@ from typing import TYPE_CHECKING, Any
 from labkit.catalogue import (
     APP_SERVER,
     APP_USER,
+    BUCKET,
     INSTANCE,
     LEGACY_SERVER,
     LEGACY_TOKEN,
+    NOTEBOOKS,
+    ORDER,
     PROFILE,
     READ_ONLY,
     REVOKE_POLICY,
     ROLE,
     SECOND_PROFILE,
     SECOND_ROLE,
+    SETTINGS_KEY,
     STARTER_USER,
+    TABLE,
+    TABLE_KEY,
     checkpoint,
 )
 from labkit.errors import LabNotReady
@@ -85,7 +91,10 @@ class CheckReport:
 
 
 def _fix(notebook: str, what: str) -> str:
+    """What to do in the notebook, or the checkpoint after it; the last notebook has none after it."""
     following = f"{int(notebook) + 1:02d}"
+    if following not in NOTEBOOKS:
+        return f"{what} (notebook {notebook})"
     return f"{what} (notebook {notebook}), or run `labkit reset --to {following}`"
 
 
@@ -247,10 +256,13 @@ def _after_06(lab: Connection) -> list[Check]:
     profiles = [p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]]
     users = [u["UserName"] for u in iam.list_users()["Users"] if u["UserName"] == APP_USER]
     terminate = f"terminate {', '.join(left)}" if left else "work through 01-05, then terminate their instances"
+    bucket, table = BUCKET in _buckets(lab), TABLE in _tables(lab)
     return [
         Check("the series' instances are terminated", ended and not left, _fix("06", terminate)),
         Check("its instance profiles are deleted", not profiles, _fix("06", f"delete {', '.join(profiles)}")),
         Check("its roles are deleted", not roles, _fix("06", f"delete {', '.join(roles)}")),
+        Check(f"bucket {BUCKET} is deleted", not bucket, _fix("06", "delete its objects, then delete_bucket")),
+        Check(f"table {TABLE} is deleted", not table, _fix("06", "delete_table")),
         Check("app-user is deleted", not users, _fix("06", "delete app-user")),
     ]
 
@@ -277,8 +289,48 @@ def _before_05(lab: Connection) -> list[Check]:
     ]
 
 
+def _buckets(lab: Connection) -> list[str]:
+    return [b["Name"] for b in lab.client("s3").list_buckets()["Buckets"]]
+
+
+def _tables(lab: Connection) -> list[str]:
+    return list(lab.client("dynamodb").list_tables()["TableNames"])
+
+
+def _has_settings(lab: Connection) -> bool:
+    """Whether 04's bucket holds the application's settings (HeadObject, as the administrator)."""
+    s3 = lab.client("s3")
+    try:
+        s3.head_object(Bucket=BUCKET, Key=SETTINGS_KEY)
+    except s3.exceptions.ClientError:  # 404 without the object, or without the bucket
+        return False
+    return True
+
+
+def _has_order(lab: Connection) -> bool:
+    """Whether 04's table holds its order (GetItem, as the administrator)."""
+    dynamodb = lab.client("dynamodb")
+    key = {TABLE_KEY: ORDER[TABLE_KEY]}
+    try:
+        return "Item" in dynamodb.get_item(TableName=TABLE, Key=key)
+    except dynamodb.exceptions.ResourceNotFoundException:
+        return False
+
+
+def _before_06(lab: Connection) -> list[Check]:
+    """Notebook 06's clean-up deletes the application's data that 04 makes, its bucket (emptied first)
+    and its table, and stops at NoSuchBucket where they are not: in a lab that ran 04 before 04 made
+    them (a checkpoint of an older labkit). 04's own check does not name them: its items are what
+    05's first check lists."""
+    again = "run `labkit reset --to 06`"
+    return [
+        Check(f"bucket {BUCKET} holds {SETTINGS_KEY} (notebook 04)", _has_settings(lab), again),
+        Check(f"table {TABLE} holds order {ORDER[TABLE_KEY]['S']} (notebook 04)", _has_order(lab), again),
+    ]
+
+
 # What a notebook needs of the lab beyond what the notebooks before it build (ready_for asks them too).
-PRECONDITIONS: dict[str, Callable[[Connection], list[Check]]] = {"05": _before_05}
+PRECONDITIONS: dict[str, Callable[[Connection], list[Check]]] = {"05": _before_05, "06": _before_06}
 
 CHECKS: dict[str, Callable[[Connection], list[Check]]] = {
     "00": _after_00,

@@ -93,13 +93,41 @@ def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _wildcards_first(actions: list[str]) -> list[str]:
+    return sorted(actions, key=lambda a: ("*" not in a, a))
+
+
 def _summary(actions: list[str]) -> tuple[str, ...]:
-    """Allowed actions, wildcards first: ('iam:Get*, iam:List*', '+4 more')."""
+    """Allowed actions, wildcards first: ('iam:Get*, iam:List*', '+4 more') where the role reaches one
+    service; where it reaches several, a line each, named by the service's prefix:
+    ('dynamodb: GetItem', 'iam: Get*, List* +4', 's3: GetObject'); past three services (the box has
+    room for three lines), the first two and how many more."""
     if not actions:
         return ("nothing allowed",)
-    ordered = sorted(actions, key=lambda a: ("*" not in a, a))
-    shown = ", ".join(ordered[:2])
-    return (shown,) if len(ordered) <= 2 else (shown, f"+{len(ordered) - 2} more")
+    services = sorted({a.split(":", 1)[0] for a in actions})
+    if len(services) == 1:
+        ordered = _wildcards_first(actions)
+        shown = ", ".join(ordered[:2])
+        return (shown,) if len(ordered) <= 2 else (shown, f"+{len(ordered) - 2} more")
+    lines = []
+    for service in services:
+        verbs = _wildcards_first([a.split(":", 1)[1] for a in actions if a.startswith(f"{service}:")])
+        more = f" +{len(verbs) - 2}" if len(verbs) > 2 else ""
+        lines.append(f"{service}: {', '.join(verbs[:2])}{more}" if verbs else service)  # "*": every action
+    return tuple(lines) if len(lines) <= 3 else (*lines[:2], f"+{len(lines) - 2} more services")
+
+
+def _allowed(document: Any) -> list[str]:
+    """The actions a policy document allows, as written (`iam:Get*` is one): its Allow statements'."""
+    if isinstance(document, str):
+        document = json.loads(document)
+    statements = document["Statement"] if isinstance(document["Statement"], list) else [document["Statement"]]
+    allowed: list[str] = []
+    for statement in statements:
+        if statement.get("Effect") == "Allow":
+            action = statement.get("Action", [])
+            allowed += [action] if isinstance(action, str) else list(action)
+    return allowed
 
 
 def _actions(iam: Any, policy_arn: str) -> list[str]:
@@ -113,19 +141,12 @@ def _actions(iam: Any, policy_arn: str) -> list[str]:
     document = iam.get_policy_version(PolicyArn=policy_arn, VersionId=policy["DefaultVersionId"])["PolicyVersion"][
         "Document"
     ]
-    if isinstance(document, str):
-        document = json.loads(document)
-    statements = document["Statement"] if isinstance(document["Statement"], list) else [document["Statement"]]
-    allowed: list[str] = []
-    for statement in statements:
-        if statement.get("Effect") == "Allow":
-            action = statement.get("Action", [])
-            allowed += [action] if isinstance(action, str) else list(action)
-    return allowed
+    return _allowed(document)
 
 
 def diagram(lab: Connection, instance: str, *, profile: str | None = None) -> Diagram:
     """Role → instance profile → instance → metadata service → AWS APIs, for one running instance.
+    The role's box names its policies, managed and inline; the AWS APIs box, what they allow.
 
     The profile drawn is the one attached to the instance, or `profile` when you name the one you
     mean to attach: then the diagram shows which links of the chain exist yet."""
@@ -143,9 +164,14 @@ def diagram(lab: Connection, instance: str, *, profile: str | None = None) -> Di
             "Name one of those, or create it first (notebook 02 shows how)."
         ) from None
     role = found["Roles"][0] if found and found["Roles"] else None
-    attached = iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"] if role else []
-    policies = [p["PolicyName"] for p in attached]
-    actions = sorted({a for p in attached for a in _actions(iam, p["PolicyArn"])})
+    name = role["RoleName"] if role else None
+    attached = iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"] if name else []
+    inline = iam.list_role_policies(RoleName=name)["PolicyNames"] if name else []
+    policies = [p["PolicyName"] for p in attached] + [f"{policy} (inline)" for policy in inline]
+    documents = [iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"] for policy in inline]
+    actions = sorted(
+        {a for p in attached for a in _actions(iam, p["PolicyArn"])} | {a for d in documents for a in _allowed(d)}
+    )
     trusted = role is not None and ec2_may_assume(role["AssumeRolePolicyDocument"])
     options = ec2.describe_instances(InstanceIds=[box.id])["Reservations"][0]["Instances"][0]["MetadataOptions"]
     tokens = "IMDSv2 required" if options["HttpTokens"] == "required" else "IMDSv1 and v2"

@@ -143,8 +143,9 @@ QUESTIONS = (
         answer="d",
         why='The trust policy says who may assume the role: here {"Effect": "Allow", "Principal": {"Service": '
         '"ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}. What the role may then do is said by its permissions '
-        "policies, such as AmazonS3ReadOnlyAccess. The console writes this trust policy for you when you choose EC2 "
-        "as the trusted service.",
+        "policies, such as notebook 04's ReadAppData, which allows s3:GetObject on the bucket's config/ objects and "
+        "dynamodb:GetItem on the orders table. The console writes this trust policy for you when you choose EC2 as the "
+        "trusted service.",
         why_not={
             "a": "What the role may do belongs in its permissions policies. The trust policy says only who may assume "
             "the role, and instances are not principals it can name.",
@@ -270,7 +271,9 @@ QUESTIONS = (
         why="The CLI looks for credentials in order (the SDKs too, less the command-line options): command-line "
         "options, environment variables, ~/.aws/credentials and ~/.aws/config, then a container endpoint, and only "
         "last the instance metadata service. The leftover key wins over the role. `aws configure list` shows the "
-        "source in its Type column: shared-credentials-file here, iam-role once the key is removed from the file.",
+        "source in its Type column: shared-credentials-file here, iam-role once the key is removed from the file. Try "
+        "it in notebook 04 while alice's key is in the file: `aws s3 ls` is refused, and the refusal names "
+        "user/alice, not the role.",
         why_not={
             "a": "A role takes no precedence: the CLI asks the metadata service only when no earlier source in its "
             "chain (options, environment, files) has credentials.",
@@ -347,7 +350,9 @@ QUESTIONS = (
         why="AmazonS3ReadOnlyAccess allows reading and listing S3, nothing more. AmazonSSMManagedInstanceCore lets "
         "the SSM Agent on the instance work with Systems Manager, so admins open Session Manager shells without an "
         "SSH key. CloudWatchAgentServerPolicy is for instances that run the CloudWatch agent. (An account can also "
-        "give its instances Systems Manager access through its Default Host Management Configuration instead.)",
+        "give its instances Systems Manager access through its Default Host Management Configuration instead.) "
+        "Notebook 04 grants less still: an inline policy allowing s3:GetObject on one bucket's config/ objects, "
+        "under which the instance reads them and its upload is AccessDenied.",
         why_not={
             "b": "AmazonS3FullAccess also lets the instance write and delete objects and buckets. An application that "
             "only reads needs read access only: grant the least that works.",

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.catalogue import (
     AL2023,
+    APP_DATA_POLICY,
     APP_SERVER,
     APP_USER,
+    BUCKET,
     EC2_FULL_ACCESS,
     EC2_READ_ONLY,
     EC2_TRUST_POLICY,
@@ -26,6 +28,7 @@ from labkit.catalogue import (
     LEGACY_SERVER,
     LEGACY_TOKEN,
     OPERATOR,
+    ORDER,
     PASS_ROLE_POLICY,
     PROFILE,
     READ_ONLY,
@@ -33,6 +36,12 @@ from labkit.catalogue import (
     ROLE,
     SECOND_PROFILE,
     SECOND_ROLE,
+    SETTINGS,
+    SETTINGS_ARN,
+    SETTINGS_KEY,
+    TABLE,
+    TABLE_ARN,
+    TABLE_KEY,
     WEB_SERVER,
 )
 from labkit.protocol import ACCOUNT_ID
@@ -41,10 +50,13 @@ if TYPE_CHECKING:
     from labkit.connection import Connection
 
 __all__ = [
+    "READ_APP_DATA",
     "STEPS",
     "association_of",
     "before",
     "create_role_for_ec2",
+    "delete_the_app_data",
+    "let_the_role_read_the_app_data",
     "launch",
     "notebook_01",
     "notebook_02",
@@ -53,6 +65,7 @@ __all__ = [
     "notebook_05",
     "notebook_06",
     "pass_role_to_an_operator",
+    "put_the_app_data",
     "revoke_older_sessions",
     "running_instance_id",
 ]
@@ -66,6 +79,15 @@ PASS_ROLE_TO_EC2: dict[str, Any] = {
             "Resource": f"arn:aws:iam::{ACCOUNT_ID}:role/{ROLE}",
             "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
         }
+    ],
+}
+
+# 04's inline policy: the least the application needs, each resource named by its ARN.
+READ_APP_DATA: dict[str, Any] = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": SETTINGS_ARN},
+        {"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": TABLE_ARN},
     ],
 }
 
@@ -180,16 +202,22 @@ def notebook_03(lab: Connection) -> None:
 
 
 def notebook_04(lab: Connection) -> None:
-    """Taught in 04-role-permissions: detach and re-attach the policy; switch roles and back; operator
-    refused, then allowed, to pass the role (pass_role_to_an_operator); launch web-server with the
-    role from the start, then terminate it.
+    """Taught in 04-role-permissions: the application's data, read through the role once allowed
+    (put_the_app_data, let_the_role_read_the_app_data); detach and re-attach the policy; switch roles
+    and back; operator refused, then allowed, to pass the role (pass_role_to_an_operator); launch
+    web-server with the role from the start, then terminate it.
 
-    What remains: a second role, DemoEC2ReadOnlyRole, and its profile; demo-instance holds
-    DemoRoleForEC2 again, with IAMReadOnlyAccess attached again. The key of alice that the notebook
-    leaves on demo-instance, to show that it wins over the role, is deleted again by its end, and
-    the credentials file removed, so neither remains; so are operator and app-server's role.
+    What remains: the bucket and the table, with their object and item; a second role,
+    DemoEC2ReadOnlyRole, and its profile; demo-instance holds DemoRoleForEC2 again, with
+    IAMReadOnlyAccess attached again. The inline policy ReadAppData is deleted again by the end of its
+    section, so that 05 finds the role as it knows it. The key of alice that the notebook leaves on
+    demo-instance, to show that it wins over the role, is deleted again by its end, and the
+    credentials file removed, so neither remains; so are operator and app-server's role.
     """
     iam, ec2 = lab.client("iam"), lab.client("ec2")
+    put_the_app_data(lab)
+    let_the_role_read_the_app_data(lab)
+    iam.delete_role_policy(RoleName=ROLE, PolicyName=APP_DATA_POLICY)
     iam.detach_role_policy(RoleName=ROLE, PolicyArn=READ_ONLY)
     iam.attach_role_policy(RoleName=ROLE, PolicyArn=READ_ONLY)
     create_role_for_ec2(lab, SECOND_ROLE, EC2_READ_ONLY)
@@ -206,6 +234,50 @@ def notebook_04(lab: Connection) -> None:
         once_ec2_sees_the_profile(lab, replace)
     pass_role_to_an_operator(lab)
     ec2.terminate_instances(InstanceIds=[launch(lab, WEB_SERVER, profile=PROFILE)])
+
+
+def put_the_app_data(lab: Connection) -> None:
+    """Taught in 04-role-permissions ("What the role is for: the application's data"): the
+    administrator makes the application's bucket, with its settings in config/settings.json, and its
+    table of orders (on demand, keyed by a string order_id), with one order in it.
+
+    On AWS a new table is CREATING for a moment, so the notebook waits until it exists (a waiter
+    that the lab, whose tables are ACTIVE at once, answers at its first ask)."""
+    s3, dynamodb = lab.client("s3"), lab.client("dynamodb")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key=SETTINGS_KEY, Body=SETTINGS)
+    dynamodb.create_table(
+        TableName=TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": TABLE_KEY, "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": TABLE_KEY, "KeyType": "HASH"}],
+    )
+    dynamodb.get_waiter("table_exists").wait(TableName=TABLE)
+    dynamodb.put_item(TableName=TABLE, Item=ORDER)
+
+
+def let_the_role_read_the_app_data(lab: Connection) -> None:
+    """Taught in 04-role-permissions: DemoRoleForEC2's inline policy ReadAppData, s3:GetObject on the
+    bucket's config/ objects and dynamodb:GetItem on the table, each named by its ARN. The notebook
+    shows demo-instance refused both reads before it (S3's AccessDenied, DynamoDB's
+    AccessDeniedException), allowed both after it, and refused an upload (s3:PutObject). A replay runs
+    nothing on an instance: the refused upload would move only PutObject's id stream, which no later
+    step draws from."""
+    lab.client("iam").put_role_policy(
+        RoleName=ROLE, PolicyName=APP_DATA_POLICY, PolicyDocument=json.dumps(READ_APP_DATA)
+    )
+
+
+def delete_the_app_data(lab: Connection) -> None:
+    """Taught in 06-review ("Clean up"): S3 deletes only an empty bucket, so its objects go first;
+    then the bucket, and the table (DELETING for a moment on AWS: the notebook waits until it is gone)."""
+    s3 = lab.client("s3")
+    for found in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []):
+        s3.delete_object(Bucket=BUCKET, Key=found["Key"])
+    s3.delete_bucket(Bucket=BUCKET)
+    dynamodb = lab.client("dynamodb")
+    dynamodb.delete_table(TableName=TABLE)
+    dynamodb.get_waiter("table_not_exists").wait(TableName=TABLE)
 
 
 def pass_role_to_an_operator(lab: Connection) -> None:
@@ -263,7 +335,7 @@ def notebook_05(lab: Connection) -> None:
 
 
 def notebook_06(lab: Connection) -> None:
-    """Taught in 06-review: clean up everything the series made."""
+    """Taught in 06-review: clean up everything the series made, 04's bucket and table too."""
     iam, ec2 = lab.client("iam"), lab.client("ec2")
     ours = (INSTANCE, APP_SERVER, LEGACY_SERVER)
     instance_ids = [i.instance_id for i in lab.instances() if i.name in ours and i.state == "running"]
@@ -280,6 +352,7 @@ def notebook_06(lab: Connection) -> None:
         for inline in iam.list_role_policies(RoleName=role)["PolicyNames"]:  # 05's AWSRevokeOlderSessions
             iam.delete_role_policy(RoleName=role, PolicyName=inline)
         iam.delete_role(RoleName=role)
+    delete_the_app_data(lab)
     iam.detach_user_policy(UserName=APP_USER, PolicyArn=READ_ONLY)
     iam.delete_user(UserName=APP_USER)
 

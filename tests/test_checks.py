@@ -13,6 +13,7 @@ import labkit
 from conftest import Demo, create_role
 from labkit import solutions
 from labkit.catalogue import (
+    BUCKET,
     EC2_TRUST_POLICY,
     INSTANCE,
     LEGACY_SERVER,
@@ -24,7 +25,7 @@ from labkit.catalogue import (
     SECOND_PROFILE,
     STARTER_USER,
 )
-from labkit.checks import CHECKS
+from labkit.checks import CHECKS, PRECONDITIONS
 
 
 def test_a_fresh_lab_is_not_ready_for_a_later_notebook(fresh_lab: labkit.Lab) -> None:
@@ -88,6 +89,8 @@ BUILDS = {
         "the series' instances are terminated",
         "its instance profiles are deleted",
         "its roles are deleted",
+        "bucket acme-app-data-123456789012 is deleted",
+        "table acme-app-orders is deleted",
         "app-user is deleted",
     ],
 }
@@ -238,3 +241,27 @@ def test_notebook_05s_revocation_counts_only_as_the_console_writes_it(lab: labki
     assert item in [c.item for c in lab.check("05").missing]
     solutions.revoke_older_sessions(lab, ROLE)
     assert item not in [c.item for c in lab.check("05").missing]
+
+
+def test_06s_first_check_asks_for_04s_bucket_and_table_which_its_clean_up_deletes(lab: labkit.Lab) -> None:
+    """06's clean-up empties and deletes 04's bucket, and deletes its table; without them (a lab whose
+    04 ran before 04 made them) it would stop at NoSuchBucket. Its first check names both, and the
+    reset that brings them back; after that reset, 06 is ready.
+
+    Guards against the precondition saying ✓ whatever the lab holds (in labkit/checks.py,
+    `_has_settings(lab)` or `_has_order(lab)` replaced by `True`), and against 06's replay leaving
+    either behind."""
+    lab.reset(to="06")
+    assert lab.ready_for("06").ok
+    solutions.delete_the_app_data(lab)
+    with pytest.raises(labkit.LabNotReady) as caught:
+        lab.ready_for("06")
+    assert str(caught.value) == (
+        "The lab is not ready for notebook 06; missing: bucket acme-app-data-123456789012 holds config/settings.json "
+        "(notebook 04); table acme-app-orders holds order 1001 (notebook 04). Run `labkit reset --to 06` in a "
+        'terminal (or lab.reset(to="06") here) to catch up.'
+    )
+    lab.client("s3").create_bucket(Bucket=BUCKET)  # an empty bucket is not 04's
+    assert [c.item for c in PRECONDITIONS["06"](lab) if not c.ok][0].startswith(f"bucket {BUCKET} holds")
+    lab.reset(to="06")
+    assert lab.ready_for("06").ok

@@ -100,10 +100,37 @@ def test_the_demo_commands_appear_verbatim_on_an_instance() -> None:
         "aws iam list-users",
         "aws iam list-roles",
         "aws iam create-user",
+        "aws s3 cp s3://acme-app-data-123456789012/config/settings.json -",
+        "aws dynamodb get-item --table-name acme-app-orders",
         "curl http://169.254.169.254/latest/meta-data/iam/security-credentials/DemoRoleForEC2",
         'curl -X PUT "http://169.254.169.254/latest/api/token" -H "X-aws-ec2-metadata-token-ttl-seconds: 21600"',
     ]:
         assert command in typed
+
+
+def test_the_permissions_notebook_reads_the_apps_data_through_the_role() -> None:
+    """Notebook 04's committed outputs (nbval holds them to a fresh run): demo-instance is refused the
+    bucket's object and the table's item in AWS's words, reads both once the role's inline policy
+    allows them, is still refused an upload, and the diagram's AWS APIs box names what it reaches."""
+    permissions = shown(NOTEBOOKS[4])
+    caller = "arn:aws:sts::123456789012:assumed-role/DemoRoleForEC2/"
+    settings = "s3://acme-app-data-123456789012/config/settings.json"
+    in_order = [
+        f"download failed: {settings} to - An error occurred (403) when calling the HeadObject operation: Forbidden",
+        's3:GetObject on resource: "arn:aws:s3:::acme-app-data-123456789012/config/settings.json" because no '
+        "identity-based policy allows the s3:GetObject action",
+        "An error occurred (AccessDeniedException) when calling the GetItem operation: User: " + caller,
+        "dynamodb:GetItem on resource: arn:aws:dynamodb:us-east-1:123456789012:table/acme-app-orders because no "
+        "identity-based policy allows the dynamodb:GetItem action",
+        '{"log_level": "info", "orders_table": "acme-app-orders"}',
+        '"S": "shipped"',
+        f"upload failed: - to {settings} An error occurred (AccessDenied) when calling the PutObject operation: "
+        f"User: {caller}",
+        "because no identity-based policy allows the s3:PutObject action",
+        "[AWS APIs: dynamodb: GetItem iam: Get*, List* +4 s3: GetObject]",
+    ]
+    places = [permissions.find(text) for text in in_order]
+    assert -1 not in places and places == sorted(places), list(zip(in_order, places, strict=True))
 
 
 def test_the_attach_notebook_draws_the_live_diagram() -> None:

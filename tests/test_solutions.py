@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -9,7 +10,21 @@ import pytest
 
 import labkit
 from labkit import solutions
-from labkit.catalogue import APP_SERVER, INSTANCE, NOTEBOOKS, OPERATOR, PROFILE, checkpoint
+from labkit.catalogue import (
+    APP_DATA_POLICY,
+    APP_SERVER,
+    BUCKET,
+    INSTANCE,
+    NOTEBOOKS,
+    OPERATOR,
+    ORDER,
+    PROFILE,
+    ROLE,
+    SETTINGS,
+    SETTINGS_KEY,
+    TABLE,
+    checkpoint,
+)
 
 
 def ids(lab: labkit.Lab) -> dict[str, Any]:
@@ -64,6 +79,68 @@ def test_notebook_04s_operator_leaves_nothing_behind(lab: labkit.Lab) -> None:
     assert OPERATOR not in [u["UserName"] for u in lab.client("iam").list_users()["Users"]]
     app_server = solutions.running_instance_id(lab, APP_SERVER)
     assert app_server is not None and solutions.association_of(lab, app_server) is None
+
+
+def test_04s_instance_reads_the_bucket_and_the_table_through_the_role_once_allowed(
+    environment_lab: labkit.Lab,
+) -> None:
+    """What notebook 04 shows, with the real CLI on demo-instance: refused both reads in AWS's words,
+    S3's and DynamoDB's, until ReadAppData allows them; then it prints the object and the item, and its
+    upload is still refused (s3:PutObject); the diagram's AWS APIs box names what the role reaches.
+
+    In a lab sealed by environment: a lab sealed by the kernel resolves BUCKET.s3.amazonaws.com and
+    dynamodb.us-east-1.amazonaws.com only once the sandbox answers DNS for AWS's names."""
+    lab = environment_lab
+    lab.reset(to="04")
+    solutions.put_the_app_data(lab)
+    box = lab.instance(INSTANCE)
+    item = f"aws dynamodb get-item --table-name {TABLE} --key '{json.dumps({'order_id': ORDER['order_id']})}'"
+    session = f"assumed-role/{ROLE}/{box.id}"
+
+    head = box.run(f"aws s3 cp s3://{BUCKET}/{SETTINGS_KEY} -")
+    get = box.run(f"aws s3api get-object --bucket {BUCKET} --key {SETTINGS_KEY} /dev/stdout")
+    read = box.run(item)
+    assert head.exit_code == 1 and "(403) when calling the HeadObject operation: Forbidden" in head.stderr, head
+    assert get.exit_code == 255 and get.stderr.strip() == (
+        f"An error occurred (AccessDenied) when calling the GetObject operation: User: arn:aws:sts::123456789012:"
+        f'{session} is not authorized to perform: s3:GetObject on resource: "arn:aws:s3:::{BUCKET}/{SETTINGS_KEY}" '
+        "because no identity-based policy allows the s3:GetObject action"
+    )
+    assert read.exit_code == 255 and read.stderr.strip() == (
+        "An error occurred (AccessDeniedException) when calling the GetItem operation: User: "
+        f"arn:aws:sts::123456789012:{session} is not authorized to perform: dynamodb:GetItem on resource: "
+        f"arn:aws:dynamodb:us-east-1:123456789012:table/{TABLE} because no identity-based policy allows the "
+        "dynamodb:GetItem action"
+    )
+
+    solutions.let_the_role_read_the_app_data(lab)
+    head, read = box.run(f"aws s3 cp s3://{BUCKET}/{SETTINGS_KEY} -"), box.run(item)
+    upload = box.run(f"echo changed | aws s3 cp - s3://{BUCKET}/{SETTINGS_KEY}")
+    assert (head.exit_code, head.stdout) == (0, SETTINGS.decode()), head
+    assert (read.exit_code, json.loads(read.stdout)) == (0, {"Item": ORDER}), read
+    assert (
+        upload.exit_code == 1
+        and (
+            f'{session} is not authorized to perform: s3:PutObject on resource: "arn:aws:s3:::{BUCKET}/{SETTINGS_KEY}" '
+            "because no identity-based policy allows the s3:PutObject action"
+        )
+        in upload.stderr
+    ), upload
+    assert lab.client("s3").get_object(Bucket=BUCKET, Key=SETTINGS_KEY)["Body"].read() == SETTINGS
+    drawn = labkit.diagram(lab, INSTANCE)
+    assert drawn.boxes[0] == ("IAM role", (ROLE, "IAMReadOnlyAccess", f"{APP_DATA_POLICY} (inline)"))
+    assert drawn.boxes[4] == ("AWS APIs", ("dynamodb: GetItem", "iam: Get*, List* +4", "s3: GetObject"))
+
+
+def test_04s_replay_leaves_the_data_and_takes_the_grant_away(lab: labkit.Lab) -> None:
+    """After 04 the bucket holds the settings and the table the order, for 06 to clean up; the inline
+    policy ReadAppData is gone again, as 05 expects the role (its revocation lists the role's inline
+    policies)."""
+    lab.reset(to="05")
+    s3, dynamodb = lab.client("s3"), lab.client("dynamodb")
+    assert s3.get_object(Bucket=BUCKET, Key=SETTINGS_KEY)["Body"].read() == SETTINGS
+    assert dynamodb.get_item(TableName=TABLE, Key={"order_id": ORDER["order_id"]})["Item"] == ORDER
+    assert lab.client("iam").list_role_policies(RoleName=ROLE)["PolicyNames"] == []
 
 
 def test_after_05s_revocation_a_reset_to_06_waits_for_nothing_and_the_instance_works(lab: labkit.Lab) -> None:
