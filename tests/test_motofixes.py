@@ -390,6 +390,22 @@ def buckets_decided_by_the_labs_evaluator() -> Any:
     return [private, _unsigned("public/notice.txt")[:1], denied]
 
 
+def new_buckets_block_public_access() -> Any:
+    admin = _client("s3", _role_session("BlockAdmin", "arn:aws:iam::aws:policy/AdministratorAccess"))
+    admin.create_bucket(Bucket="probe-blocked")
+    public = {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::probe-blocked/*"}
+    put = _answer(admin, "put_bucket_policy", Bucket="probe-blocked",
+                  Policy=json.dumps({"Version": "2012-10-17", "Statement": [public]}))  # fmt: skip
+    return [_answer(admin, "get_public_access_block", Bucket="probe-blocked")[:2], put[:1]]
+
+
+def multipart_upload_ids_replay() -> Any:
+    from moto.s3.models import FakeMultipart
+
+    made = [FakeMultipart("key", {}, ACCOUNT, "us-east-1").id for _ in range(2)]  # type: ignore[arg-type]
+    return made[0] == made[1]
+
+
 def _trust_naming_a_service() -> Any:
     from moto.iam.access_control import IAMPolicyStatement
 
@@ -561,6 +577,11 @@ ALONE_DOES: dict[str, Any] = {
         [500],  # of one a bucket policy allows to "*": KeyError('HTTP_AUTHORIZATION') in S3IAMRequest
         [403, "403", "Forbidden"],  # the administrator, under a Deny meant for another role: an empty 403
     ],
+    "new_buckets_block_public_access": [
+        [404, "NoSuchPublicAccessBlockConfiguration"],  # a new bucket has no Block Public Access
+        [200],  # and takes a public policy
+    ],
+    "multipart_upload_ids_replay": False,  # each upload's id from os.urandom: made again, another id
     "role_changes_reach_sessions_after_the_delay": [1, 0],  # a session's policies, before and right after a detach
     "new_profiles_reach_ec2_after_the_delay": "JustMade",  # EC2 takes a profile made a moment ago
     "a_role_session_names_no_user": [

@@ -600,6 +600,7 @@ def test_a_missing_key_is_access_denied_to_whom_s3_list_bucket_is_not_allowed(fr
     reader = fresh_lab.client("s3", aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
     assert reader.get_object(Bucket=BUCKET, Key=REPORT)["Body"].read().decode() == REPORT_BODY
     assert refused(lambda: s3.get_object(Bucket=BUCKET, Key="reports/none.txt"))["code"] == "NoSuchKey"  # admin
+    s3.delete_public_access_block(Bucket=BUCKET)
     s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(policy(
         {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/reports/*"}
     )))  # fmt: skip
