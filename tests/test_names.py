@@ -89,6 +89,14 @@ def test_aaaa_and_other_types_of_a_known_name_are_there_with_no_answer_and_any_g
     assert read(answer(query("s3.amazonaws.com", ANY), ZONE))["addresses"] == ["127.0.0.1"]
 
 
+def test_an_address_that_is_not_one_gives_the_instance_no_name_and_breaks_nothing() -> None:
+    """EC2 takes what RunInstances' PrivateIpAddress says (tests/test_cells.py makes one that is code); the
+    instance's sandbox, and its DNS server, must still be made: its own name is then simply not there."""
+    zone = zone_of("$(touch /tmp/pwned)")
+    assert read(answer(query("s3.amazonaws.com"), zone))["addresses"] == ["127.0.0.1"]
+    assert read(answer(query("instance-data.ec2.internal"), zone))["addresses"] == ["169.254.169.254"]
+
+
 @pytest.mark.parametrize(
     "name",
     ["example.com", "amazonaws.com", "s3.eu-west-1.amazonaws.com", "xs3.amazonaws.com", "ip-10-0-0-1.ec2.internal",

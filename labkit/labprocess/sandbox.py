@@ -32,6 +32,7 @@ the environment seal).
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import json
 import os
 import re
@@ -360,5 +361,9 @@ def zone_of(address: str) -> resolver.Zone:
     """What the DNS server of the instance at private `address` answers: AWS's endpoint names, each
     bucket's, the instance's own name and the metadata service's (as the instance's /etc/hosts)."""
     names = {host: API_ADDRESS[0] for host in ENDPOINTS}
-    names |= {private_dns_name(address): address, "instance-data.ec2.internal": IMDS_IPV4}
+    names["instance-data.ec2.internal"] = IMDS_IPV4
+    try:  # an address EC2 was handed (PrivateIpAddress) may be anything; only a real one has a name here
+        names[private_dns_name(address)] = str(ipaddress.IPv4Address(address))
+    except ValueError:
+        pass
     return resolver.Zone(names, {host: API_ADDRESS[0] for host in S3_HOSTS})
