@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import json
 import mmap
 import os
@@ -56,33 +57,45 @@ from labkit.seal.kernel import KernelJoin
 from labkit.seal.refused import Refused
 
 WARM_SERVICES = ("iam", "sts", "ec2")
+# Warmed in the server only once an instance first asks for them (a child says so through a pipe):
+# a lab whose student never touches S3 or DynamoDB keeps the server as small as before.
+LATER_SERVICES = {"s3": "s3", "s3api": "s3", "dynamodb": "dynamodb"}  # the command's first word → service
 
 
-def warm() -> None:
+def warm() -> Any:
     """Import the CLI, apply the warm aws's changes to botocore (motofixes, `apply(CLI)`), and read,
-    once, the botocore data a lesson's commands need. Raises motofixes.RequiredFixMissing when one
-    it cannot do without is missing from the installed botocore."""
+    once, the botocore data a lesson's commands need; returns the CLI driver, to warm more services
+    with later (`warm_service`). Raises motofixes.RequiredFixMissing when one it cannot do without is
+    missing from the installed botocore."""
     import awscli.clidriver
 
     motofixes.apply(motofixes.CLI)
     driver = awscli.clidriver.create_clidriver()
     loader = driver.session.get_component("data_loader")
     CLI_DATA_DIRS.update(path for path in loader.search_paths if os.path.isdir(path))
-    for service in WARM_SERVICES:
-        driver.session.get_service_model(service)
-        for kind in ("paginators-1", "waiters-2", "endpoint-rule-set-1"):
-            try:
-                loader.load_service_model(service, kind)
-            except Exception:  # noqa: S112 - a service without waiters, say
-                continue
     driver._get_command_table()
-    for service in WARM_SERVICES:  # import and prime what creating a client needs; nothing is sent
-        driver.session.create_client(
-            service, region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
-            aws_access_key_id="warm-up", aws_secret_access_key="warm-up",
-        )  # fmt: skip
+    for service in WARM_SERVICES:
+        warm_service(driver, service)
     import awscli.formatter  # noqa: F401 - the output formatters every command loads
     import awscli.table  # noqa: F401
+
+    return driver
+
+
+def warm_service(driver: Any, service: str) -> None:
+    """Read a service's botocore data once, and import and prime what creating its client needs
+    (nothing is sent), so that every command forked after gets them for free."""
+    loader = driver.session.get_component("data_loader")
+    driver.session.get_service_model(service)
+    for kind in ("paginators-1", "waiters-2", "endpoint-rule-set-1"):
+        try:
+            loader.load_service_model(service, kind)
+        except Exception:  # noqa: S112 - a service without waiters, say
+            continue
+    driver.session.create_client(
+        service, region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
+        aws_access_key_id="warm-up", aws_secret_access_key="warm-up",
+    )  # fmt: skip
 
 
 def paths_from_home(home: str) -> list[tuple[Any, str | None]]:
@@ -205,6 +218,7 @@ def _run(
     home_paths: list[tuple[Any, str | None]],
     place: Place,
     log: _Log,
+    asks: int = -1,
 ) -> None:
     """In the forked child: become the client's `aws` process, run the command, report its status.
     `place`: where the client is, and how to join its instance."""
@@ -222,6 +236,10 @@ def _run(
             log.line(str(refused))
             refuse(connection, str(refused))
             os._exit(255)
+        first = (request.get("argv") or [""])[0]
+        if asks >= 0 and first in LATER_SERVICES:  # the server warms it for the next commands
+            with contextlib.suppress(OSError):
+                os.write(asks, f"{first}\n".encode())
         # the command runs: its pid (inside a sealed instance, the one it has there) tells the client so
         connection.sendall(struct.pack(">i", os.getpid()))
         # The watcher thread blocks the signals a terminal sends: the kernel hands a process's signal
@@ -326,10 +344,13 @@ def serve(path: str, lab: int, ports: tuple[int, ...], control_fd: int | None = 
     if os.getppid() != lab:  # it died while we were starting
         return
     try:
-        warm()
+        driver = warm()
     except motofixes.RequiredFixMissing as error:  # instances then run the plain aws CLI
         print(error, flush=True)
         return
+    gc.freeze()  # what warming made stays out of every child's collections (and its pages shared)
+    warmed: set[str] = set()  # of LATER_SERVICES
+    asked_r, asked_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # where children name the services they need
     home_paths = paths_from_home(os.environ.get("HOME", ""))
     log = _Log()
     environment = Place(_listener(path), None, EnvironmentJoin(os.path.dirname(path), ports))
@@ -343,11 +364,20 @@ def serve(path: str, lab: int, ports: tuple[int, ...], control_fd: int | None = 
             while (ended := os.waitpid(-1, os.WNOHANG)[0]) > 0:
                 if (served := children.pop(ended, None)) is not None:
                     served.running.discard(ended)
-        watched = [p.listener for p in places.values()] + ([control] if control else []) + [wake_r]
+        watched = [p.listener for p in places.values()] + ([control] if control else []) + [wake_r, asked_r]
         ready, _, _ = select.select(watched, [], [], 1.0)
         if wake_r in ready:
             with contextlib.suppress(OSError):
                 os.read(wake_r, 4096)
+        if asked_r in ready:
+            with contextlib.suppress(OSError):
+                for word in os.read(asked_r, 4096).decode(errors="replace").split():
+                    service = LATER_SERVICES.get(word)
+                    if service is not None and service not in warmed:
+                        warmed.add(service)
+                        warm_service(driver, service)
+                        home_paths = paths_from_home(os.environ.get("HOME", ""))  # what it computed from HOME too
+                        gc.freeze()
         if control is not None and control in ready and not _told(control, places):
             control.close()
             control = None
@@ -373,6 +403,7 @@ def serve(path: str, lab: int, ports: tuple[int, ...], control_fd: int | None = 
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 os.close(wake_r)
                 os.close(wake_w)
+                os.close(asked_r)
                 for other in places.values():  # no command holds another instance's socket or namespaces
                     if other is not place:
                         other.close()
@@ -380,7 +411,7 @@ def serve(path: str, lab: int, ports: tuple[int, ...], control_fd: int | None = 
                 if control is not None:
                     control.close()
                 connection.settimeout(None)
-                _run(connection, home_paths, place, log)
+                _run(connection, home_paths, place, log, asked_w)
             children[child] = place
             place.running.add(child)
             connection.close()
