@@ -168,7 +168,8 @@ def test_a_bucket_policy_deny_for_the_role_leaves_the_administrator_alone(either
 def test_an_unsigned_request_is_the_anonymous_principals(demo: Demo) -> None:
     """S3 User Guide, "Bucket policy examples" (read-only permission for anonymous users): an unsigned
     request is the anonymous principal's, refused `Access Denied` unless a bucket policy allows
-    `"Principal": "*"`. moto alone fails on it with a KeyError (500)."""
+    `"Principal": "*"`. moto alone answers a private object with an empty 403, and one a policy opens
+    with a KeyError (500)."""
     s3, _ = with_storage(demo.lab)
     s3.put_object(Bucket=BUCKET, Key="public/notice.txt", Body=b"open to all\n")
     for status, body in (unsigned_on_the_api_port(demo.lab, REPORT), unsigned_on_the_api_port(demo.lab, "")):

@@ -4,8 +4,8 @@ signed and for those that are not. The apply of the record `buckets_decided_by_t
 moto decides an object request twice: first with the bucket's policy alone (`FakeBucket.get_permission`:
 its actions and resources matched with wildcards, its Principal and Condition ignored, so a Deny meant
 for one role's sessions refuses the administrator too, with an empty 403), then with the caller's
-policies. A request that is not signed fails with a KeyError (500) unless it reads an object whose
-ACL is public.
+policies. A request that is not signed gets an empty 403 for a private object, and fails with a
+KeyError (500) on one a bucket policy opens to everyone.
 
 The lab decides once, in decisions.py, with the caller's policies and the bucket's policy together.
 A request that is not signed is the anonymous principal's (`"Principal": "*"` in a bucket policy is

@@ -476,8 +476,9 @@ REGISTRY: tuple[Fix, ...] = (
         "S3's `<Error><Code>AccessDenied</Code>` with IAM's sentence (`… on resource: \"arn:aws:s3:::BUCKET/KEY\" "
         "because no identity-based policy allows the s3:GetObject action`), DynamoDB's AccessDeniedException",
         dependency="moto first decides an object request with the bucket's policy alone, ignoring its Principal and "
-        "Condition (a Deny for anyone is a Deny for everyone, answered with an empty 403), fails with a KeyError "
-        "(500) on a request that is not signed unless the object's ACL is public, names HeadBucket and the public "
+        "Condition (a Deny for anyone is a Deny for everyone, answered with an empty 403), answers a request that is "
+        "not signed with an empty 403 for a private object and a KeyError (500) for one a bucket policy opens to "
+        "everyone, names HeadBucket and the public "
         "access block after the API rather than IAM's actions, and wraps refusals of S3 and DynamoDB in IAM's XML",
         targets=(Target("moto.s3.models", "FakeBucket.get_permission", ("self", "action", "resource")),
                  Target("moto.core.authorization", "ActionAuthenticatorMixin._authenticate_and_authorize_s3_action",
@@ -494,12 +495,11 @@ REGISTRY: tuple[Fix, ...] = (
         proved_by=("tests/test_storage.py::test_a_bucket_policy_deny_for_the_role_leaves_the_administrator_alone",
                    "tests/test_storage.py::test_an_unsigned_request_is_the_anonymous_principals",
                    "tests/test_storage.py::test_refusals_are_in_s3s_and_dynamodbs_words"),
-        upstream="S3: FakeBucket.get_permission matches a bucket policy's actions and resources only (its Principal "
-        "and "
-        "Condition are ignored) and refuses with an empty 403 before the caller is known; an unsigned request raises "
-        "KeyError('Authorization') in IAMRequestBase unless the key is public. AWS evaluates bucket policies with the "
-        "caller's policies (IAM User Guide, \"Policy evaluation logic\"; S3 User Guide, \"How Amazon S3 authorizes a "
-        "request\").",
+        upstream="S3: FakeBucket.get_permission matches a bucket policy's actions and resources only (its "
+        "Principal and Condition are ignored) and refuses with an empty 403 before the caller is known; an "
+        "unsigned GET of an object a bucket policy opens to everyone raises KeyError('HTTP_AUTHORIZATION') in "
+        "S3IAMRequest. AWS evaluates bucket policies with the caller's policies (IAM User Guide, \"Policy evaluation "
+        "logic\"; S3 User Guide, \"How Amazon S3 authorizes a request\").",
     ),
     Fix(
         name="new_buckets_block_public_access",
