@@ -1,5 +1,5 @@
 """The lesson's names, in one place: its roles, instance profiles, instances, users, policies, the
-application's data (a bucket and a table) and notebooks.
+application's data (a bucket and a table), the challenge's scene (notebook 07) and notebooks.
 
     from labkit.catalogue import ROLE, PROFILE, INSTANCE
     lab.client("ec2").associate_iam_instance_profile(IamInstanceProfile={"Name": PROFILE}, InstanceId=...)
@@ -45,6 +45,16 @@ ORDER = {"order_id": {"S": "1001"}, "status": {"S": "shipped"}}  # its one item
 SETTINGS_ARN = f"arn:aws:s3:::{BUCKET}/config/*"  # what ReadAppData allows s3:GetObject on
 TABLE_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{TABLE}"
 
+# 07, the challenge: what `labkit reset --to 07` adds to a lab whose student finished 00-06 (labkit/challenge/).
+# Fixed, so that instructors and tests can rely on them; the role, policy and profile are the student's to name.
+REPORT_SERVER = "report-server"  # runs the app; no role, IMDSv2 optional, hop limit 2 (an old launch template's)
+REPORTS_BUCKET = "acme-reports"  # reports/ (the app reads reports/latest.csv) and private/ (it must not read)
+LATEST_REPORT = "reports/latest.csv"
+REPORT_TABLE = "report-index"  # on demand, keyed by a string `report`: the app puts one item in it
+REPORT_TABLE_KEY = "report"
+REPORT_APP = "/opt/report-app/run"  # on report-server: reads the report, indexes it, prints APP_DONE
+APP_DONE = "report indexed"
+
 READ_ONLY = "arn:aws:iam::aws:policy/IAMReadOnlyAccess"
 EC2_READ_ONLY = "arn:aws:iam::aws:policy/AmazonEC2ReadOnlyAccess"
 EC2_FULL_ACCESS = "arn:aws:iam::aws:policy/AmazonEC2FullAccess"
@@ -65,7 +75,9 @@ NOTEBOOKS = {
     "04": "04-role-permissions.ipynb",
     "05": "05-instance-metadata.ipynb",
     "06": "06-review.ipynb",
+    "07": "07-your-turn.ipynb",
 }
+CHALLENGE = "07"  # the notebook whose check is a grade of the student's own solution, not a replayed step
 
 
 def checkpoint(number: str | int) -> str:

@@ -19,13 +19,19 @@ from labkit.catalogue import (
     APP_SERVER,
     APP_USER,
     BUCKET,
+    CHALLENGE,
     INSTANCE,
+    LATEST_REPORT,
     LEGACY_SERVER,
     LEGACY_TOKEN,
     NOTEBOOKS,
     ORDER,
     PROFILE,
     READ_ONLY,
+    REPORT_APP,
+    REPORT_SERVER,
+    REPORT_TABLE,
+    REPORTS_BUCKET,
     REVOKE_POLICY,
     ROLE,
     SECOND_PROFILE,
@@ -37,7 +43,7 @@ from labkit.catalogue import (
     checkpoint,
 )
 from labkit.errors import LabNotReady
-from labkit.protocol import instance_home
+from labkit.protocol import instance_dir, instance_home
 from labkit.solutions import association_of, running_instance_id
 from labkit.trust import ec2_may_assume
 
@@ -253,7 +259,11 @@ def _after_06(lab: Connection) -> list[Check]:
     # was cleaned up, which a lab that never started the series does not have.
     ended = {i.name for i in ours if i.state == "terminated"} == {INSTANCE, APP_SERVER, LEGACY_SERVER}
     roles = [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"] in (ROLE, SECOND_ROLE)]
-    profiles = [p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]]
+    profiles = [  # the series' only: the challenge (07) makes one of the student's own
+        p["InstanceProfileName"]
+        for p in iam.list_instance_profiles()["InstanceProfiles"]
+        if p["InstanceProfileName"] in (PROFILE, SECOND_PROFILE)
+    ]
     users = [u["UserName"] for u in iam.list_users()["Users"] if u["UserName"] == APP_USER]
     terminate = f"terminate {', '.join(left)}" if left else "work through 01-05, then terminate their instances"
     bucket, table = BUCKET in _buckets(lab), TABLE in _tables(lab)
@@ -329,9 +339,29 @@ def _before_06(lab: Connection) -> list[Check]:
     ]
 
 
-# What a notebook needs of the lab beyond what the notebooks before it build (ready_for asks them too).
-PRECONDITIONS: dict[str, Callable[[Connection], list[Check]]] = {"05": _before_05, "06": _before_06}
+def _before_07(lab: Connection) -> list[Check]:
+    """The challenge's scene (labkit/challenge/scene.py), which `reset --to 07` sets and no notebook
+    builds: report-server running with the app on its disk, the bucket's report, the table."""
+    again = "run `labkit reset --to 07` (it replays 01-06, then sets the scene)"
+    server = running_instance_id(lab, REPORT_SERVER)
+    app = server is not None and (instance_dir(lab.home, server) / "opt" / REPORT_APP.removeprefix("/opt/")).is_file()
+    s3 = lab.client("s3")
+    try:
+        s3.head_object(Bucket=REPORTS_BUCKET, Key=LATEST_REPORT)
+        report = True
+    except s3.exceptions.ClientError:  # 404 without the object, or without the bucket
+        report = False
+    return [
+        Check(f"{REPORT_SERVER} runs, with {REPORT_APP} on its disk", app, again),
+        Check(f"bucket {REPORTS_BUCKET} holds {LATEST_REPORT}", report, again),
+        Check(f"table {REPORT_TABLE} exists", REPORT_TABLE in _tables(lab), again),
+    ]
 
+
+# What a notebook needs of the lab beyond what the notebooks before it build (ready_for asks them too).
+PRECONDITIONS: dict[str, Callable[[Connection], list[Check]]] = {"05": _before_05, "06": _before_06, "07": _before_07}
+
+# The series' checks, which status asks every time; the challenge (07) is graded when asked (labkit/challenge/).
 CHECKS: dict[str, Callable[[Connection], list[Check]]] = {
     "00": _after_00,
     "01": _after_01,
@@ -382,8 +412,12 @@ def progress(lab: Connection) -> Progress:
 
 
 def check(lab: Connection, notebook: str | int) -> CheckReport:
-    """Whether the lab holds what notebook `notebook` builds."""
+    """Whether the lab holds what notebook `notebook` builds; for the challenge (07), its grade."""
     name = checkpoint(notebook)
+    if name == CHALLENGE:
+        from labkit.challenge import grade  # it builds on these checks
+
+        return grade(lab)
     items = tuple(CHECKS[name](lab))
     missing = sum(not c.ok for c in items)
     verdict = (

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from labkit.catalogue import NOTEBOOKS, checkpoint
+from labkit.challenge import last_grade
+from labkit.challenge.record import said as challenge_said
 from labkit.errors import LabError
 from labkit.lab import down, running_info, up
 from labkit.lesson import Lab, connect
@@ -34,6 +36,8 @@ EPILOG = """examples:
   labkit reset                       back to a freshly bootstrapped lab (asks first; --yes does not)
   labkit reset --to 03               as a student who finished notebooks 00-02 has it
   labkit check 03                    does the lab hold what notebook 03 builds?
+  labkit check 07                    grade the challenge (notebook 07), item by item
+  labkit hint 07                     the challenge's next hint (counted in its grade)
   labkit down                        stop the lab
 
 The lab lives in $LABKIT_HOME (default ~/.local/state/labkit)."""
@@ -120,6 +124,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
         if profile and "instance profiles" in unreadable:
             held = f"profile {profile}, its role not known"
         print(f"    {inst.instance_id}  {inst.name or '-':<16} {inst.state:<11} {inst.private_ip:<15} {held}")
+    graded = last_grade(home)
+    if graded is not None:
+        print(f"  challenge: {challenge_said(graded)}")
     if progress is None:
         print(f"Progress: {unreadable['progress']}")
         return 0
@@ -179,6 +186,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_hint(args: argparse.Namespace) -> int:
+    print(connect(start=False).hint(args.notebook))
+    return 0
+
+
 @contextlib.contextmanager
 def _ctrl_c_for_the_instance() -> Iterator[None]:
     """While an instance's shell runs on this terminal, Ctrl-C is the instance's, as over ssh: labkit
@@ -208,7 +220,9 @@ EXAMPLES = {
     "env": 'eval "$(labkit env)"\naws iam list-roles                         # now as the lab\'s administrator',
     "reset": "labkit reset                # asks first on a terminal\n"
     "labkit reset --yes --to 04   # ready for notebook 04",
-    "check": "labkit check 03             # exit status 0 when everything is there",
+    "check": "labkit check 03             # exit status 0 when everything is there\n"
+    "labkit check 07             # the challenge: runs report-server's app, grades each item",
+    "hint": "labkit hint 07              # one more hint each time; the grade counts them",
     "ssh": "labkit ssh demo-instance\nlabkit ssh i-0abc1234 -- aws sts get-caller-identity\n"
     "labkit ssh demo-instance -- ec2-metadata --instance-id",
 }
@@ -262,8 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     reset.set_defaults(run=_cmd_reset)
     check = _subcommand(sub, "check", "whether the lab holds what notebook NN builds")
-    check.add_argument("notebook", metavar="NN", help="notebook number, 00 to 06")
+    check.add_argument("notebook", metavar="NN", help=f"notebook number, 00 to {max(NOTEBOOKS)}")
     check.set_defaults(run=_cmd_check)
+    hint = _subcommand(sub, "hint", "the next hint for the challenge, notebook 07 (each one shown is counted)")
+    hint.add_argument("notebook", metavar="NN", help="07, the challenge")
+    hint.set_defaults(run=_cmd_hint)
     ssh = _subcommand(sub, "ssh", "a shell on an instance, or one command with -- COMMAND")
     ssh.add_argument("instance", help="instance id or Name tag")
     ssh.add_argument("command", nargs=argparse.REMAINDER, help="command to run instead of a shell (after --)")

@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 import time
 
-from labkit import checks, magic, solutions
-from labkit.catalogue import NOTEBOOKS, checkpoint
+from labkit import challenge, checks, magic, solutions
+from labkit.catalogue import CHALLENGE, NOTEBOOKS, checkpoint
 from labkit.connection import Connection
+from labkit.errors import CheckpointNotFound
 
 
 class Lab(Connection):
@@ -29,17 +30,31 @@ class Lab(Connection):
         began = time.perf_counter()
         name = checkpoint(to) if to is not None else None  # a bad name wipes nothing
         super().reset()
+        challenge.record.forget_grade(self.home)  # of a lab that is gone; the hints shown stay counted
         if name is None:
             return time.perf_counter() - began
         for notebook in solutions.before(name):
             if say:
                 print(f"  replaying notebook {notebook} ({NOTEBOOKS[notebook]})…", flush=True)
             solutions.STEPS[notebook](self)
+        if name == CHALLENGE:
+            if say:
+                print(f"  setting the challenge's scene ({NOTEBOOKS[name]})…", flush=True)
+            challenge.set_the_scene(self)
         return time.perf_counter() - began
 
     def check(self, notebook: str | int) -> checks.CheckReport:
         """Whether the lab holds what notebook `notebook` builds, item by item."""
         return checks.check(self, notebook)
+
+    def hint(self, notebook: str | int = CHALLENGE) -> str:
+        """The challenge's next hint (`labkit hint 07`), counted: the grade says how many were used."""
+        name = checkpoint(notebook)
+        if name != CHALLENGE:
+            raise CheckpointNotFound(
+                f"Only notebook {CHALLENGE}, the challenge, has hints; notebook {name} shows each step."
+            )
+        return challenge.next_hint(self.home)
 
     def progress(self) -> checks.Progress:
         """For every notebook, whether the lab holds what it builds, and how far the student got."""

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from labkit.challenge import last_grade
 from labkit.checks import Progress
 from labkit.connection import LabStatus, why_unreadable
 from labkit.errors import LabError
@@ -91,4 +92,5 @@ def status_report(home: Path) -> dict[str, Any]:
         "seal_note": info.seal_note,
         "restored": info.restoration(),
         "journal": status.journal,
+        "challenge": last_grade(home),  # notebook 07 as last graded, and its hints (labkit/challenge/record.py)
     }  # fmt: skip
