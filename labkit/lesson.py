@@ -44,7 +44,10 @@ class Lab(Connection):
         return time.perf_counter() - began
 
     def check(self, notebook: str | int) -> checks.CheckReport:
-        """Whether the lab holds what notebook `notebook` builds, item by item."""
+        """Whether the lab holds what notebook `notebook` builds, item by item; for the challenge
+        (07), its grade (labkit/challenge/grade.py)."""
+        if checkpoint(notebook) == CHALLENGE:
+            return challenge.grade(self)
         return checks.check(self, notebook)
 
     def hint(self, notebook: str | int = CHALLENGE) -> str:
