@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from labkit.catalogue import NOTEBOOKS, checkpoint
+from labkit.catalogue import CHALLENGE, NOTEBOOKS, checkpoint
 from labkit.challenge import last_grade
 from labkit.challenge.record import said as challenge_said
 from labkit.errors import LabError
@@ -176,6 +176,7 @@ def _cmd_reset(args: argparse.Namespace) -> int:
     name = checkpoint(args.to)
     seconds = lab.reset(to=name, say=True)
     done = f"replayed notebooks {', '.join(before(name))}" if before(name) else "nothing to replay"
+    done += ", then set the challenge's scene" if name == CHALLENGE else ""
     print(f"Reset the lab to checkpoint {name} (ready for {NOTEBOOKS[name]}; {done}) in {seconds:.2f} s.")
     return 0
 

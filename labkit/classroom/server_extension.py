@@ -23,7 +23,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from labkit.catalogue import NOTEBOOKS, checkpoint
+from labkit.catalogue import CHALLENGE, NOTEBOOKS, checkpoint
 from labkit.errors import LabError
 from labkit.lesson import connect
 from labkit.report import status_report
@@ -43,6 +43,7 @@ def reset_lab(home: Path, to: str | None) -> dict[str, Any]:
     else:
         seconds = lab.reset(to=to, say=False)
         done = f"replayed notebooks {', '.join(before(to))}" if before(to) else "nothing to replay"
+        done += ", then set the challenge's scene" if to == CHALLENGE else ""
         said = f"Reset the lab to checkpoint {to} (ready for {NOTEBOOKS[to]}; {done}) in {seconds:.2f} s."
     return {"reset": to or "fresh", "seconds": round(seconds, 3), "said": said, "status": status_report(home)}
 
