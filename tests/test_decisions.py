@@ -22,6 +22,8 @@ import pytest
 import labkit
 from conftest import READ_ONLY, ROLE, Demo, kill_until_unlocked
 from labkit import solutions
+from labkit.catalogue import EC2_TRUST_POLICY
+from labkit.protocol import ACCOUNT_ID
 
 ACCOUNT = "123456789012"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/{ROLE}"
@@ -272,6 +274,21 @@ def test_the_simulator_says_why_as_the_lab_decides(attached: Demo) -> None:
         "implicitDeny",
         [],
     )
+
+
+def test_the_simulator_names_a_roles_inline_policy(fresh_lab: labkit.Lab) -> None:
+    """IAM API reference, Statement: SourcePolicyId is the policy's name, an inline policy's too (the
+    challenge's grade says which policy allows too much). moto's collect_policies gives a role's inline
+    policies as bare documents; the lab names them again."""
+    iam = fresh_lab.client("iam")
+    iam.create_role(RoleName="NamedInline", AssumeRolePolicyDocument=json.dumps(EC2_TRUST_POLICY))
+    allow = json.dumps(policy(statement("Allow", "s3:GetObject")))
+    iam.put_role_policy(RoleName="NamedInline", PolicyName="ReadReports", PolicyDocument=allow)
+    found = iam.simulate_principal_policy(
+        PolicySourceArn=f"arn:aws:iam::{ACCOUNT_ID}:role/NamedInline", ActionNames=["s3:GetObject"]
+    )["EvaluationResults"][0]
+    assert found["EvalDecision"] == "allowed"
+    assert [m["SourcePolicyId"] for m in found["MatchedStatements"]] == ["ReadReports"]
 
 
 def test_a_custom_policy_is_simulated_with_its_context(fresh_lab: labkit.Lab) -> None:

@@ -56,6 +56,13 @@ def _identity(collected: list[Any]) -> tuple[Policy, ...]:
     return tuple(Policy(document, name=name) for name, document in map(_document, collected))
 
 
+def _with_inline_names(collected: list[Any], role: Any) -> list[Any]:
+    """moto's role `collect_policies` gives a role's inline policies as bare documents: each is paired
+    with its name again (from the role's own inline policies), so that SourcePolicyId names it."""
+    names = {document: name for name, document in getattr(role, "policies", {}).items()}
+    return [(names.get(p, ""), p) if isinstance(p, str) else p for p in collected]
+
+
 def _boundary(iam: Any, boundary_arn: str | None) -> Policy | None:
     """The permissions boundary named by `boundary_arn`, or None. A boundary whose policy is gone
     allows nothing (AWS refuses to delete a policy in use as a boundary; the lab never finds one)."""
@@ -137,7 +144,8 @@ def _session(access_key: Any) -> Principal:
     if assumed.policy:
         session = (Policy(assumed.policy, name="session policy", kind="Session Policy"),)
     boundary = _boundary(iam, getattr(role, "permissions_boundary_arn", None))
-    policies = Policies(identity=_identity(access_key.collect_policies()), boundary=boundary, session=session)
+    collected = access_key.collect_policies()
+    policies = Policies(identity=_identity(_with_inline_names(collected, role)), boundary=boundary, session=session)
     return Principal(arn=access_key.arn, user_id=user_id, policies=policies, keys=keys, role_arn=role_arn)
 
 
@@ -161,7 +169,7 @@ def of_arn(arn: str) -> Principal | None:
         if kind == "role":
             role = iam.get_role(name)
             signer = SimpleNamespace(backend=iam, _owner_role_name=name)
-            collected = AssumedRoleAccessKey.collect_policies(signer)
+            collected = _with_inline_names(AssumedRoleAccessKey.collect_policies(signer), role)
             policies = Policies(identity=_identity(collected), boundary=_boundary(iam, role.permissions_boundary_arn))
             return Principal(arn=role.arn, user_id=role.id, role_arn=role.arn, policies=policies)
         if kind == "group":
