@@ -409,7 +409,8 @@ MISTAKES = (
                              "acme-reports/reports/latest.csv; s3:PutBucketPolicy on acme-reports"}),
     Change("get-object-on-the-whole-bucket", _get_object_on_the_whole_bucket, _the_solutions_permissions,
            (READS_NOTHING_ELSE,),
-           {READS_NOTHING_ELSE: "it may s3:GetObject on acme-reports/private/salaries.csv"}),
+           {READS_NOTHING_ELSE: "it may s3:GetObject on acme-reports/private/salaries.csv (allowed by "
+                                "IndexLatestReport)"}),
     Change("trust-policy-trusts-the-account", _trust_the_account_too, _the_solutions_trust, (TRUST,),
            {TRUST: f"its trust policy also trusts AWS {ACCOUNT_ROOT}: keep only ec2.amazonaws.com"}),
     Change("imdsv1-left-open", _metadata_options(HttpTokens="optional"), _metadata_options(HttpTokens="required"),
