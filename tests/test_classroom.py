@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -226,14 +227,17 @@ class ClassHub:
             assert time.monotonic() < deadline, f"{name}'s server is not {'up' if running else 'down'}: {server}"
             time.sleep(0.3)
 
-    def lab_status(self, name: str) -> dict[str, Any]:
-        """The student's own `labkit status --json`, on their lab."""
-        done = subprocess.run(
-            [sys.executable, "-m", "labkit.cli", "status", "--json"],
+    def labkit(self, name: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """`labkit ARGS…` as the student types it, on their lab."""
+        return subprocess.run(
+            [sys.executable, "-m", "labkit.cli", *args],
             env={**os.environ, "LABKIT_HOME": str(self.homes / name / "lab")}, capture_output=True, text=True,
             timeout=60,
         )  # fmt: skip
-        return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+    def lab_status(self, name: str) -> dict[str, Any]:
+        """The student's own `labkit status --json`, on their lab."""
+        return json.loads(self.labkit(name, "status", "--json").stdout)  # type: ignore[no-any-return]
 
 
 def server_pid(name: str) -> int:
@@ -316,15 +320,32 @@ def class_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClassHub]:
 
 
 def page_rows(page: Any) -> dict[str, dict[str, Any]]:
-    """The class page's table: for each student, their server, lab, furthest notebook and ✓/✗ per notebook."""
+    """The class page's table: for each student, their server, lab, furthest notebook, ✓/✗ per notebook of
+    the series, and the challenge's cell (07): its text and title."""
     return {  # type: ignore[no-any-return]
         r["name"]: r
         for r in page.evaluate("""() => [...document.querySelectorAll('tbody tr[data-student]')].map(tr => ({
             name: tr.dataset.student, server: tr.dataset.server, furthest: tr.dataset.furthest,
             text: tr.innerText,
-            marks: [...tr.querySelectorAll('td.done, td.missing, td.unknown')].map(td => td.textContent[0]),
+            marks: [...tr.querySelectorAll('td:not(.challenge):is(.done, .missing, .unknown)')].map(
+                td => td.textContent[0]),
+            challenge: [tr.querySelector('td.challenge').textContent, tr.querySelector('td.challenge').title],
         }))""")
     }
+
+
+def challenge_shown(status: dict[str, Any]) -> list[str]:
+    """The challenge's cell, [text, title], for a lab whose `labkit status --json` is `status`."""
+    graded = status["challenge"] or {"graded_at": None, "hints": 0}
+    hints = f"{graded['hints']} hint{'s' if graded['hints'] != 1 else ''}"
+    if graded["graded_at"] is None:
+        return [
+            f"– not graded{' · ' + hints if graded['hints'] else ''}",
+            f"notebook 07: not graded yet, {hints} asked",
+        ]
+    if graded["ok"]:
+        return [f"✓ done · {hints}", f"notebook 07: done, graded {graded['graded_at']}"]
+    return [f"{len(graded['missing'])} missing · {hints}", "missing: " + "; ".join(graded["missing"])]
 
 
 def log_in(page: Any, hub: ClassHub, name: str) -> None:
@@ -338,8 +359,14 @@ def log_in(page: Any, hub: ClassHub, name: str) -> None:
 @pytest.mark.hub
 @pytest.mark.browser
 def test_the_instructor_sees_every_students_progress_and_resets_one(class_hub: ClassHub, tmp_path: Path) -> None:
+    # ben asks a hint and grades the challenge on his lab as it is (not its scene): about 2-5 s
+    assert class_hub.labkit("ben", "hint", "07").stdout.startswith("Hint 1 of ")
+    graded = class_hub.labkit("ben", "check", "07")
+    assert graded.returncode == 1 and "Notebook 07: 11 of 11 items missing (1 hint used" in graded.stdout, graded
     truth = {name: class_hub.lab_status(name) for name in STUDENTS}
     assert [truth[n]["furthest"] for n in STUDENTS] == ["01", "04", "00"]  # ready for 02, for 05, fresh
+    assert [truth[n]["challenge"] for n in ("ana", "cleo")] == [None, None]
+    assert (truth["ben"]["challenge"]["items"], len(truth["ben"]["challenge"]["missing"])) == (11, 11)
     with chromium_page() as page:
         log_in(page, class_hub, INSTRUCTOR)
         began = time.monotonic()
@@ -357,6 +384,8 @@ def test_the_instructor_sees_every_students_progress_and_resets_one(class_hub: C
             assert rows[name]["furthest"] == (status["furthest"] or "")
             assert f"finished {status['finished']}" in rows[name]["text"]
             assert "running, sealed by" in rows[name]["text"]
+            assert rows[name]["challenge"] == challenge_shown(status), (name, rows[name], status["challenge"])
+        assert rows["ben"]["challenge"][0] == "11 missing · 1 hint"
         missing = page.locator("tr[data-student=cleo] td.missing").first.get_attribute("title")
         assert missing == "missing: " + "; ".join(truth["cleo"]["progress"]["01"]["missing"]), missing
 
@@ -427,6 +456,13 @@ def test_a_reset_needs_the_pages_xsrf_token(class_hub: ClassHub) -> None:
     lines = list(csv.DictReader(io.StringIO(text)))
     assert [line["student"] for line in lines] == sorted(STUDENTS)
     assert lines[1]["furthest"] == before and lines[1]["05"].startswith("missing: ")
+    ben = class_hub.lab_status("ben")["challenge"]  # graded in test_the_instructor_sees_…
+    assert [lines[1][k] for k in ("07", "07_missing", "07_hints")] == [
+        "missing: " + "; ".join(ben["missing"]),
+        "11",
+        "1",
+    ]
+    assert [lines[0][k] for k in ("07", "07_missing", "07_hints")] == ["not graded", "", "0"]  # ana
 
 
 @pytest.mark.hub
@@ -552,6 +588,8 @@ def test_what_the_page_sends_a_students_server_is_worth_only_that_students_right
     assert ana in [u["name"] for u in class_hub.call("/hub/api/users").json()]
 
 
+GRADED = {"graded_at": "2026-01-02T03:04:05+00:00", "ok": False, "missing": ["only EC2 may assume that role"],
+          "items": 11, "hints": 2}  # fmt: skip  # as labkit/challenge/record.py `last_grade` says it
 ODD_REPORTS = {  # what cleo's server answers → what her row says; the page still shows everyone
     "a list": ([1, 2], "not labkit's status report: the report is a list, where labkit's report has an object"),
     "a string for a flag": ({"running": "yes"}, "running is a string, where labkit's report has true or false"),
@@ -559,11 +597,38 @@ ODD_REPORTS = {  # what cleo's server answers → what her row says; the page st
                           "progress.02.missing is a string, where labkit's report has a list"),
     "3 MB": ({"running": True, "seal_note": "x" * 3_000_000}, "its answer broke off, or was longer than the 1 MB"),
     "a 5000-character note": ({"running": True, "seal_note": "<b>" * 1700}, "seal_note is 5100 characters long"),
+    "a challenge that is a word": ({"running": True, "challenge": "done"},
+                                   "challenge is a string, where labkit's report has an object or null"),
+    "a challenge's missing that is one string": ({"running": True, "challenge": {**GRADED, "missing": "role X"}},
+                                                 "challenge.missing is a string, where labkit's report has a list"),
+    "a challenge's item that is a number": ({"running": True, "challenge": {**GRADED, "missing": [7]}},
+                                            "an item of challenge.missing is a number, where labkit's report has a"),
+    "a challenge missing 10000 items": ({"running": True, "challenge": {**GRADED, "missing": ["x"] * 10_000}},
+                                        "challenge.missing has 10000 entries, more than the 100 the page shows"),
+    "a challenge's item of 5000 characters": ({"running": True, "challenge": {**GRADED, "missing": ["<b>" * 1700]}},
+                                              "an item of challenge.missing is 5100 characters long"),
+    "hints as a string": ({"running": True, "challenge": {**GRADED, "hints": "2"}},
+                          "challenge.hints is a string, where labkit's report has a whole number from 0 to 1000000"),
+    "hints as a fraction": ({"running": True, "challenge": {**GRADED, "hints": 2.5}}, "challenge.hints is 2.5, where"),
+    "hints as a flag": ({"running": True, "challenge": {**GRADED, "hints": True}}, "challenge.hints is true or false"),
+    "negative hints": ({"running": True, "challenge": {**GRADED, "hints": -1}}, "challenge.hints is -1, where"),
+    "a billion hints": ({"running": True, "challenge": {**GRADED, "hints": 10**9}}, "challenge.hints is 1000000000"),
+    "no item count": ({"running": True, "challenge": {**GRADED, "items": None}}, "challenge.items is null, where"),
+    "ok as a word": ({"running": True, "challenge": {**GRADED, "ok": "no"}},
+                     "challenge.ok is a string, where labkit's report has true or false or null"),
+    "a ✓ with items missing": ({"running": True, "challenge": {**GRADED, "ok": True}},
+                               "challenge.ok is true while challenge.missing lists 1 item$"),
+    "a ✗ with nothing missing": ({"running": True, "challenge": {**GRADED, "missing": []}},
+                                 "challenge.ok is false while challenge.missing lists 0 items"),
+    "a grade without a time": ({"running": True, "challenge": {**GRADED, "graded_at": None}},
+                               "challenge.ok is false while challenge.graded_at is null: labkit's has both or neither"),
+    "more missing than graded": ({"running": True, "challenge": {**GRADED, "items": 0}},
+                                 "challenge.missing lists 1 item of the 0 graded"),
 }  # fmt: skip
 
 
 @pytest.mark.hub
-@pytest.mark.parametrize("odd", ["a list", "a deep wrong type", "3 MB"])  # the others: test_status_from_…
+@pytest.mark.parametrize("odd", ["a list", "a deep wrong type", "3 MB", "a challenge missing 10000 items"])
 def test_an_odd_status_report_is_that_students_error_row(class_hub: ClassHub, odd: str) -> None:
     report, said = ODD_REPORTS[odd]
     answer_file = class_hub.homes / ATTACKER / "status-to-answer.json"
@@ -586,7 +651,8 @@ MARKUP = '"\'><img src=x onerror="window.pwned=1"><script>window.pwned=2</script
 @pytest.mark.browser
 def test_markup_in_a_report_shows_as_text(class_hub: ClassHub) -> None:
     report = {"running": True, "sealed": False, "seal_note": MARKUP, "restored": MARKUP, "finished": MARKUP,
-              "furthest": MARKUP, "progress": {"01": {"done": False, "missing": [MARKUP]}}}  # fmt: skip
+              "furthest": MARKUP, "progress": {"01": {"done": False, "missing": [MARKUP]}},
+              "challenge": {**GRADED, "graded_at": MARKUP, "missing": [MARKUP, "=1+1"]}}  # fmt: skip
     answer_file = class_hub.homes / ATTACKER / "status-to-answer.json"
     answer_file.write_text(json.dumps(report))
     try:
@@ -599,6 +665,7 @@ def test_markup_in_a_report_shows_as_text(class_hub: ClassHub) -> None:
                 row: document.querySelector('tr[data-student=cleo]').innerText,
                 furthest: document.querySelector('tr[data-student=cleo]').dataset.furthest,
                 missing: document.querySelector('tr[data-student=cleo] td.missing').title,
+                challenge: document.querySelector('tr[data-student=cleo] td.challenge').title,
                 trust: document.querySelector('p.trust').innerText,
             })""")
     finally:
@@ -606,6 +673,7 @@ def test_markup_in_a_report_shows_as_text(class_hub: ClassHub) -> None:
     assert (shown["pwned"], shown["images"], shown["scripts"]) == (None, 0, 1), shown  # the page's own script
     assert f"finished {MARKUP}" in shown["row"] and shown["furthest"] == MARKUP
     assert shown["missing"] == f"missing: {MARKUP}"
+    assert shown["challenge"] == f"missing: {MARKUP}; =1+1" and "2 missing · 2 hints" in shown["row"]
     assert shown["trust"].startswith("Each row is what that student's own server reports")
 
 
@@ -676,3 +744,115 @@ def test_every_string_of_a_report_is_escaped_in_the_page_and_inert_in_the_csv() 
     assert "Each row is what that student's own server reports" in html
     line = class_csv([shown], notebooks=["01"]).splitlines()[1]
     assert ",'=HYPERLINK(1)," in line
+
+
+class Cells(HTMLParser):
+    """Each rendered row's cells, as a browser reads them: [class, title, text] (text unescaped, without
+    the screen reader's words)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, list[list[str]]] = {}
+        self.student, self.cell, self.hidden = "", None, False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {k: v or "" for k, v in attrs}
+        if tag == "tr" and "data-student" in found:
+            self.student = found["data-student"]
+            self.rows[self.student] = []
+        elif tag == "td" and self.student:
+            self.cell = [found.get("class", ""), found.get("title", ""), ""]
+            self.rows[self.student].append(self.cell)
+        self.hidden = self.hidden or (tag == "span" and found.get("class") == "sr")
+
+    def handle_endtag(self, tag: str) -> None:
+        self.hidden = self.hidden and tag != "span"
+        self.cell = None if tag == "td" else self.cell
+        self.student = "" if tag == "tr" else self.student
+
+    def handle_data(self, data: str) -> None:
+        if self.cell is not None and not self.hidden:
+            self.cell[2] += data
+
+
+def notebook_cells(rows: list[Any], notebooks: list[str]) -> dict[str, dict[str, list[str]]]:
+    """Each student's cell per notebook in the rendered page (after select, server, lab, progress)."""
+    html = class_html(rows, group="class", timeout=3, xsrf="x", notebooks=notebooks, checkpoints=[])
+    cells = Cells()
+    cells.feed(html)
+    return {
+        name: dict(zip(notebooks, found[4 : 4 + len(notebooks)], strict=True)) for name, found in cells.rows.items()
+    }
+
+
+def lab_answering(name: str, challenge: Any) -> StudentLab:
+    """A running student whose server answers labkit's report with `challenge`, read as the page reads it."""
+    report = {"running": True, "sealed": True, "finished": "the series", "furthest": "06",
+              "progress": {"06": {"done": True, "missing": []}}, "challenge": challenge}  # fmt: skip
+    return StudentLab(name, "running", None, report=status_from(json.dumps(report).encode()))
+
+
+CHALLENGES = {  # what a student's lab says of notebook 07 → its cell on the page: class, title, text
+    "ada": (None, ["challenge ungraded", "notebook 07: not graded yet, 0 hints asked", "–"]),
+    "bea": ({"graded_at": None, "ok": None, "missing": [], "items": 0, "hints": 1},
+            ["challenge ungraded", "notebook 07: not graded yet, 1 hint asked", "– · 1 hint"]),
+    "cal": ({**GRADED, "ok": True, "missing": []},
+            ["challenge done", "notebook 07: done, graded 2026-01-02T03:04:05+00:00", "✓ · 2 hints"]),
+    "dan": ({**GRADED, "missing": ["report-server's hop limit is 1", "only EC2 may assume that role"], "hints": 0},
+            ["challenge missing", "missing: report-server's hop limit is 1; only EC2 may assume that role",
+             "2 missing · 0 hints"]),
+}  # fmt: skip
+
+
+def test_the_challenges_cell_says_done_or_how_many_are_missing_and_the_hints_used() -> None:
+    rows = [row(lab_answering(name, challenge)) for name, (challenge, _) in CHALLENGES.items()]
+    rows += [row(StudentLab("eve", "running", None, report={"running": False, "home": "/h"})),
+             row(StudentLab("fay", "stopped", None))]  # fmt: skip
+    cells = notebook_cells(rows, ["06", "07"])
+    for name, (_, shown) in CHALLENGES.items():
+        assert cells[name] == {"06": ["done", "notebook 06: done", "✓"], "07": shown}, name  # 07 not from progress
+    assert cells["eve"] == cells["fay"] == {"06": ["unknown", "", "·"], "07": ["challenge unknown", "", "·"]}
+    assert rows[2].challenge is not None and rows[2].challenge.ok and rows[3].challenge is not None
+    assert rows[3].challenge.missing == ("report-server's hop limit is 1", "only EC2 may assume that role")
+    html = class_html(rows, group="class", timeout=3, xsrf="x", notebooks=["06", "07"], checkpoints=[])
+    assert '<th scope="col" title="notebook 07, the challenge: ✓, or how many items are missing, and the hints' in html
+
+
+def test_the_csv_carries_the_challenge_in_columns_a_spreadsheet_sorts() -> None:
+    rows = [row(lab_answering(name, challenge)) for name, (challenge, _) in CHALLENGES.items()]
+    rows.append(row(StudentLab("fay", "stopped", None)))
+    lines = list(csv.DictReader(io.StringIO(class_csv(rows, notebooks=["06", "07"]))))
+    assert list(lines[0]) == ["student", "server", "server_note", "lab", "finished", "furthest", "06", "07",
+                              "07_missing", "07_hints", "last_activity"]  # fmt: skip
+    assert [[line[k] for k in ("student", "06", "07", "07_missing", "07_hints")] for line in lines] == [
+        ["ada", "done", "not graded", "", "0"],
+        ["bea", "done", "not graded", "", "1"],
+        ["cal", "done", "done", "0", "2"],
+        ["dan", "done", "missing: report-server's hop limit is 1; only EC2 may assume that role", "2", "0"],
+        ["fay", "", "", "", ""],
+    ]
+    graded = [line for line in lines if line["07_missing"]]
+    assert [line["student"] for line in sorted(graded, key=lambda line: int(line["07_missing"]))] == ["cal", "dan"]
+
+
+def test_a_challenge_with_markup_is_escaped_in_the_page_and_inert_in_the_csv() -> None:
+    challenge = {**GRADED, "graded_at": MARKUP, "missing": [MARKUP, "=HYPERLINK(1)", "x" * 1000], "items": 11}
+    shown = row(lab_answering("mel", challenge))
+    html = class_html([shown], group="class", timeout=3, xsrf="x", notebooks=["07"], checkpoints=[])
+    assert "<img" not in html and html.count("<script>") == 1
+    cell = notebook_cells([shown], ["07"])["mel"]["07"]
+    assert cell == ["challenge missing", f"missing: {MARKUP}; =HYPERLINK(1); {'x' * 1000}", "3 missing · 2 hints"]
+    done = row(lab_answering("mel", {**challenge, "ok": True, "missing": []}))
+    assert notebook_cells([done], ["07"])["mel"]["07"][1] == f"notebook 07: done, graded {MARKUP}"
+    line = next(csv.DictReader(io.StringIO(class_csv([shown], notebooks=["07"]))))
+    assert line["07"] == f"missing: {MARKUP}; =HYPERLINK(1); {'x' * 1000}" and line["07_missing"] == "3"
+
+
+def test_a_report_without_a_challenge_is_labkits_before_notebook_07() -> None:
+    report = {"running": True, "sealed": True, "progress": {}}  # an older labkit's: no "challenge" at all
+    shown = row(StudentLab("old", "running", None, report=status_from(json.dumps(report).encode())))
+    assert notebook_cells([shown], ["07"])["old"]["07"] == [
+        "challenge ungraded",
+        "notebook 07: not graded yet, 0 hints asked",
+        "–",
+    ]

@@ -5,7 +5,7 @@ their lab and their progress per notebook, and resets their labs.
 
     GET  {prefix}             the table (instructors log in through the hub: OAuth)
     GET  {prefix}class.csv    the same, as CSV
-    POST {prefix}reset        student=NAME… (or one=NAME), to=fresh|01…06, _xsrf: reset those labs
+    POST {prefix}reset        student=NAME… (or one=NAME), to=fresh|01…07, _xsrf: reset those labs
 
 Configured by the hub's environment for services (JUPYTERHUB_API_URL, JUPYTERHUB_API_TOKEN,
 JUPYTERHUB_SERVICE_PREFIX, JUPYTERHUB_SERVICE_URL) and by LABKIT_CLASS_GROUP, LABKIT_CLASS_PROXY_URL

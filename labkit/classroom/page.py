@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
+from labkit.catalogue import CHALLENGE
 from labkit.classroom.gather import ResetDone, StudentLab
 
 TRUST = "Each row is what that student's own server reports: it runs their code, so they could make it say anything."
@@ -24,6 +25,22 @@ SERVER_WORDS = {
     "slow": "slow: no answer in time",
     "error": "error",
 }
+
+
+@dataclass(frozen=True)
+class ChallengeGrade:
+    """Notebook 07 as the student's lab last graded it (labkit/challenge/record.py `last_grade`)."""
+
+    graded_at: str | None  # None: never graded since the last reset (hints may have been asked)
+    missing: tuple[str, ...]  # the items that did not hold
+    hints: int  # hints shown, kept across resets
+
+    @property
+    def ok(self) -> bool:
+        return self.graded_at is not None and not self.missing
+
+
+NOT_GRADED = ChallengeGrade(None, (), 0)  # what a lab whose report has "challenge": null says
 
 
 @dataclass(frozen=True)
@@ -39,6 +56,7 @@ class Row:
     furthest: str  # "03", or ""
     notebooks: dict[str, tuple[bool, list[str]]]  # "01": (done, missing items); empty when unknown
     last_activity: str
+    challenge: ChallengeGrade | None = None  # notebook 07; None when unknown (no lab running, no answer)
 
 
 def row(student: StudentLab) -> Row:
@@ -57,6 +75,12 @@ def row(student: StudentLab) -> Row:
         number: (bool(entry.get("done")), [str(item) for item in entry.get("missing", [])])
         for number, entry in (report.get("progress") or {}).items()
     }
+    graded = report.get("challenge")
+    challenge = (
+        ChallengeGrade(graded["graded_at"], tuple(map(str, graded["missing"])), int(graded["hints"]))
+        if graded
+        else NOT_GRADED
+    )
     return Row(
         name=student.name,
         server=student.server,
@@ -67,6 +91,7 @@ def row(student: StudentLab) -> Row:
         furthest=str(report.get("furthest") or "") if report.get("running") else "",
         notebooks=notebooks if report.get("running") else {},
         last_activity=(student.last_activity or "")[:19].replace("T", " "),
+        challenge=challenge if report.get("running") else None,
     )
 
 
@@ -80,12 +105,39 @@ def _progress_cell(number: str, entry: tuple[bool, list[str]] | None) -> str:
     return f'<td class="missing" title="{escape(said)}">✗<span class="sr"> {escape(said)}</span></td>'
 
 
+def _hints(count: int) -> str:
+    return f"{count} hint{'s' if count != 1 else ''}"
+
+
+def _challenge_cell(grade: ChallengeGrade | None) -> str:
+    """Notebook 07's cell: ✓, or how many items are missing (which ones in its title), or – when not
+    graded; then the hints used ("✓ · 2 hints"), also when not graded if any were asked."""
+    if grade is None:
+        return '<td class="challenge unknown">·</td>'
+    hints = f" · {_hints(grade.hints)}"
+    if grade.graded_at is None:
+        title = f"notebook {CHALLENGE}: not graded yet, {_hints(grade.hints)} asked"
+        used = hints if grade.hints else ""
+        return f'<td class="challenge ungraded" title="{escape(title)}">–<span class="sr"> not graded</span>{used}</td>'
+    if grade.ok:
+        title = escape(f"notebook {CHALLENGE}: done, graded {grade.graded_at}")
+        return f'<td class="challenge done" title="{title}">✓<span class="sr"> done</span>{hints}</td>'
+    title = escape("missing: " + "; ".join(grade.missing))
+    return f'<td class="challenge missing" title="{title}">{len(grade.missing)} missing{hints}</td>'
+
+
+def _notebook_cell(r: Row, number: str) -> str:
+    if number == CHALLENGE:
+        return _challenge_cell(r.challenge)
+    return _progress_cell(number, r.notebooks.get(number))
+
+
 def _row_html(r: Row, notebooks: Sequence[str]) -> str:
     server = escape(SERVER_WORDS.get(r.server, r.server))
     note = f'<br><small class="note">{escape(r.server_note)}</small>' if r.server_note else ""
     lab = f'<span title="{escape(r.lab_note)}">{escape(r.lab)}</span>' if r.lab_note else escape(r.lab)
     finished = f"finished {escape(r.finished)}" if r.finished else "—"
-    cells = "".join(_progress_cell(n, r.notebooks.get(n)) for n in notebooks)
+    cells = "".join(_notebook_cell(r, n) for n in notebooks)
     name = escape(r.name)
     return (
         f'<tr data-student="{name}" data-server="{escape(r.server)}" data-furthest="{escape(r.furthest)}">'
@@ -103,7 +155,7 @@ table { border-collapse: collapse; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
 thead th { background: #f3f3f3; }
 td.done { color: #17692b; text-align: center; } td.missing { color: #a3180f; text-align: center; }
-td.unknown { color: #999; text-align: center; }
+td.unknown, td.ungraded { color: #999; text-align: center; } td.challenge { white-space: nowrap; }
 td.server.stopped, td.server.pending { color: #6b5800; } td.server.slow, td.server.error { color: #a3180f; }
 .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 .done-list { background: #eef6ee; border: 1px solid #9c9; padding: 0.5em 1em; }
@@ -127,6 +179,12 @@ document.getElementById('class-form').addEventListener('submit', function (event
 """
 
 
+def _heading(number: str) -> str:
+    if number == CHALLENGE:
+        return f"notebook {number}, the challenge: ✓, or how many items are missing, and the hints used"
+    return f"notebook {number}"
+
+
 def class_html(
     rows: Sequence[Row],
     *,
@@ -139,7 +197,7 @@ def class_html(
     seconds: float | None = None,
 ) -> str:
     """The whole page: what was just reset (if anything), then one row per student, a reset form."""
-    heads = "".join(f'<th scope="col" title="notebook {n}">{escape(n)}</th>' for n in notebooks)
+    heads = "".join(f'<th scope="col" title="{escape(_heading(n))}">{escape(n)}</th>' for n in notebooks)
     body = "\n".join(_row_html(r, notebooks) for r in rows) or (
         f'<tr><td colspan="{len(notebooks) + 7}">No students in the group {escape(group)} yet.</td></tr>'
     )
@@ -183,16 +241,32 @@ def _cell(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+def _challenge_csv(grade: ChallengeGrade | None) -> list[str]:
+    """Notebook 07's three cells: done / missing: … / not graded; how many items are missing (a number
+    a spreadsheet sorts, 0 when done); hints used. Empty when unknown."""
+    if grade is None:
+        return ["", "", ""]
+    if grade.graded_at is None:
+        return ["not graded", "", str(grade.hints)]
+    said = "done" if grade.ok else "missing: " + "; ".join(grade.missing)
+    return [said, str(len(grade.missing)), str(grade.hints)]
+
+
 def class_csv(rows: Sequence[Row], *, notebooks: Sequence[str]) -> str:
-    """One line per student: server, lab, progress, each notebook (done / missing: …), last activity."""
+    """One line per student: server, lab, progress, each notebook (done / missing: …), for the challenge
+    (07) also how many items are missing and the hints used (07_missing, 07_hints), last activity."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["student", "server", "server_note", "lab", "finished", "furthest", *notebooks, "last_activity"])
+    heads = [h for n in notebooks for h in ([n, f"{n}_missing", f"{n}_hints"] if n == CHALLENGE else [n])]
+    writer.writerow(["student", "server", "server_note", "lab", "finished", "furthest", *heads, "last_activity"])
     for r in rows:
         marks = []
         for n in notebooks:
             entry = r.notebooks.get(n)
-            marks.append("" if entry is None else "done" if entry[0] else "missing: " + "; ".join(entry[1]))
+            if n == CHALLENGE:
+                marks += _challenge_csv(r.challenge)
+            else:
+                marks.append("" if entry is None else "done" if entry[0] else "missing: " + "; ".join(entry[1]))
         cells = [r.name, r.server, r.server_note, r.lab, r.finished, r.furthest, *marks, r.last_activity]
         writer.writerow([_cell(c) for c in cells])
     return out.getvalue()

@@ -17,6 +17,7 @@ from typing import Any
 MAX_ANSWER = 1 << 20  # bytes: a status report is a few kB (the page's client refuses a longer answer)
 MAX_TEXT = 1000  # characters in one string of a report: labkit's longest, a seal note, has about 200
 MAX_ITEMS = 100  # notebooks in a report's progress, items missing from one notebook
+MAX_COUNT = 1_000_000  # the challenge's items graded (11) and hints shown (one more each time a student asks)
 
 JSON_KINDS = {dict: "an object", list: "a list", str: "a string", bool: "true or false", int: "a number",
               float: "a number", type(None): "null"}  # fmt: skip
@@ -35,6 +36,37 @@ def _expect(value: Any, kinds: tuple[type, ...], where: str) -> None:
         raise ValueError(f"{where} is {len(value)} characters long, more than the {MAX_TEXT} the page shows")
     if isinstance(value, dict | list) and len(value) > MAX_ITEMS:
         raise ValueError(f"{where} has {len(value)} entries, more than the {MAX_ITEMS} the page shows")
+
+
+def _count(value: Any, where: str) -> None:
+    """ValueError naming `where` unless `value` is a whole number from 0 to MAX_COUNT."""
+    if type(value) is not int or not 0 <= value <= MAX_COUNT:
+        shown = str(value)[:20] if type(value) in (int, float) else _kind(value)
+        raise ValueError(f"{where} is {shown}, where labkit's report has a whole number from 0 to {MAX_COUNT}")
+
+
+def _check_challenge(challenge: Any) -> None:
+    """ValueError unless `challenge` is null or shaped as labkit/challenge/record.py `last_grade` makes it,
+    and says one thing: ok is null exactly when it was never graded, true exactly when nothing is missing."""
+    _expect(challenge, (dict, type(None)), "challenge")
+    if challenge is None:
+        return
+    graded_at, ok, missing = challenge.get("graded_at"), challenge.get("ok"), challenge.get("missing")
+    _expect(graded_at, (str, type(None)), "challenge.graded_at")
+    _expect(ok, (bool, type(None)), "challenge.ok")
+    _expect(missing, (list,), "challenge.missing")
+    for item in missing:
+        _expect(item, (str,), "an item of challenge.missing")
+    _count(challenge.get("items"), "challenge.items")
+    _count(challenge.get("hints"), "challenge.hints")
+    said, listed = json.dumps(ok), f"{len(missing)} item{'s' if len(missing) != 1 else ''}"
+    if (ok is None) != (graded_at is None):
+        graded = "null" if graded_at is None else "a time"
+        raise ValueError(f"challenge.ok is {said} while challenge.graded_at is {graded}: labkit's has both or neither")
+    if ok is not None and ok != (not missing):
+        raise ValueError(f"challenge.ok is {said} while challenge.missing lists {listed}")
+    if len(missing) > challenge["items"]:
+        raise ValueError(f"challenge.missing lists {listed} of the {challenge['items']} graded")
 
 
 def _json(body: bytes) -> Any:
@@ -65,6 +97,7 @@ def status_from(body: bytes) -> dict[str, Any]:
         _expect(missing, (list,), f"{where}.missing")
         for item in missing:
             _expect(item, (str,), f"an item of {where}.missing")
+    _check_challenge(report.get("challenge"))  # notebook 07: graded when the student asks, not in progress
     return report  # type: ignore[no-any-return]
 
 
