@@ -428,10 +428,22 @@ def check(lab: Connection, notebook: str | int) -> CheckReport:
     return CheckReport(verdict, items)
 
 
+CLEAN_UP = "06"  # deletes what 01-05 built: after it, its own check stands for theirs
+
+
+def _built_before(name: str) -> list[str]:
+    """The notebooks whose checks must hold before notebook `name`: 00 and every one before it, but
+    once 06's clean-up is among them, only 00 and 06 (what 01-05 built is gone, as it should be)."""
+    earlier = [number for number in CHECKS if number < name or number == "00"]
+    if CLEAN_UP in earlier:
+        return [number for number in earlier if number == "00" or number >= CLEAN_UP]
+    return earlier
+
+
 def ready_for(lab: Connection, notebook: str | int) -> CheckReport:
     """Whether the lab holds what the notebooks before `notebook` built; raises LabNotReady if not."""
     name = checkpoint(notebook)
-    items = tuple(item for earlier in CHECKS if earlier < name or earlier == "00" for item in CHECKS[earlier](lab))
+    items = tuple(item for earlier in _built_before(name) for item in CHECKS[earlier](lab))
     items += tuple(PRECONDITIONS[name](lab)) if name in PRECONDITIONS else ()
     missing = [c.item for c in items if not c.ok]
     if missing:
