@@ -360,8 +360,6 @@ def _before_07(lab: Connection) -> list[Check]:
 # What a notebook needs of the lab beyond what the notebooks before it build (ready_for asks them too).
 PRECONDITIONS: dict[str, Callable[[Connection], list[Check]]] = {"05": _before_05, "06": _before_06, "07": _before_07}
 
-CLEAN_UP = "06"  # the series' last notebook, which cleans up what the notebooks before it built
-
 # The series' checks, which status asks every time; the challenge (07) is graded when asked (labkit/challenge/).
 CHECKS: dict[str, Callable[[Connection], list[Check]]] = {
     "00": _after_00,
@@ -428,13 +426,22 @@ def check(lab: Connection, notebook: str | int) -> CheckReport:
     return CheckReport(verdict, items)
 
 
+CLEAN_UP = "06"  # deletes what 01-05 built: after it, its own check stands for theirs
+
+
+def _built_before(name: str) -> list[str]:
+    """The notebooks whose checks must hold before notebook `name`: 00 and every one before it, but
+    once 06's clean-up is among them, only 00 and 06 (what 01-05 built is gone, as it should be)."""
+    earlier = [number for number in CHECKS if number < name or number == "00"]
+    if CLEAN_UP in earlier:
+        return [number for number in earlier if number == "00" or number >= CLEAN_UP]
+    return earlier
+
+
 def ready_for(lab: Connection, notebook: str | int) -> CheckReport:
     """Whether the lab holds what the notebooks before `notebook` built; raises LabNotReady if not."""
     name = checkpoint(notebook)
-    earlier = [number for number in CHECKS if number < name or number == "00"]
-    if CLEAN_UP in earlier:  # it deletes what 01-05 built: a notebook after it needs its clean-up done
-        earlier = ["00", CLEAN_UP]
-    items = tuple(item for number in earlier for item in CHECKS[number](lab))
+    items = tuple(item for earlier in _built_before(name) for item in CHECKS[earlier](lab))
     items += tuple(PRECONDITIONS[name](lab)) if name in PRECONDITIONS else ()
     missing = [c.item for c in items if not c.ok]
     if missing:

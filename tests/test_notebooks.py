@@ -20,6 +20,7 @@ from labkit import catalogue, solutions
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 BY_NAME = pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+CHALLENGE = Path(__file__).resolve().parent.parent / "notebooks" / catalogue.NOTEBOOKS[catalogue.CHALLENGE]
 
 
 def cells(path: Path) -> list[Any]:
@@ -34,7 +35,12 @@ def tags(cell: Any) -> list[str]:
     return list(cell.metadata.get("tags", []))
 
 
-def test_the_series_is_the_seven_notebooks_of_the_lesson() -> None:
+def only_comments(source: str) -> bool:
+    """A cell left for the student's own work: comments that say what to write there, no code."""
+    return all(not line.strip() or line.lstrip().startswith("#") for line in source.splitlines())
+
+
+def test_the_series_is_the_eight_notebooks_of_the_lesson() -> None:
     assert [p.name for p in NOTEBOOKS] == list(catalogue.NOTEBOOKS.values())
 
 
@@ -46,7 +52,9 @@ def test_every_code_cell_ran_once_from_the_top(path: Path) -> None:
 
 @BY_NAME
 def test_every_code_cell_but_definitions_shows_something(path: Path) -> None:
-    silent = [c.source for c in code_cells(path) if not c.outputs]
+    """Only the challenge (07) leaves cells for the student's own work, which hold only a comment."""
+    room = path == CHALLENGE
+    silent = [c.source for c in code_cells(path) if not c.outputs and not (room and only_comments(c.source))]
     assert all(re.match(r"(import |def |trust_policy = |from )", source) or "\ndef " in source for source in silent)
 
 
@@ -131,6 +139,44 @@ def test_the_permissions_notebook_reads_the_apps_data_through_the_role() -> None
     ]
     places = [permissions.find(text) for text in in_order]
     assert -1 not in places and places == sorted(places), list(zip(in_order, places, strict=True))
+
+
+def test_the_challenge_leaves_room_to_work_and_gives_no_solution() -> None:
+    """07 states the task and grades it: cells that hold only a comment for the student's work, no
+    step of the answer in any cell (code or text), and no hint asked (each one asked is counted)."""
+    every = cells(CHALLENGE)
+    code = [c.source for c in every if c.cell_type == "code"]
+    assert len([source for source in code if only_comments(source)]) >= 2
+    written = "\n".join(c.source for c in every)
+    for step in [
+        "create_role", "put_role_policy", "attach_role_policy", "create_policy", "create_instance_profile",
+        "add_role_to_instance_profile", "associate_iam_instance_profile", "modify_instance_metadata_options",
+        "create-role", "put-role-policy", "create-instance-profile", "associate-iam-instance-profile",
+        "modify-instance-metadata-options", "sts:AssumeRole", "HttpTokens=", "HttpPutResponseHopLimit=",
+    ]:  # fmt: skip
+        assert step not in written, step
+    assert not [source for source in code if "hint(" in source]
+    assert "labkit hint 07" in written and "lab.hint()" in written
+
+
+def test_the_challenge_shows_the_scene_and_grades_it_untouched() -> None:
+    """07's committed outputs (nbval holds them to a fresh checkpoint 07): report-server with no role
+    and IMDSv1 open, the app's two calls, its failure in AWS's words, and the grade with every item
+    ✗ but the last (no key on the instance), the first saying what the app said."""
+    server, app, bucket = catalogue.REPORT_SERVER, catalogue.REPORT_APP, catalogue.REPORTS_BUCKET
+    typed = [c.source for c in code_cells(CHALLENGE)]
+    assert f"%%instance {server}\ncat {app}" in typed and f"%%instance {server}\n{app}" in typed
+    outputs = shown(CHALLENGE)
+    assert "{'IamInstanceProfile': 'none',\n 'HttpTokens': 'optional',\n 'HttpPutResponseHopLimit': 2}" in outputs
+    assert f"aws s3 cp s3://{bucket}/{catalogue.LATEST_REPORT} -" in outputs
+    assert f"aws dynamodb put-item --table-name {catalogue.REPORT_TABLE}" in outputs
+    failed = f"download failed: s3://{bucket}/{catalogue.LATEST_REPORT} to - Unable to locate credentials"
+    assert f"{app}\n{failed}\n[exit status 1]" in outputs
+    graded = [o for c in code_cells(CHALLENGE) if c.source == f'lab.check("{catalogue.CHALLENGE}")' for o in c.outputs]
+    verdict, *items = graded[0].data["text/plain"].splitlines()
+    assert verdict.startswith(f"Notebook 07: {len(items) - 1} of {len(items)} items missing (0 hints used")
+    assert [item[0] for item in items] == ["✗"] * (len(items) - 1) + ["✓"] and len(items) > 2
+    assert failed in items[0] and items[-1].startswith(f"✓ no access key on {server}")
 
 
 def test_the_attach_notebook_draws_the_live_diagram() -> None:

@@ -37,7 +37,7 @@ def ids(lab: labkit.Lab) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("number", ["01", "02", "03", "04", "05", "06"])
+@pytest.mark.parametrize("number", ["01", "02", "03", "04", "05", "06", "07"])
 def test_a_checkpoint_holds_what_the_notebooks_before_it_built(lab: labkit.Lab, number: str) -> None:
     lab.reset(to=number)
     assert lab.check(f"{int(number) - 1:02d}").ok
