@@ -52,7 +52,7 @@ REPORTS_BUCKET = "acme-reports"  # reports/ (the app reads reports/latest.csv) a
 LATEST_REPORT = "reports/latest.csv"
 REPORT_TABLE = "report-index"  # on demand, keyed by a string `report`: the app puts one item in it
 REPORT_TABLE_KEY = "report"
-REPORT_APP = "/opt/report-app/run"  # on report-server: reads the report, indexes it, prints APP_DONE
+REPORT_APP = "~/report-app/run"  # on report-server, in ec2-user's home: reads the report, indexes it, prints APP_DONE
 APP_DONE = "report indexed"
 
 READ_ONLY = "arn:aws:iam::aws:policy/IAMReadOnlyAccess"

@@ -42,7 +42,7 @@ from labkit.catalogue import (
     checkpoint,
 )
 from labkit.errors import CheckpointNotFound, LabNotReady
-from labkit.protocol import instance_dir, instance_home
+from labkit.protocol import instance_home
 from labkit.solutions import association_of, running_instance_id
 from labkit.trust import ec2_may_assume
 
@@ -343,7 +343,7 @@ def _before_07(lab: Connection) -> list[Check]:
     builds: report-server running with the app on its disk, the bucket's report, the table."""
     again = "run `labkit reset --to 07` (it replays 01-06, then sets the scene)"
     server = running_instance_id(lab, REPORT_SERVER)
-    app = server is not None and (instance_dir(lab.home, server) / "opt" / REPORT_APP.removeprefix("/opt/")).is_file()
+    app = server is not None and (instance_home(lab.home, server) / REPORT_APP.removeprefix("~/")).is_file()
     s3 = lab.client("s3")
     try:
         s3.head_object(Bucket=REPORTS_BUCKET, Key=LATEST_REPORT)

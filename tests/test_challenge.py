@@ -34,7 +34,7 @@ from labkit.solutions import association_of, launch, running_instance_id
 pytestmark = pytest.mark.slow  # a lab of its own, and the `labkit` command many times
 
 # The grade's items, in its order, as the student reads them.
-APP_RUNS = "the app on report-server prints `report indexed` (/opt/report-app/run)"
+APP_RUNS = "the app on report-server prints `report indexed` (~/report-app/run, as Acme wrote it)"
 HOLDS_A_ROLE = "report-server holds a role, through an instance profile"
 TRUST = "only EC2 may assume that role (its trust policy)"
 ALLOWS = "the role allows what the app does (s3:GetObject on acme-reports/reports/*, dynamodb:PutItem)"
@@ -166,7 +166,7 @@ def test_checkpoint_07_is_ready_for_the_challenge(challenge_lab: labkit.Lab) -> 
     report = challenge_lab.ready_for("07")
     assert report.verdict == "✓ Ready for notebook 07: the lab holds what notebooks 00-06 built."
     assert [c.item for c in report.checks][-3:] == [
-        "report-server runs, with /opt/report-app/run on its disk",
+        "report-server runs, with ~/report-app/run on its disk",
         "bucket acme-reports holds reports/latest.csv",
         "table report-index exists",
     ]
@@ -193,19 +193,23 @@ def test_the_fresh_checkpoint_fails_every_item_but_no_access_key(challenge_lab: 
     ]
 
 
-def test_report_servers_app_is_readable_on_a_read_only_opt(challenge_lab: labkit.Lab) -> None:
-    """The student reads the app on the instance, and cannot change it: /opt is read-only there."""
+def test_the_grade_runs_the_app_as_acme_wrote_it(challenge_lab: labkit.Lab) -> None:
+    """The app is ec2-user's to read in their home, and to change: a copy that only prints `report
+    indexed` fools nobody, since the grade runs the app as Acme wrote it (the control: the copy did
+    print it)."""
     box = challenge_lab.instance("report-server")
-    read = box.run("cat /opt/report-app/run")
+    read = box.run("cat ~/report-app/run")
     assert (read.exit_code, read.stdout) == (0, APP), read
     assert "aws s3 cp s3://acme-reports/reports/latest.csv -" in read.stdout
-    touched = box.run("touch /opt/report-app/notes")
-    written = box.run("echo 'echo report indexed' > /opt/report-app/run")
-    assert touched.exit_code == 1
-    assert touched.stderr.strip() == "touch: cannot touch '/opt/report-app/notes': Read-only file system"
-    assert written.exit_code == 1
-    assert written.stderr.strip() == "bash: line 1: /opt/report-app/run: Read-only file system"
-    assert box.run("cat /opt/report-app/run").stdout == APP
+    faked = box.run("echo 'echo report indexed' > ~/report-app/run && ~/report-app/run")
+    try:
+        assert (faked.exit_code, faked.stdout) == (0, "report indexed\n"), faked
+        graded = {c.item: c for c in challenge_lab.check("07").checks}
+        assert not graded[APP_RUNS].ok
+        assert "Unable to locate credentials" in graded[APP_RUNS].fix
+    finally:
+        box.run("cat > ~/report-app/run <<'EOF'\n" + APP + "EOF\n")
+    assert box.run("cat ~/report-app/run").stdout == APP
 
 
 def test_the_reference_solution_gets_every_item_and_exit_status_0(solved: Solved) -> None:
@@ -222,7 +226,7 @@ def test_the_reference_solution_gets_every_item_and_exit_status_0(solved: Solved
     dynamodb, box = solved.lab.client("dynamodb"), solved.lab.instance("report-server")
     dynamodb.delete_item(TableName="report-index", Key=REPORT_KEY)  # the grader's own run indexed it
     who = box.run("aws sts get-caller-identity --query Arn --output text")
-    ran = box.run("/opt/report-app/run")
+    ran = box.run("~/report-app/run")
     assert who.stdout.strip() == f"arn:aws:sts::123456789012:assumed-role/{solved.role}/{solved.server}", who
     assert (ran.exit_code, ran.stdout, ran.stderr) == (0, "report indexed\n", ""), ran
     item = dynamodb.get_item(TableName="report-index", Key=REPORT_KEY)["Item"]
@@ -518,7 +522,7 @@ def test_checkpoint_06_is_not_ready_for_the_challenge(solved: Solved, reset_to_0
     said = str(caught.value)
     assert said.startswith("The lab is not ready for notebook 07; missing: the series' instances are terminated; ")
     assert said.endswith(
-        "app-user is deleted; report-server runs, with /opt/report-app/run on its disk; bucket acme-reports holds "
+        "app-user is deleted; report-server runs, with ~/report-app/run on its disk; bucket acme-reports holds "
         'reports/latest.csv; table report-index exists. Run `labkit reset --to 07` in a terminal (or lab.reset(to="07")'
         " here) to catch up."
     )

@@ -27,8 +27,9 @@ from labkit.catalogue import (
 )
 from labkit.challenge import record
 from labkit.challenge.hints import hints_used
+from labkit.challenge.scene import APP
 from labkit.checks import Check, CheckReport
-from labkit.protocol import ACCOUNT_ID, REGION, instance_dir, instance_home
+from labkit.protocol import ACCOUNT_ID, REGION, instance_home
 from labkit.solutions import association_of, running_instance_id
 from labkit.trust import EC2_PRINCIPAL, ec2_may_assume
 
@@ -82,6 +83,7 @@ FORBIDDEN = (
 KEY = re.compile(r"aws_access_key_id|aws_secret_access_key|\b(?:AKIA|ASIA)[A-Z0-9]{16}\b", re.IGNORECASE)
 MAX_SCANNED = 1 << 20  # bytes: a file larger than this on the instance is not read for keys
 MAX_FILES = 2000
+END_OF_APP = "END_OF_REPORT_APP"  # the here-document's end, a line the app never holds
 
 
 def grade(lab: Connection) -> CheckReport:
@@ -137,14 +139,11 @@ def _role_document(iam: Any, role: str | None) -> dict[str, Any] | None:
 
 
 def _app_runs(lab: Connection, server: str | None) -> Check:
-    item = f"the app on {REPORT_SERVER} prints `{APP_DONE}` ({REPORT_APP})"
+    item = f"the app on {REPORT_SERVER} prints `{APP_DONE}` ({REPORT_APP}, as Acme wrote it)"
     if server is None:
         return Check(item, False, f"{REPORT_SERVER} is not running: `labkit reset --to 07` sets the scene again")
-    instance = lab.instance(server)
-    if not instance.sealed:
-        return Check(item, False, "this lab seals instances by environment only, so they have no /opt of their own: "
-                     "the challenge needs a sealed lab (`labkit down`, then `labkit up --sealed`)")  # fmt: skip
-    ran = instance.run(REPORT_APP, timeout=120)
+    # The app as Acme wrote it, whatever became of the copy in ec2-user's home: the role must make it work.
+    ran = lab.instance(server).run(f"bash -s <<'{END_OF_APP}'\n{APP}{END_OF_APP}\n", timeout=120)
     if ran.ok and APP_DONE in ran.stdout:
         return Check(item, True, "")
     said = (ran.stderr.strip() or ran.stdout.strip() or ran.stopped or f"exit status {ran.exit_code}").splitlines()
@@ -270,9 +269,8 @@ def _no_access_key(lab: Connection, server: str | None) -> Check:
     item = f"no access key on {REPORT_SERVER} (~/.aws, its shell's startup files, the app's directory)"
     if server is None:
         return Check(item, False, f"{REPORT_SERVER} is not running")
-    home, opt = instance_home(lab.home, server), instance_dir(lab.home, server) / "opt"
+    home = instance_home(lab.home, server)
     found = [f"~/{p.relative_to(home)}" for p in _holding_keys(home)]
-    found += [f"/opt/{p.relative_to(opt)}" for p in _holding_keys(opt)]
     if found:
         return Check(item, False, f"a key is in {', '.join(found[:3])}: delete the file on {REPORT_SERVER}, "
                      "and the key itself (delete_access_key)")  # fmt: skip

@@ -2,8 +2,8 @@
 
 `labkit reset --to 07` replays notebooks 01-06, then sets it: report-server, launched from an old
 launch template (no role, IMDSv2 optional, hop limit 2); the bucket acme-reports, with reports the
-app reads and private files it must not; the table report-index; and the app, /opt/report-app/run,
-on report-server's disk, as its AMI would hold it. The names are in labkit/catalogue.py.
+app reads and private files it must not; the table report-index; and the app, ~/report-app/run,
+in ec2-user's home on report-server, as Acme deployed it. The names are in labkit/catalogue.py.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from labkit.catalogue import LATEST_REPORT, REPORT_APP, REPORT_SERVER, REPORT_TABLE, REPORT_TABLE_KEY, REPORTS_BUCKET
-from labkit.protocol import instance_dir
+from labkit.protocol import instance_home
 from labkit.solutions import launch
 
 if TYPE_CHECKING:
@@ -58,9 +58,9 @@ def set_the_scene(lab: Connection) -> None:
 
 
 def install_the_app(lab: Connection, instance_id: str) -> None:
-    """Write the app onto the instance's disk: its /opt, which the instance sees read-only
-    (labkit/seal/sandbox_init.py), as a file root owns on AWS."""
-    app = instance_dir(lab.home, instance_id) / "opt" / REPORT_APP.removeprefix("/opt/")
+    """Write the app into ec2-user's home on the instance, where Acme deployed it (a home is the one
+    place an instance of either seal has of its own: labkit/seal/)."""
+    app = instance_home(lab.home, instance_id) / REPORT_APP.removeprefix("~/")
     app.parent.mkdir(parents=True, exist_ok=True)
     app.write_text(APP)
     app.chmod(0o755)

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.labprocess import resolver
-from labkit.protocol import IMDS_IPV4, IMDS_IPV6, REGION, instance_dir, instance_home, private_dns_name
+from labkit.protocol import IMDS_IPV4, IMDS_IPV6, REGION, instance_home, private_dns_name
 from labkit.seal import kernel, sandbox_init
 from labkit.seal.bin import CLI_INSIDE, in_sandbox
 
@@ -283,13 +283,10 @@ class Sandboxes:
         hosts += f"{IMDS_ADDRESS[0]}   instance-data.ec2.internal instance-data\n"  # as the VPC's resolver answers
         home = instance_home(self.home, instance_id)
         home.mkdir(parents=True, exist_ok=True)
-        opt = instance_dir(self.home, instance_id) / "opt"  # what its AMI installed there (labkit/challenge/scene.py)
-        opt.mkdir(exist_ok=True)
         return {
             "lab_fd": lab_end,
             "hostname": name,
             "home": str(home),
-            "opt": str(opt),
             "hide": sorted({str(self.home), os.path.realpath(os.path.expanduser("~"))}),
             "keep": self.keep,
             "files": {

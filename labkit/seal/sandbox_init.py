@@ -81,7 +81,6 @@ def covered(path: str, covers: list[str]) -> bool:
 def make_machine(setup: dict) -> tuple[dict[str, socket.socket], socket.socket | None]:
     os.chdir("/")
     home = os.open(setup["home"], os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)  # before the state dir is hidden
-    opt = os.open(setup["opt"], os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) if setup.get("opt") else -1
     # the programs an instance runs (Python, the aws CLI), wherever they are installed: kept, read-only
     keep = {path: os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for path in setup["keep"]}
     socket.sethostname(setup["hostname"])
@@ -127,13 +126,6 @@ def make_machine(setup: dict) -> tuple[dict[str, socket.socket], socket.socket |
         if os.path.isdir(real) and not covered(real, covers):
             tmpfs(real, "1777" if real in ("/tmp", "/var/tmp") else "755")
             covers.append(real)
-    # /opt: the instance's own (what its AMI installed, as an app), read-only like the rest; a program
-    # the lab keeps under the host's /opt is bound back below, on an empty directory made in it
-    if opt >= 0 and os.path.isdir("/opt") and not covered("/opt", covers):
-        mount(f"/proc/self/fd/{opt}", "/opt", None, MS_BIND)
-        covers.append("/opt")
-    if opt >= 0:
-        os.close(opt)
     for path, fd in keep.items():
         if covered(path, covers):
             os.makedirs(path, exist_ok=True)
