@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -116,14 +117,24 @@ def interpreter(minor: str) -> tuple[Version, Path] | None:
     return min(found, default=None)
 
 
-def resolve(tmp_path: Path, minor: str) -> list[dict[str, Any]]:
+@dataclass
+class Resolution:
+    """pip's resolver deciding what `make test` would install for one Python, running."""
+
+    how: str
+    report: Path
+    process: subprocess.Popen[str]
+
+
+def start_resolving(tmp_path: Path, minor: str) -> Resolution:
     """What `make test` would install for Python `minor` (`-c constraints.txt -e '.[test]'`), as pip's
-    resolver decides it, installing nothing: the report's "install" list.
+    resolver decides it, installing nothing: started, so that two resolutions wait on the index at once.
 
     With a real interpreter of that version when the machine has one (its own venv, without pip, so that
     neither python3-venv nor a PEP 668 marker is needed; this pip runs under it with --python). Else
     with --python-version, which checks each package's Requires-Python and wheel tags for that version.
     """
+    tmp_path.mkdir(parents=True, exist_ok=True)
     report = tmp_path / "report.json"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
     args = ["install", "--dry-run", "--ignore-installed", "--report", str(report)]
@@ -137,35 +148,44 @@ def resolve(tmp_path: Path, minor: str) -> list[dict[str, Any]]:
     else:
         target = ["--python-version", minor, "--only-binary=:all:", "--target", str(tmp_path / "target")]
         command, how = [*pip, *args, *target], f"--python-version {minor} (no Python {minor} on this machine)"
-    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    output = [line for line in (run.stdout + run.stderr).splitlines() if not PIP_PROGRESS.match(line)]
-    unreachable = "NewConnectionError" in run.stderr or "Temporary failure in name resolution" in run.stderr
-    if run.returncode and unreachable and not os.environ.get("CI"):
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return Resolution(how, report, process)
+
+
+def resolved(resolution: Resolution) -> list[dict[str, Any]]:
+    """The report's "install" list, once pip has decided."""
+    stdout, stderr = resolution.process.communicate(timeout=600)
+    output = [line for line in (stdout + stderr).splitlines() if not PIP_PROGRESS.match(line)]
+    unreachable = "NewConnectionError" in stderr or "Temporary failure in name resolution" in stderr
+    if resolution.process.returncode and unreachable and not os.environ.get("CI"):
         pytest.skip("the package index is unreachable from here (CI reaches it and runs this test)")
-    if run.returncode != 0:
+    if resolution.process.returncode != 0:
         tail = "\n".join(output[-20:])
         pytest.fail(
-            f"pip cannot install constraints.txt on {how}. A pin whose Requires-Python excludes that Python "
-            f"shows up below as a conflict with that pin; pin the newest release that admits it.\n{tail}"
+            f"pip cannot install constraints.txt on {resolution.how}. A pin whose Requires-Python excludes that "
+            f"Python shows up below as a conflict with that pin; pin the newest release that admits it.\n{tail}"
         )
-    return json.loads(report.read_text())["install"]
+    return json.loads(resolution.report.read_text())["install"]  # type: ignore[no-any-return]
 
 
 @pytest.mark.slow
-def test_the_pins_resolve_on_the_oldest_python_we_support(tmp_path: Path) -> None:
+def test_the_pins_resolve_on_the_oldest_python_we_support_and_the_newest_we_name(tmp_path: Path) -> None:
+    """Both resolutions at once: each mostly waits on the package index."""
     oldest = oldest_supported()
     if os.environ.get("CI"):
         assert interpreter(oldest), f"CI has a real Python {oldest} (Debian 12's /usr/bin/python{oldest})"
-    installs = resolve(tmp_path, oldest)
+    on_oldest, on_newest = start_resolving(tmp_path / "oldest", oldest), start_resolving(tmp_path / "newest", NEWEST)
+    try:
+        installs = resolved(on_oldest)
+        newest = resolved(on_newest)
+    finally:
+        for running in (on_oldest.process, on_newest.process):
+            if running.poll() is None:  # the other one failed first
+                running.kill()
     needs_newer = {
         f"{p['metadata']['name']}=={p['metadata']['version']}": p["metadata"].get("requires_python")
         for p in installs
         if not SpecifierSet(p["metadata"].get("requires_python") or "").contains(f"{oldest}.0")
     }
     assert not needs_newer, f"every pin admits Python {oldest}.0, as requires-python says"
-
-
-@pytest.mark.slow
-def test_the_pins_resolve_on_the_newest_python_we_name(tmp_path: Path) -> None:
-    installs = resolve(tmp_path, NEWEST)
-    assert {p["metadata"]["name"].lower() for p in installs} >= {"labkit", "moto", "jupyterlab", "pandas"}
+    assert {p["metadata"]["name"].lower() for p in newest} >= {"labkit", "moto", "jupyterlab", "pandas"}
