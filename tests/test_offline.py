@@ -13,7 +13,9 @@ labkit/seal/landlock.py, may not read /proc/self/environ).
 from __future__ import annotations
 
 import ctypes
+import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -25,7 +27,8 @@ import pytest
 
 pytestmark = pytest.mark.slow  # its labs of its own, or its many commands: `make test` runs it
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+TESTS = Path(__file__).resolve().parent
+NOTEBOOKS = TESTS.parent / "notebooks"
 CANARY = "AKIACANARYCANARY7777"
 CANARY_SECRET = "canary/secret/canary/secret/canary/7777"
 
@@ -52,12 +55,23 @@ SCENARIO = textwrap.dedent(
         print(command, box.run(command).exit_code, flush=True)
     for line in box.run("env").stdout.splitlines() + box.run("env -0").stdout.split(chr(0)):
         print("instance environment:", line, flush=True)
-    for path in sorted(Path(sys.argv[2]).glob("[0-9][0-9]-*.ipynb")):
-        lab.reset(to=path.name[:2])
-        nb = nbformat.read(path, as_version=4)
-        where = {"metadata": {"path": str(path.parent)}}
-        NotebookClient(nb, timeout=300, kernel_name="python3", resources=where).execute()
-        print(path.name, "ran", flush=True)
+    if len(sys.argv) > 3:  # the demo's tests and nbval over every notebook, in this very lab
+        import subprocess
+        env = {**os.environ, "LABKIT_NOTEBOOK_LAB": home}
+        env.pop("LABKIT_SEALED", None)
+        checked = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_demo.py",
+                                  "notebooks", "--nbval", "--nbval-current-env", "--nbval-sanitize-with", sys.argv[3]],
+                                 cwd=Path(sys.argv[2]).parent, env=env, capture_output=True, text=True)
+        print(checked.stdout[-4000:] + checked.stderr[-2000:], flush=True)
+        print("nbval status", checked.returncode, flush=True)
+        print("lab status", json.dumps(labkit.connect(home).progress().finished), flush=True)
+    else:
+        for path in sorted(Path(sys.argv[2]).glob("[0-9][0-9]-*.ipynb")):
+            lab.reset(to=path.name[:2])
+            nb = nbformat.read(path, as_version=4)
+            where = {"metadata": {"path": str(path.parent)}}
+            NotebookClient(nb, timeout=300, kernel_name="python3", resources=where).execute()
+            print(path.name, "ran", flush=True)
     labkit.down(home)
     """
 )
@@ -144,20 +158,34 @@ def test_the_demo_and_the_notebooks_stay_on_loopback_and_off_the_students_aws(tm
     sent, ready = tmp_path / "sent.txt", tmp_path / "wire-ready"
     env = student_home(tmp_path / "student")
     opens = Opens(tmp_path / "student" / ".aws")
+    sanitize = ""  # sealed by the kernel, the notebooks run bare (nbval checks their outputs in `make test`)
+    if by_environment:  # nbval in strict mode against the committed outputs, but what this seal changes
+        sanitize = str(tmp_path / "sanitize.cfg")
+        Path(sanitize).write_text((TESTS / "sanitize.cfg").read_text() + "\n" +
+                                  (TESTS / "sanitize-environment-seal.cfg").read_text())  # fmt: skip
     inner = f"""
         {"echo 0 > /proc/sys/user/max_user_namespaces" if by_environment else ""}
         ip link set lo up
         {sys.executable} {tmp_path / "wire.py"} {sent} {ready} & wire=$!
         while [ ! -e {ready} ]; do kill -0 $wire || exit 3; sleep 0.05; done
-        {sys.executable} {tmp_path / "scenario.py"} {tmp_path / "lab"} {NOTEBOOKS}; status=$?
+        {sys.executable} {tmp_path / "scenario.py"} {tmp_path / "lab"} {NOTEBOOKS} {sanitize}; status=$?
         {sys.executable} -c "{PROBE}" 2>/dev/null  # the control: this attempt must be seen
         sleep 0.2; kill $wire; exit $status
     """
     done = subprocess.run(["unshare", "-rn", "bash", "-c", inner], capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     ran = done.stdout.splitlines()
-    notebooks = [f"{p.name} ran" for p in sorted(NOTEBOOKS.glob("*.ipynb"))]
-    assert [line for line in ran if line.endswith(" ran")] == notebooks
+    if by_environment:
+        assert "nbval status 0" in ran, done.stdout[-5000:]
+        passed = re.search(r"(\d+) passed", done.stdout)
+        cells = sum(1 for path in NOTEBOOKS.glob("*.ipynb") for cell in json.loads(path.read_text())["cells"]
+                    if cell["cell_type"] == "code")  # fmt: skip
+        demo = len(re.findall(r"^def test_", (TESTS / "test_demo.py").read_text(), re.M))
+        assert passed and int(passed.group(1)) == cells + demo, done.stdout[-3000:]
+        assert 'lab status "the series"' in ran  # the control: the notebooks ran in this very lab, to the end
+    else:
+        notebooks = [f"{p.name} ran" for p in sorted(NOTEBOOKS.glob("*.ipynb"))]
+        assert [line for line in ran if line.endswith(" ran")] == notebooks
     # by environment, the metadata proxy refuses the tunnel (56); sealed, no name resolves there (6)
     assert "aws iam list-users 0" in ran and f"curl -s -m 5 https://example.com/ {56 if by_environment else 6}" in ran
     assert ("sealed: False" if by_environment else "sealed: True") in ran
