@@ -171,9 +171,10 @@ def test_the_administrator_keys_do_not_follow_the_seed(lab: labkit.Lab) -> None:
 
 def test_checkpoint_names() -> None:
     assert checkpoint(3) == checkpoint("3") == checkpoint("03") == "03"
+    assert checkpoint(7) == "07"  # the challenge
     with pytest.raises(labkit.CheckpointNotFound) as caught:
-        checkpoint("7")
-    assert str(caught.value).startswith("There is no notebook 7; the checkpoints are 00, 01, 02, 03, 04, 05, 06")
+        checkpoint("8")
+    assert str(caught.value).startswith("There is no notebook 8; the checkpoints are 00, 01, 02, 03, 04, 05, 06, 07")
 
 
 def test_each_step_names_the_notebook_that_teaches_it() -> None:
