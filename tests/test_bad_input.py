@@ -173,9 +173,9 @@ def test_a_checkpoint_that_does_not_exist(at_04: labkit.Lab) -> None:
     done = subprocess.run([LABKIT, "reset", "--yes", "--to", "12"], env=env, capture_output=True, text=True)
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr == (
-        "labkit: There is no notebook 12; the checkpoints are 00, 01, 02, 03, 04, 05, 06 (00-welcome.ipynb, "
+        "labkit: There is no notebook 12; the checkpoints are 00, 01, 02, 03, 04, 05, 06, 07 (00-welcome.ipynb, "
         "01-the-problem.ipynb, 02-create-the-role.ipynb, 03-attach-the-role.ipynb, 04-role-permissions.ipynb, "
-        "05-instance-metadata.ipynb, 06-review.ipynb).\n"
+        "05-instance-metadata.ipynb, 06-review.ipynb, 07-your-turn.ipynb).\n"
     )
 
 
