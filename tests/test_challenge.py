@@ -212,6 +212,24 @@ def test_the_grade_runs_the_app_as_acme_wrote_it(challenge_lab: labkit.Lab) -> N
     assert box.run("cat ~/report-app/run").stdout == APP
 
 
+def test_the_hints_labkit_ssh_commands_work_as_typed_in_a_terminal(challenge_lab: labkit.Lab, tmp_path: Path) -> None:
+    """Each `labkit ssh` command a hint names, typed into a terminal's bash (whose own HOME is not the
+    instance's), with the command the hint says to type there next. Hint 1 once said `labkit ssh
+    report-server -- cat ~/report-app/run`, which the terminal's shell expanded to its own home (as
+    ssh's callers' shells do): `No such file or directory`."""
+    commands = [snippet for said in HINTS for snippet in re.findall(r"`([^`]+)`", said)]
+    ssh = [(n, command) for n, command in enumerate(commands) if command.startswith("labkit ssh ")]
+    assert ssh, "a hint says how to read the app"
+    for n, command in ssh:
+        typed = "" if " -- " in command else commands[n + 1] + "\n"  # a login: what the hint says to type there
+        env = {**os.environ, "LABKIT_HOME": str(challenge_lab.home), "HOME": str(tmp_path),
+               "PATH": f"{Path(LABKIT).parent}:{os.environ['PATH']}"}  # fmt: skip
+        done = subprocess.run(["bash", "-c", command], input=typed, env=env, capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+        assert done.returncode == 0, (command, done.stdout[-500:], done.stderr[-500:])
+        assert "aws s3 cp s3://acme-reports/reports/latest.csv -" in done.stdout, (command, done.stdout[-500:])
+
+
 def test_the_reference_solution_gets_every_item_and_exit_status_0(solved: Solved) -> None:
     """The guide's solution: `labkit check 07` says ✓ on all 11 items and exits 0; on report-server
     the app, run by hand, prints `report indexed` as the role's session and indexes the report."""

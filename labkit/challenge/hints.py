@@ -12,7 +12,8 @@ from labkit.challenge import record
 from labkit.protocol import ACCOUNT_ID, REGION
 
 HINTS: tuple[str, ...] = (
-    f"Read the app first: `labkit ssh {REPORT_SERVER} -- cat {REPORT_APP}`. Each `aws` command in it is one "
+    f"Read the app first: log in with `labkit ssh {REPORT_SERVER}`, then `cat {REPORT_APP}` (typed there: after "
+    "`--`, your own shell would expand ~ first, as with ssh). Each `aws` command in it is one "
     "action your role must allow, and the error it prints names the action and the resource.",
     f"{REPORT_SERVER} needs a role, never a key: a role whose trust policy names ec2.amazonaws.com and nobody "
     "else (notebook 02).",
