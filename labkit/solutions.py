@@ -55,6 +55,7 @@ __all__ = [
     "association_of",
     "before",
     "create_role_for_ec2",
+    "create_table",
     "delete_the_app_data",
     "let_the_role_read_the_app_data",
     "launch",
@@ -246,14 +247,21 @@ def put_the_app_data(lab: Connection) -> None:
     s3, dynamodb = lab.client("s3"), lab.client("dynamodb")
     s3.create_bucket(Bucket=BUCKET)
     s3.put_object(Bucket=BUCKET, Key=SETTINGS_KEY, Body=SETTINGS)
-    dynamodb.create_table(
-        TableName=TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": TABLE_KEY, "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": TABLE_KEY, "KeyType": "HASH"}],
-    )
-    dynamodb.get_waiter("table_exists").wait(TableName=TABLE)
+    create_table(lab, TABLE, TABLE_KEY)
     dynamodb.put_item(TableName=TABLE, Item=ORDER)
+
+
+def create_table(lab: Connection, name: str, key: str) -> None:
+    """An on-demand table keyed by the string `key`, waited for until it exists (CREATING for a
+    moment on AWS; the lab's tables are ACTIVE at once, so its waiter answers at the first ask)."""
+    dynamodb = lab.client("dynamodb")
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+    )
+    dynamodb.get_waiter("table_exists").wait(TableName=name)
 
 
 def let_the_role_read_the_app_data(lab: Connection) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from labkit.catalogue import LATEST_REPORT, REPORT_APP, REPORT_SERVER, REPORT_TABLE, REPORT_TABLE_KEY, REPORTS_BUCKET
 from labkit.protocol import instance_home
-from labkit.solutions import launch
+from labkit.solutions import create_table, launch
 
 if TYPE_CHECKING:
     from labkit.connection import Connection
@@ -42,17 +42,11 @@ echo "report indexed"
 
 def set_the_scene(lab: Connection) -> None:
     """Make the bucket and its reports, the table, and report-server with the app on its disk."""
-    s3, dynamodb = lab.client("s3"), lab.client("dynamodb")
+    s3 = lab.client("s3")
     s3.create_bucket(Bucket=REPORTS_BUCKET)
     for key, body in REPORTS.items():
         s3.put_object(Bucket=REPORTS_BUCKET, Key=key, Body=body)
-    dynamodb.create_table(
-        TableName=REPORT_TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": REPORT_TABLE_KEY, "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": REPORT_TABLE_KEY, "KeyType": "HASH"}],
-    )
-    dynamodb.get_waiter("table_exists").wait(TableName=REPORT_TABLE)
+    create_table(lab, REPORT_TABLE, REPORT_TABLE_KEY)
     instance_id = launch(lab, REPORT_SERVER, metadata_options={"HttpTokens": "optional", "HttpPutResponseHopLimit": 2})
     install_the_app(lab, instance_id)
 
